@@ -1,0 +1,11 @@
+//! meeseeks: disaster-recovery orchestration runner.
+//!
+//! One-way flow (see DESIGN.md): files → `load` → `model` → `plan` → walk (`exec`) → `events`
+//! → subscribers (journal, progress, notify); `RunState` = fold(journal).
+
+pub mod error;
+pub mod events;
+pub mod model;
+pub mod util;
+
+pub use error::{Error, Result};

@@ -1,0 +1,351 @@
+//! The model: plain data loaded from `graph.toml` and `playbooks/*.toml`.
+//!
+//! No I/O and no async here. Template strings are kept unrendered: they are checked at load
+//! time (see `load`) and rendered with real values only at execution time (see `template`).
+//! Services are stored sorted by name and addressed by index (`SvcId`), so that every graph
+//! algorithm works on dense integer ids and stays linear in the size of the graph.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Index of a service in `Model::services` (sorted by name).
+pub type SvcId = usize;
+
+/// A template variable value (from `[vars]` or `--var`).
+pub type VarValue = serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The DR directory the model was loaded from.
+    pub dir: PathBuf,
+    pub defaults: Defaults,
+    pub vars: BTreeMap<String, VarValue>,
+    pub notify: Vec<Notify>,
+    /// Sorted by name.
+    pub services: Vec<Service>,
+    pub index: HashMap<String, SvcId>,
+    /// Essential dependents (reverse of `depends_on`), sorted by id.
+    pub dependents: Vec<Vec<SvcId>>,
+    /// Optional dependents (reverse of `soft_depends_on`), sorted by id.
+    pub soft_dependents: Vec<Vec<SvcId>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub rto: Duration,
+    pub parallel: usize,
+    pub estimate: Duration,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            rto: Duration::from_secs(3600),
+            parallel: 8,
+            estimate: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyFormat {
+    Json,
+    Slack,
+}
+
+#[derive(Debug, Clone)]
+pub struct Notify {
+    pub url: String,
+    /// Event names (`run.started`, ...); empty means every event.
+    pub events: Vec<String>,
+    pub format: NotifyFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub schedule: Duration,
+    pub retention: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub tier: u32,
+    /// Effective RTO (the service's own, else `defaults.rto`).
+    pub rto: Duration,
+    pub rpo: Option<Duration>,
+    pub stateful: bool,
+    pub backup: Option<Backup>,
+    pub owner: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// Essential dependencies, sorted by id, unknown names dropped (reported by the loader).
+    pub depends_on: Vec<SvcId>,
+    /// Optional dependencies, sorted by id.
+    pub soft_depends_on: Vec<SvcId>,
+    pub watch: bool,
+    pub playbook: Option<Playbook>,
+    /// 1-based line of the `[services.NAME]` header in graph.toml.
+    pub line: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Failover,
+    Drill,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Failover => "failover",
+            Mode::Drill => "drill",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Playbook {
+    pub file: PathBuf,
+    pub vars: BTreeMap<String, VarValue>,
+    pub steps: Vec<Step>,
+    pub checks: Vec<Check>,
+    pub rollback: Vec<Step>,
+    pub cleanup: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSpec {
+    pub method: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    /// Accepted statuses; empty means any 2xx.
+    pub expect_status: Vec<u16>,
+    pub expect_body: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepKind {
+    /// Shell command line, run with `/bin/sh -c`.
+    Run(String),
+    /// argv, no shell.
+    Cmd(Vec<String>),
+    Http(HttpSpec),
+    /// `host:port`; succeeds when a TCP connection is established.
+    Tcp(String),
+    Wait(Duration),
+    /// Prompt shown to the operator.
+    Manual(String),
+}
+
+impl StepKind {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            StepKind::Run(_) => "run",
+            StepKind::Cmd(_) => "cmd",
+            StepKind::Http(_) => "http",
+            StepKind::Tcp(_) => "tcp",
+            StepKind::Wait(_) => "wait",
+            StepKind::Manual(_) => "manual",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub kind: StepKind,
+    /// Per-attempt timeout as written; `None` means the executor's default.
+    pub timeout: Option<Duration>,
+    /// Extra attempts after the first.
+    pub retries: u32,
+    /// Delay before the first retry, doubled after each failed attempt.
+    pub retry_delay: Duration,
+    pub estimate: Option<Duration>,
+    pub only: Option<Mode>,
+    pub optional: bool,
+    pub idempotent: bool,
+    /// 1-based line in the playbook file.
+    pub line: u32,
+}
+
+impl Step {
+    /// Default per-attempt timeout when a step sets none (an SRE never wants an unbounded step).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+    pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+    /// The timeout actually applied to one attempt.
+    pub fn effective_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Self::DEFAULT_TIMEOUT)
+    }
+
+    /// Whether this step runs in `mode`.
+    pub fn runs_in(&self, mode: Mode) -> bool {
+        self.only.is_none_or(|m| m == mode)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckKind {
+    Http(HttpSpec),
+    Tcp(String),
+    Run(String),
+    Cmd(Vec<String>),
+}
+
+impl CheckKind {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            CheckKind::Http(_) => "http",
+            CheckKind::Tcp(_) => "tcp",
+            CheckKind::Run(_) => "run",
+            CheckKind::Cmd(_) => "cmd",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub kind: CheckKind,
+    /// Time between two polls.
+    pub interval: Duration,
+    /// Overall time allowed to become healthy.
+    pub timeout: Duration,
+    /// Consecutive successes needed.
+    pub healthy_after: u32,
+    pub line: u32,
+}
+
+impl Check {
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+    /// Bound on a single probe (one HTTP request, one TCP connect, one command).
+    pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+impl Model {
+    pub fn id(&self, name: &str) -> Option<SvcId> {
+        self.index.get(name).copied()
+    }
+
+    pub fn name(&self, id: SvcId) -> &str {
+        &self.services[id].name
+    }
+
+    /// The closest known service name, for "did you mean" hints.
+    pub fn suggest(&self, name: &str) -> Option<&str> {
+        crate::util::closest(name, self.services.iter().map(|s| s.name.as_str()))
+    }
+
+    /// Looks a service up by name, with a helpful error when it does not exist.
+    pub fn lookup(&self, name: &str) -> Result<SvcId, crate::Error> {
+        self.id(name).ok_or_else(|| crate::Error::UnknownService {
+            name: name.to_string(),
+            suggestion: self.suggest(name).map(str::to_string),
+        })
+    }
+
+    /// Builds the derived reverse adjacency lists; called once by the loader (and by tests
+    /// that assemble a model by hand).
+    pub fn finish(&mut self) {
+        let n = self.services.len();
+        self.index = self
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
+        let mut dependents = vec![Vec::new(); n];
+        let mut soft = vec![Vec::new(); n];
+        for (i, s) in self.services.iter().enumerate() {
+            for &d in &s.depends_on {
+                dependents[d].push(i);
+            }
+            for &d in &s.soft_depends_on {
+                soft[d].push(i);
+            }
+        }
+        self.dependents = dependents;
+        self.soft_dependents = soft;
+    }
+
+    /// Assembles a model from services (any order; they are sorted by name). Dependencies are
+    /// given by name in `deps` / `soft` maps. For tests and generators.
+    pub fn from_parts(
+        dir: PathBuf,
+        defaults: Defaults,
+        mut services: Vec<(Service, Vec<String>, Vec<String>)>,
+    ) -> Model {
+        services.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        let index: HashMap<String, SvcId> = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.0.name.clone(), i))
+            .collect();
+        let services = services
+            .into_iter()
+            .map(|(mut s, deps, soft)| {
+                let mut d: Vec<SvcId> = deps.iter().filter_map(|n| index.get(n).copied()).collect();
+                d.sort_unstable();
+                d.dedup();
+                let mut o: Vec<SvcId> = soft.iter().filter_map(|n| index.get(n).copied()).collect();
+                o.sort_unstable();
+                o.dedup();
+                s.depends_on = d;
+                s.soft_depends_on = o;
+                s
+            })
+            .collect();
+        let mut m = Model {
+            dir,
+            defaults,
+            vars: BTreeMap::new(),
+            notify: Vec::new(),
+            services,
+            index,
+            dependents: Vec::new(),
+            soft_dependents: Vec::new(),
+        };
+        m.finish();
+        m
+    }
+}
+
+impl Service {
+    /// A service with defaults, for tests and generators.
+    pub fn new(name: impl Into<String>, tier: u32, rto: Duration) -> Service {
+        Service {
+            name: name.into(),
+            tier,
+            rto,
+            rpo: None,
+            stateful: false,
+            backup: None,
+            owner: None,
+            tags: BTreeMap::new(),
+            depends_on: Vec::new(),
+            soft_depends_on: Vec::new(),
+            watch: false,
+            playbook: None,
+            line: 0,
+        }
+    }
+}
+
+/// Formats a duration the way users write them in TOML (`1h30m`, `90s`).
+pub fn fmt_duration(d: Duration) -> String {
+    let d = Duration::from_secs(d.as_secs()) + Duration::from_millis(d.subsec_millis() as u64);
+    humantime::format_duration(d).to_string().replace(' ', "")
+}
