@@ -8,6 +8,7 @@ pub mod events;
 pub mod mask;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod util;
 
 pub use error::{Error, Result};
