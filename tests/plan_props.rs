@@ -27,7 +27,10 @@ fn name(i: usize) -> String {
 fn dag() -> impl Strategy<Value = Dag> {
     (1usize..40).prop_flat_map(|n| {
         (
-            proptest::collection::vec(proptest::collection::vec(any::<prop::sample::Index>(), 0..4), n),
+            proptest::collection::vec(
+                proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+                n,
+            ),
             proptest::collection::vec(0u32..20, n),
             proptest::collection::vec(1u32..200, n),
             proptest::collection::vec(0u32..3, n),
@@ -128,7 +131,10 @@ fn check_timeline(m: &Model, p: &Plan, parallel: usize) -> Result<(), TestCaseEr
     let mut running = 0i32;
     for (_, d) in ev {
         running += d;
-        prop_assert!(running as usize <= parallel, "{running} running > {parallel}");
+        prop_assert!(
+            running as usize <= parallel,
+            "{running} running > {parallel}"
+        );
     }
     prop_assert_eq!(
         p.makespan,
@@ -218,16 +224,23 @@ fn eager_anomaly_is_absorbed_by_fallback() {
     // Search small deterministic instances for one and check the fallback on it.
     let mut found = false;
     'outer: for seed in 0u64..2000 {
-        let mut r = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut r = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut next = |k: u64| {
-            r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (r >> 33) % k
         };
         let n = 6 + next(5) as usize;
         let d = Dag {
             deps: (0..n)
                 .map(|i| {
-                    let mut v: Vec<usize> = (0..next(3)).filter(|_| i > 0).map(|_| next(i as u64) as usize).collect();
+                    let mut v: Vec<usize> = (0..next(3))
+                        .filter(|_| i > 0)
+                        .map(|_| next(i as u64) as usize)
+                        .collect();
                     v.sort_unstable();
                     v.dedup();
                     v
@@ -242,7 +255,14 @@ fn eager_anomaly_is_absorbed_by_fallback() {
             let scope = Scope::all(&m);
             let ord = ordering_with(&m, &scope, Mode::Failover, Some(&h));
             let dur: Vec<Ms> = ord.dur.iter().map(|&s| to_ms(s)).collect();
-            let inp = Inputs { model: &m, scope: &scope, wave: &ord.wave, dur: &dur, rank: &ord.rank, parallel };
+            let inp = Inputs {
+                model: &m,
+                scope: &scope,
+                wave: &ord.wave,
+                dur: &dur,
+                rank: &ord.rank,
+                parallel,
+            };
             let (w, e) = (schedule::waves(inp), schedule::eager(inp));
             if e.makespan > w.makespan {
                 let p = plan(&m, &h, parallel, true);
@@ -277,13 +297,19 @@ fn only_modified_deadlines_meet_every_rto() {
         .map(|(i, n)| {
             (
                 Service::new(*n, 1, Duration::from_secs(d.rto_s[i] as u64)),
-                d.deps[i].iter().map(|&j| ["a", "b", "c"][j].to_string()).collect(),
+                d.deps[i]
+                    .iter()
+                    .map(|&j| ["a", "b", "c"][j].to_string())
+                    .collect(),
                 Vec::new(),
             )
         })
         .collect();
     let m = Model::from_parts(PathBuf::from("."), Defaults::default(), services);
-    let h: HashMap<String, f64> = ["a", "b", "c"].iter().map(|n| (n.to_string(), 10.0)).collect();
+    let h: HashMap<String, f64> = ["a", "b", "c"]
+        .iter()
+        .map(|n| (n.to_string(), 10.0))
+        .collect();
 
     let p = plan(&m, &h, 1, true);
     assert!(p.breaches.is_empty(), "modified deadlines meet every RTO");

@@ -493,7 +493,12 @@ pub fn render_markdown(plan: &Plan, model: &Model) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# Recovery plan\n");
     let _ = writeln!(o, "| | |\n|---|---|");
-    let _ = writeln!(o, "| Scope | {} in {} waves |", scope_line(plan), plan.waves);
+    let _ = writeln!(
+        o,
+        "| Scope | {} in {} waves |",
+        scope_line(plan),
+        plan.waves
+    );
     let _ = writeln!(
         o,
         "| Schedule | {} mode, {}, parallel {} |",
@@ -509,7 +514,11 @@ pub fn render_markdown(plan: &Plan, model: &Model) -> String {
         fmt_u(plan.critical_path_len),
         md_cell(&chain_names(model, &plan.critical_path, " → "))
     );
-    let _ = writeln!(o, "| Estimates | {} |", md_cell(&estimates_line(plan, model)));
+    let _ = writeln!(
+        o,
+        "| Estimates | {} |",
+        md_cell(&estimates_line(plan, model))
+    );
 
     if !plan.breaches.is_empty() {
         let _ = writeln!(o, "\n## Predicted RTO breaches\n");
@@ -531,7 +540,10 @@ pub fn render_markdown(plan: &Plan, model: &Model) -> String {
         }
     }
     if !plan.unachievable.is_empty() {
-        let _ = writeln!(o, "\n## RTOs unachievable even with unlimited parallelism\n");
+        let _ = writeln!(
+            o,
+            "\n## RTOs unachievable even with unlimited parallelism\n"
+        );
         let _ = writeln!(o, "| Service | Needs at least | RTO | Dependency chain |");
         let _ = writeln!(o, "|---|---:|---:|---|");
         for u in &plan.unachievable {
@@ -559,7 +571,11 @@ pub fn render_markdown(plan: &Plan, model: &Model) -> String {
     let crit = critical_set(plan, model.services.len());
     let breached = breached_set(plan, model.services.len());
     let _ = writeln!(o, "```mermaid\ngantt");
-    let _ = writeln!(o, "    title Planned recovery ({} mode)", plan.strategy.as_str());
+    let _ = writeln!(
+        o,
+        "    title Planned recovery ({} mode)",
+        plan.strategy.as_str()
+    );
     let _ = writeln!(o, "    dateFormat x");
     let _ = writeln!(o, "    axisFormat %H:%M:%S");
     let drawn: Vec<&PlannedService> = plan.services.iter().take(MAX_DRAWN).collect();
@@ -992,7 +1008,11 @@ pub fn render_html(plan: &Plan, model: &Model) -> String {
             plan.services.len()
         );
     }
-    let _ = writeln!(o, "<div class=\"scroll\">\n{}</div>", gantt_svg(plan, model));
+    let _ = writeln!(
+        o,
+        "<div class=\"scroll\">\n{}</div>",
+        gantt_svg(plan, model)
+    );
     let _ = writeln!(o, "<h2>Dependency graph by wave</h2>");
     if plan.services.len() > MAX_DRAWN {
         let _ = writeln!(
@@ -1001,7 +1021,11 @@ pub fn render_html(plan: &Plan, model: &Model) -> String {
             plan.services.len()
         );
     }
-    let _ = writeln!(o, "<div class=\"scroll\">\n{}</div>", graph_svg(plan, model));
+    let _ = writeln!(
+        o,
+        "<div class=\"scroll\">\n{}</div>",
+        graph_svg(plan, model)
+    );
 
     let _ = writeln!(o, "<h2>Schedule by wave</h2>\n<table>");
     let _ = writeln!(
