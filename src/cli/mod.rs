@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
+pub mod plan;
 pub mod validate;
 
 #[derive(Parser, Debug)]
@@ -64,6 +65,8 @@ impl Global {
 pub enum Command {
     /// Load and check graph + playbooks; report every problem at once.
     Validate(validate::ValidateArgs),
+    /// The recovery schedule and RTO analysis (the audit/planning report).
+    Plan(plan::PlanArgs),
 }
 
 /// The DR directory positional argument shared by most commands.
@@ -154,6 +157,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
     match cli.command {
         Command::Validate(a) => validate::run(g, &a),
+        Command::Plan(a) => plan::run(g, &a),
     }
 }
 

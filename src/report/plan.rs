@@ -100,20 +100,26 @@ fn estimates_line(plan: &Plan, model: &Model) -> String {
     }
     let mut parts = Vec::new();
     if hist > 0 {
-        parts.push(format!("history p90 ({hist})"));
+        parts.push(format!("{hist} from history (p90 of finished runs)"));
     }
     if pb > 0 {
-        parts.push(format!(
-            "playbook steps + checks ({pb}; a step without `estimate` counts its wait, else timeout/4, else 30s)"
-        ));
+        parts.push(format!("{pb} from playbooks"));
     }
     if def > 0 {
         parts.push(format!(
-            "defaults.estimate {} ({def}, no playbook)",
+            "{def} defaults.estimate {} (no playbook)",
             fmt_duration(model.defaults.estimate)
         ));
     }
-    parts.join("; ")
+    parts.join(", ")
+}
+
+/// How a playbook estimate is made (SPEC §4), printed under the tables.
+const ESTIMATE_RULE: &str = "A playbook estimate is the sum of its steps (each step's `estimate`, else its `wait`, \
+else its timeout/4, else 30s) plus its checks (interval × (healthy_after − 1), the slowest check).";
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn scope_line(plan: &Plan) -> String {
@@ -300,8 +306,8 @@ pub fn render_text(plan: &Plan, model: &Model) -> String {
         let _ = writeln!(o);
         let _ = writeln!(
             o,
-            "Wave {k} ({} services, {} -> {})",
-            g.len(),
+            "Wave {k} ({}, {} -> {})",
+            plural(g.len(), "service", "services"),
             fmt_u(first),
             fmt_u(last)
         );
@@ -311,6 +317,8 @@ pub fn render_text(plan: &Plan, model: &Model) -> String {
             line(&mut o, &cells);
         }
     }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "{ESTIMATE_RULE}");
     o
 }
 
@@ -578,6 +586,7 @@ pub fn render_markdown(plan: &Plan, model: &Model) -> String {
     );
     let _ = writeln!(o, "    dateFormat x");
     let _ = writeln!(o, "    axisFormat %H:%M:%S");
+    let _ = writeln!(o, "    todayMarker off");
     let drawn: Vec<&PlannedService> = plan.services.iter().take(MAX_DRAWN).collect();
     let mut groups: Vec<Vec<&PlannedService>> = vec![Vec::new(); plan.waves as usize];
     for p in &drawn {
@@ -662,11 +671,7 @@ pub fn render_markdown(plan: &Plan, model: &Model) -> String {
         .collect();
     if !with_steps.is_empty() {
         let _ = writeln!(o, "\n## Where the playbook estimates come from\n");
-        let _ = writeln!(
-            o,
-            "A step counts its `estimate`, else its `wait`, else its timeout/4, else 30s; checks \
-             count `interval × (healthy_after − 1)` (they run concurrently, the slowest counts).\n"
-        );
+        let _ = writeln!(o, "{ESTIMATE_RULE}\n");
         let _ = writeln!(o, "| Service | Step | Estimate | Rule |");
         let _ = writeln!(o, "|---|---|---:|---|");
         for p in with_steps {
@@ -682,7 +687,7 @@ pub fn render_markdown(plan: &Plan, model: &Model) -> String {
             }
             let _ = writeln!(
                 o,
-                "| {name} | *checks* | {} | healthy_after × interval |",
+                "| {name} | *checks* | {} | interval × (healthy_after − 1) |",
                 fmt_u(crate::plan::to_ms(p.estimate.checks_secs))
             );
         }

@@ -1,0 +1,104 @@
+//! `meeseeks plan [DIR]`: the recovery schedule and RTO analysis (SPEC §4).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::{DirArg, Global, ScopeArgs, VarArgs, emit, load_model};
+use crate::error::{Result, exit};
+use crate::load::LoadOptions;
+use crate::model::Mode;
+use crate::plan::{PlanOptions, build_plan};
+use crate::report::plan as render;
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+    Html,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EstimatesFrom {
+    /// Step estimates from the playbooks.
+    Playbook,
+    /// p90 of measured durations in finished runs of the state directory.
+    History,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Max services recovering at once (default: defaults.parallel of graph.toml).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Report the eager schedule (start each service as soon as its dependencies are ready).
+    #[arg(long)]
+    pub eager: bool,
+    /// Plan a drill: steps marked `only = "failover"` do not count (and `only = "drill"` do).
+    #[arg(long)]
+    pub drill: bool,
+    /// Where duration estimates come from.
+    #[arg(long, value_enum, default_value_t = EstimatesFrom::Playbook)]
+    pub estimates: EstimatesFrom,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 1 when an RTO breach is predicted.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+pub fn run(g: &Global, a: &PlanArgs) -> Result<i32> {
+    let load = LoadOptions {
+        cli_vars: a.vars.map(),
+        // A service without a playbook is planned with defaults.estimate: a warning here.
+        require_playbooks: false,
+        graph_only: false,
+    };
+    let model = load_model(g, &a.dir.dir, &load)?;
+    let history = match a.estimates {
+        EstimatesFrom::Playbook => None,
+        EstimatesFrom::History => {
+            // The journal reader provides the p90 figures; until it is wired, say so rather
+            // than silently planning with something else.
+            return Err(crate::Error::Usage(
+                "--estimates history needs finished runs, and reading them is not available in this build"
+                    .into(),
+            ));
+        }
+    };
+    let opts = PlanOptions {
+        scope: a.scope.spec(),
+        parallel: a.parallel,
+        eager: a.eager,
+        mode: if a.drill { Mode::Drill } else { Mode::Failover },
+        history,
+    };
+    let plan = build_plan(&model, &opts)?;
+    let text = match a.format {
+        PlanFormat::Text => render::render_text(&plan, &model),
+        PlanFormat::Json => render::render_json(&plan, &model),
+        PlanFormat::Markdown => render::render_markdown(&plan, &model),
+        PlanFormat::Html => render::render_html(&plan, &model),
+    };
+    emit(a.out.as_deref(), &text)?;
+    if a.strict && !plan.breaches.is_empty() {
+        if !g.quiet {
+            eprintln!(
+                "error: {} predicted RTO breach(es) (--strict)",
+                plan.breaches.len()
+            );
+        }
+        return Ok(exit::NEGATIVE);
+    }
+    Ok(exit::OK)
+}
