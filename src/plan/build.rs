@@ -144,7 +144,7 @@ pub fn build_plan(model: &Model, opts: &PlanOptions) -> crate::Result<Plan> {
         return Err(crate::Error::Usage("--parallel must be at least 1".into()));
     }
     let scope = select_scope(model, &opts.scope)?;
-    let ord = ordering_with(model, &scope, opts.mode, opts.history.as_ref());
+    let mut ord = ordering_with(model, &scope, opts.mode, opts.history.as_ref());
     let n = model.services.len();
     let mut dur: Vec<Ms> = vec![0; n];
     for &id in &scope.ids {
@@ -197,7 +197,7 @@ pub fn build_plan(model: &Model, opts: &PlanOptions) -> crate::Result<Plan> {
             ready: sched.ready[id],
             rto,
             slack: rto as i64 - sched.ready[id] as i64,
-            estimate: ord.estimates[id].clone().unwrap_or_else(|| Estimate {
+            estimate: ord.estimates[id].take().unwrap_or_else(|| Estimate {
                 secs: 0.0,
                 source: EstimateSource::Default,
                 steps: Vec::new(),
@@ -242,11 +242,8 @@ pub fn build_plan(model: &Model, opts: &PlanOptions) -> crate::Result<Plan> {
         })
         .collect();
 
-    services.sort_by(|a, b| {
-        a.start
-            .cmp(&b.start)
-            .then(ord.rank[a.id].cmp(&ord.rank[b.id]))
-    });
+    // Ranks are unique, so the unstable sort is deterministic.
+    services.sort_unstable_by_key(|p| (p.start, ord.rank[p.id]));
 
     Ok(Plan {
         strategy,
