@@ -5,8 +5,10 @@
 
 pub mod error;
 pub mod events;
+pub mod journal;
 pub mod mask;
 pub mod model;
+pub mod report;
 pub mod util;
 
 pub use error::{Error, Result};
