@@ -188,6 +188,8 @@ struct Durable {
     error: Option<(io::ErrorKind, String)>,
     /// The writer task has stopped.
     closed: bool,
+    /// Batches written (each one write and, in `Group` mode, one fsync).
+    batches: u64,
 }
 
 struct Inner {
@@ -330,6 +332,12 @@ impl JournalHandle {
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
+
+    /// Batches written so far (for tests and the benchmark: N events in far fewer batches is
+    /// what group commit buys).
+    pub fn batches(&self) -> u64 {
+        self.inner.durable.borrow().batches
+    }
 }
 
 /// Batches larger than this are split, to bound memory on a burst.
@@ -387,7 +395,10 @@ async fn writer_task(
             buf = b;
             ends = e;
             match res {
-                Ok(()) => state.send_modify(|d| d.seq = seq),
+                Ok(()) => state.send_modify(|d| {
+                    d.seq = seq;
+                    d.batches += 1;
+                }),
                 Err(err) => {
                     tracing::error!("journal write failed: {err}");
                     error = Some((err.kind(), err.to_string()));
@@ -423,5 +434,217 @@ fn write_batch(mut file: &File, buf: &[u8], ends: &[usize], policy: SyncPolicy) 
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn started(service: &str) -> Event {
+        Event::ServiceStarted {
+            service: service.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn creates_a_private_journal_and_numbers_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = JournalWriter::create(dir.path(), Masker::new()).unwrap();
+        let r1 = j.emit(started("a"));
+        let r2 = j.emit(started("b"));
+        assert_eq!((r1.seq, r2.seq), (1, 2));
+        j.durable(2).await.unwrap();
+        // Durable means readable from the file now, before close.
+        let replay = read_journal(&dir.path().join(JOURNAL_FILE)).unwrap();
+        assert_eq!(replay.records, vec![r1, r2]);
+        j.close().await.unwrap();
+        let mode = std::fs::metadata(dir.path().join(JOURNAL_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A journal is created once; a second create must not truncate it.
+        assert!(JournalWriter::create(dir.path(), Masker::new()).is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_commit_keeps_every_record_in_order_under_concurrent_appenders() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = JournalWriter::create(dir.path(), Masker::new()).unwrap();
+        let tasks = 16;
+        let per_task = 400;
+        let mut joins = Vec::new();
+        for t in 0..tasks {
+            let j = j.clone();
+            joins.push(tokio::spawn(async move {
+                let mut last = 0;
+                for i in 0..per_task {
+                    last = j.emit(started(&format!("svc-{t}-{i}"))).seq;
+                    if i % 100 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                // Each emitter can wait for its own last record.
+                j.durable(last).await.unwrap();
+            }));
+        }
+        for h in joins {
+            h.await.unwrap();
+        }
+        let batches = j.batches();
+        j.close().await.unwrap();
+        let replay = read_journal(&dir.path().join(JOURNAL_FILE)).unwrap();
+        let n = (tasks * per_task) as u64;
+        let seqs: Vec<u64> = replay.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
+        // Per task, its records appear in the order it emitted them.
+        for t in 0..tasks {
+            let mine: Vec<String> = replay
+                .records
+                .iter()
+                .filter_map(|r| r.event.service().map(str::to_string))
+                .filter(|s| s.starts_with(&format!("svc-{t}-")))
+                .collect();
+            let expect: Vec<String> = (0..per_task).map(|i| format!("svc-{t}-{i}")).collect();
+            assert_eq!(mine, expect);
+        }
+        assert!(
+            batches < n,
+            "group commit should batch: {batches} batches for {n} records"
+        );
+    }
+
+    #[tokio::test]
+    async fn secrets_are_masked_even_when_json_escaping_changes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let masker = Masker::new();
+        let secret = "hunter\"2\\x";
+        masker.add(secret);
+        let j = JournalWriter::create(dir.path(), masker).unwrap();
+        j.emit(Event::StepAttemptFailed {
+            service: "db".into(),
+            step: "login".into(),
+            attempt: 1,
+            error: format!("auth failed for password {secret}"),
+            output: format!("psql: {secret}\nbye"),
+        });
+        j.close().await.unwrap();
+        let text = std::fs::read_to_string(dir.path().join(JOURNAL_FILE)).unwrap();
+        let escaped = serde_json::to_string(secret).unwrap();
+        assert!(!text.contains(secret), "{text}");
+        assert!(!text.contains(escaped.trim_matches('"')), "{text}");
+        assert!(!text.contains("hunter"), "{text}");
+        assert!(text.contains("password ***"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn append_existing_cuts_a_torn_tail_and_continues_numbering() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = JournalWriter::create(dir.path(), Masker::new()).unwrap();
+        j.emit(started("a"));
+        j.emit(started("b"));
+        j.close().await.unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        {
+            let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+            f.write_all(br#"{"seq":3,"ts":"2026-"#).unwrap();
+        }
+        let (j, replay) = JournalWriter::append_existing(dir.path(), Masker::new()).unwrap();
+        assert_eq!(replay.last_seq(), 2);
+        assert_eq!(replay.warnings.len(), 2, "{:?}", replay.warnings);
+        assert_eq!(j.emit(started("c")).seq, 3);
+        j.close().await.unwrap();
+        let replay = read_journal(&path).unwrap();
+        assert!(replay.warnings.is_empty(), "{:?}", replay.warnings);
+        assert_eq!(replay.last_seq(), 3);
+    }
+
+    #[tokio::test]
+    async fn append_renumbers_out_of_order_records_and_durable_after_close_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = JournalWriter::create(dir.path(), Masker::new()).unwrap();
+        let ts = jiff::Timestamp::now();
+        assert_eq!(
+            j.append(Record {
+                seq: 5,
+                ts,
+                event: started("a")
+            }),
+            5
+        );
+        assert_eq!(
+            j.append(Record {
+                seq: 5,
+                ts,
+                event: started("b")
+            }),
+            6
+        );
+        let other = j.clone();
+        j.close().await.unwrap();
+        // Nothing emitted after close can become durable; saying so beats hanging.
+        let seq = other.emit(started("late")).seq;
+        assert!(other.durable(seq).await.is_err());
+        other.durable(6).await.unwrap();
+        let seqs: Vec<u64> = read_journal(&dir.path().join(JOURNAL_FILE))
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, vec![5, 6]);
+    }
+
+    #[tokio::test]
+    async fn per_record_policy_writes_the_same_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let j =
+            JournalWriter::create_with(dir.path(), Masker::new(), SyncPolicy::PerRecord).unwrap();
+        for i in 0..10 {
+            j.emit(started(&format!("s{i}")));
+        }
+        j.close().await.unwrap();
+        assert_eq!(
+            read_journal(&dir.path().join(JOURNAL_FILE))
+                .unwrap()
+                .last_seq(),
+            10
+        );
+    }
+
+    #[test]
+    fn append_sync_needs_the_runs_own_lock() {
+        let run = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(run.path().join(JOURNAL_FILE), b"").unwrap();
+        let wrong = RunLock::acquire(other.path()).unwrap();
+        assert!(
+            append_sync(
+                run.path(),
+                &wrong,
+                Event::RunAbandoned { by: "x".into() },
+                &Masker::new()
+            )
+            .is_err()
+        );
+        let lock = RunLock::acquire(run.path()).unwrap();
+        let rec = append_sync(
+            run.path(),
+            &lock,
+            Event::RunAbandoned { by: "x".into() },
+            &Masker::new(),
+        )
+        .unwrap();
+        assert_eq!(rec.seq, 1);
+        let rec = append_sync(
+            run.path(),
+            &lock,
+            Event::RunInterrupted { reason: "y".into() },
+            &Masker::new(),
+        )
+        .unwrap();
+        assert_eq!(rec.seq, 2);
     }
 }

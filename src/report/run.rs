@@ -98,9 +98,10 @@ fn opt_dur(x: Option<f64>) -> String {
 fn rto_result(s: &ServiceState) -> String {
     match (s.rto_met(), s.rto_s, s.recovered_s) {
         (Some(true), Some(rto), Some(r)) => format!("met ({} spare)", fmt_dur(rto - r)),
-        (Some(false), _, _) => match s.breached_by_s() {
-            Some(by) => format!("BREACHED by {}", fmt_dur(by)),
-            None => "BREACHED (not recovered)".to_string(),
+        (Some(false), _, _) => match (s.breached_by_s(), s.breached_at_s) {
+            (Some(by), _) => format!("BREACHED by {}", fmt_dur(by)),
+            (None, Some(_)) => "BREACHED (not recovered)".to_string(),
+            (None, None) => format!("not met ({})", s.status.as_str()),
         },
         (None, None, _) => "-".to_string(),
         _ => match s.status {
@@ -263,6 +264,20 @@ fn failures(st: &RunState) -> Vec<(String, String, String)> {
     out
 }
 
+/// Command output may carry terminal escapes (colours, cursor moves); a report printed to a
+/// terminal must not replay them.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// The last `n` lines of captured output.
 fn last_lines(output: &str, n: usize) -> Vec<&str> {
     let lines: Vec<&str> = output.trim_end().lines().collect();
@@ -289,9 +304,9 @@ fn text_tail(st: &RunState, o: &mut String) {
     if !f.is_empty() {
         o.push_str("\nFailures\n");
         for (svc, title, output) in f {
-            let _ = writeln!(o, "  {svc}: {title}");
+            let _ = writeln!(o, "  {svc}: {}", printable(&title));
             for l in last_lines(&output, OUTPUT_LINES) {
-                let _ = writeln!(o, "    | {l}");
+                let _ = writeln!(o, "    | {}", printable(l));
             }
         }
     }
