@@ -768,3 +768,35 @@ fn text_report_snapshot() {
     let st = RunState::fold(&scenario("20261126T081000Z-3f2a"));
     insta::assert_snapshot!(report::render(&st, ReportFormat::Text));
 }
+
+#[tokio::test]
+async fn resume_continues_the_journal_of_an_interrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sd = StateDir::open(tmp.path()).unwrap();
+    let id = "20261126T081000Z-0001";
+    let run = waiting_run(&sd, id);
+    let r = sd.resume_run(None, Masker::new()).unwrap();
+    assert_eq!(r.run, run);
+    assert_eq!(r.meta.run_id, id);
+    assert_eq!(r.state.last_seq, 9);
+    assert!(r.state.service("orders-db").unwrap().step_done("promote"));
+    // While it is resumed, nobody else can take it.
+    let err = sd.resume_run(Some(id), Masker::new()).err().unwrap();
+    assert_eq!(err.exit_code(), 3);
+    let rec = r.journal.emit(Event::RunResumed {
+        changes: vec![],
+        input_hash: "abc".into(),
+    });
+    assert_eq!(rec.seq, 10);
+    r.journal.emit(Event::RunFinished {
+        outcome: "succeeded".into(),
+        recovered: 4,
+        failed: 0,
+        blocked: 0,
+    });
+    r.journal.close().await.unwrap();
+    drop(r.lock);
+    assert_eq!(run.load_state().unwrap().state, RunStatus::Finished);
+    let err = sd.resume_run(Some(id), Masker::new()).err().unwrap();
+    assert!(err.to_string().contains("nothing to resume"), "{err}");
+}

@@ -519,3 +519,63 @@ fn valid_run_id(id: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
+
+/// What `resume` starts from: the run's lock held, its journal open for appending (torn tail
+/// cut), the replayed state and what the run was started with.
+pub struct Resumed {
+    pub run: RunDir,
+    pub lock: RunLock,
+    pub journal: super::writer::JournalHandle,
+    pub state: RunState,
+    pub meta: RunMeta,
+}
+
+impl StateDir {
+    /// Opens a run for `resume` (default: the latest run). Refused with exit 3 while another
+    /// process holds it; an error for a run that succeeded or was abandoned. Needs a tokio
+    /// runtime (starts the journal writer). The caller then journals `run.resumed` with
+    /// `meta.input_changes(..)`.
+    pub fn resume_run(&self, id: Option<&str>, masker: crate::mask::Masker) -> Result<Resumed> {
+        let run = self.resolve(id)?;
+        let lock = RunLock::acquire(&run.path).map_err(|e| match e {
+            lock::LockError::Held { .. } => {
+                Error::Locked(format!("cannot resume run {}: it is live ({e})", run.id))
+            }
+            other => other.into(),
+        })?;
+        let meta = run.read_meta()?;
+        let (journal, replay) = super::writer::JournalWriter::append_existing(&run.path, masker)?;
+        let mut state = RunState::fold(&replay.records);
+        if state.run_id.is_empty() {
+            state.run_id = run.id.clone();
+        }
+        state.warnings.extend(replay.warnings);
+        match state.state {
+            RunStatus::Finished => {
+                return Err(Error::Usage(format!(
+                    "run {} finished successfully; nothing to resume",
+                    run.id
+                )));
+            }
+            RunStatus::Abandoned => {
+                return Err(Error::Usage(format!(
+                    "run {} was abandoned{}; start a new run instead",
+                    run.id,
+                    state
+                        .abandoned_by
+                        .as_ref()
+                        .map(|b| format!(" by {b}"))
+                        .unwrap_or_default()
+                )));
+            }
+            _ => {}
+        }
+        Ok(Resumed {
+            run,
+            lock,
+            journal,
+            state,
+            meta,
+        })
+    }
+}

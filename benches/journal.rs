@@ -1,0 +1,90 @@
+//! Journal throughput: group commit vs one fsync per event, on the real file system.
+//!
+//! Two workloads:
+//! - `burst`: one emitter queues N events and then closes the journal (a wave of services
+//!   starting at once);
+//! - `durable_waiters`: 16 concurrent emitters each wait for their event to be durable before
+//!   emitting the next one (the runner's worst case: every event awaited).
+//!
+//! Run with `cargo bench --bench journal`; `MEESEEKS_BENCH_DIR` picks the directory (default:
+//! the system temp dir, which should be on a real disk for the numbers to mean anything).
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use meeseeks::events::Event;
+use meeseeks::journal::{JournalWriter, SyncPolicy};
+use meeseeks::mask::Masker;
+
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("MEESEEKS_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
+fn event(i: usize) -> Event {
+    Event::StepSucceeded {
+        service: format!("service-{}", i % 97),
+        step: "scale up in DR site".to_string(),
+        attempts: 1,
+        duration_s: 1.25,
+    }
+}
+
+fn burst(rt: &tokio::runtime::Runtime, policy: SyncPolicy, n: usize) {
+    let dir = bench_dir();
+    rt.block_on(async {
+        let j = JournalWriter::create_with(dir.path(), Masker::new(), policy).unwrap();
+        for i in 0..n {
+            j.emit(event(i));
+        }
+        j.close().await.unwrap();
+    });
+}
+
+fn durable_waiters(rt: &tokio::runtime::Runtime, policy: SyncPolicy, n: usize) {
+    let dir = bench_dir();
+    let tasks = 16;
+    rt.block_on(async {
+        let j = JournalWriter::create_with(dir.path(), Masker::new(), policy).unwrap();
+        let mut hs = Vec::new();
+        for t in 0..tasks {
+            let j = j.clone();
+            hs.push(tokio::spawn(async move {
+                for i in 0..n / tasks {
+                    let seq = j.emit(event(t * 1000 + i)).seq;
+                    j.durable(seq).await.unwrap();
+                }
+            }));
+        }
+        for h in hs {
+            h.await.unwrap();
+        }
+        j.close().await.unwrap();
+    });
+}
+
+fn journal(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut g = c.benchmark_group("journal");
+    g.sample_size(10);
+    for (name, policy, n) in [
+        ("group", SyncPolicy::Group, 2000),
+        ("per_event", SyncPolicy::PerRecord, 200),
+    ] {
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("burst", name), &n, |b, &n| {
+            b.iter(|| burst(&rt, policy, n))
+        });
+        g.bench_with_input(BenchmarkId::new("durable_waiters", name), &n, |b, &n| {
+            b.iter(|| durable_waiters(&rt, policy, n))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, journal);
+criterion_main!(benches);
