@@ -800,3 +800,93 @@ async fn resume_continues_the_journal_of_an_interrupted_run() {
     let err = sd.resume_run(Some(id), Masker::new()).err().unwrap();
     assert!(err.to_string().contains("nothing to resume"), "{err}");
 }
+
+/// Child half of `sigkill_mid_run_leaves_a_replayable_journal`: does nothing unless spawned
+/// by it. Journals events forever, printing each sequence number once it is durable.
+#[test]
+fn crash_child() {
+    let Some(dir) = std::env::var_os("MEESEEKS_CRASH_CHILD_DIR") else {
+        return;
+    };
+    let run = RunDir {
+        id: "20261126T081000Z-0001".into(),
+        path: dir.into(),
+    };
+    let _lock = RunLock::acquire(&run.path).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let j = meeseeks::journal::JournalWriter::create(&run.path, Masker::new()).unwrap();
+        j.emit(scenario(&run.id).remove(0).event);
+        let mut i = 0u64;
+        loop {
+            i += 1;
+            // Several events per durable wait, so batches and torn tails are likely.
+            let mut last = 0;
+            for k in 0..8 {
+                last = j
+                    .emit(Event::StepAttemptFailed {
+                        service: "orders-db".into(),
+                        step: "promote".into(),
+                        attempt: (i * 8 + k) as u32,
+                        error: "x".repeat(2000),
+                        output: String::new(),
+                    })
+                    .seq;
+            }
+            j.durable(last).await.unwrap();
+            println!("durable {last}");
+        }
+    });
+}
+
+#[test]
+fn sigkill_mid_run_leaves_a_replayable_journal() {
+    use std::io::BufRead;
+    if std::env::var_os("MEESEEKS_CRASH_CHILD_DIR").is_some() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sd = StateDir::open(tmp.path()).unwrap();
+    let id = "20261126T081000Z-0001";
+    let run = sd.create_run(id, &meta(id)).unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .env("MEESEEKS_CRASH_CHILD_DIR", &run.path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut acked = 0u64;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    while acked < 400 {
+        let line = lines.next().expect("child stopped early").unwrap();
+        if let Some(n) = line.strip_prefix("durable ") {
+            acked = n.parse().unwrap();
+            if acked >= 16 {
+                // While it runs: live, held by the child.
+                let st = run.load_state().unwrap();
+                assert_eq!(st.state, RunStatus::Running);
+                assert_eq!(st.holder.as_ref().unwrap().pid, child.id());
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to journal anything more
+    child.wait().unwrap();
+    let st = run.load_state().unwrap();
+    assert!(st.last_seq >= acked, "{} < {acked}", st.last_seq);
+    assert_eq!(st.state, RunStatus::Interrupted);
+    assert!(st.crashed);
+    // And the run can be taken over and continued.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let r = sd.resume_run(Some(id), Masker::new()).unwrap();
+        let rec = r.journal.emit(Event::RunResumed {
+            changes: vec![],
+            input_hash: "abc".into(),
+        });
+        assert_eq!(rec.seq, st.last_seq + 1);
+        r.journal.close().await.unwrap();
+    });
+    let replay = meeseeks::journal::read_journal(&run.journal_path()).unwrap();
+    assert!(replay.warnings.is_empty(), "{:?}", replay.warnings);
+}
