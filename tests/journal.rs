@@ -890,3 +890,19 @@ fn sigkill_mid_run_leaves_a_replayable_journal() {
     let replay = meeseeks::journal::read_journal(&run.journal_path()).unwrap();
     assert!(replay.warnings.is_empty(), "{:?}", replay.warnings);
 }
+
+/// Writes sample reports to `MEESEEKS_REPORT_SAMPLES` for looking at them (no-op otherwise).
+#[test]
+fn write_report_samples() {
+    let Some(dir) = std::env::var_os("MEESEEKS_REPORT_SAMPLES") else {
+        return;
+    };
+    let st = RunState::fold(&scenario("20261126T081000Z-3f2a"));
+    for f in ReportFormat::ALL {
+        std::fs::write(
+            Path::new(&dir).join(format!("report.{}", f.as_str())),
+            report::render(&st, *f),
+        )
+        .unwrap();
+    }
+}

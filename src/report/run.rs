@@ -269,7 +269,7 @@ fn failures(st: &RunState) -> Vec<(String, String, String)> {
 fn printable(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if c.is_control() && c != '\t' {
+            if c.is_control() && c != '\t' && c != '\n' {
                 '\u{fffd}'
             } else {
                 c
@@ -507,7 +507,7 @@ pub fn markdown(st: &RunState) -> String {
                 let fence = "`".repeat(3.max(longest_backtick_run(&output) + 1));
                 let _ = writeln!(o, "\n  {fence}text");
                 for l in lines {
-                    let _ = writeln!(o, "  {l}");
+                    let _ = writeln!(o, "  {}", printable(l));
                 }
                 let _ = writeln!(o, "  {fence}\n");
             }
@@ -644,6 +644,19 @@ fn status_color(s: &ServiceState) -> &'static str {
     }
 }
 
+/// A round tick interval giving at most 8 ticks over `max_t` seconds.
+fn nice_step(max_t: f64) -> f64 {
+    const STEPS: [f64; 16] = [
+        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+        14400.0, 43200.0,
+    ];
+    STEPS
+        .iter()
+        .copied()
+        .find(|s| max_t / s <= 8.0)
+        .unwrap_or_else(|| (max_t / 8.0 / 86400.0).ceil() * 86400.0)
+}
+
 /// Inline SVG Gantt: a grey planned bar above the actual bar, a red tick at the RTO.
 pub fn svg_gantt(st: &RunState) -> String {
     let label_w = 170.0;
@@ -669,8 +682,11 @@ pub fn svg_gantt(st: &RunState) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12" role="img" aria-label="planned vs actual recovery timeline">"#,
         w = label_w + chart_w + 20.0
     );
-    for k in 0..=6 {
-        let t = max_t * k as f64 / 6.0;
+    let step = nice_step(max_t);
+    let mut k = 0;
+    while step * k as f64 <= max_t {
+        let t = step * k as f64;
+        k += 1;
         let xx = x(t);
         let _ = writeln!(
             o,
@@ -784,7 +800,7 @@ pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
             let _ = writeln!(o, "<h3>{}</h3><p>{}</p>", esc(&svc), esc(&title));
             let lines = last_lines(&output, OUTPUT_LINES);
             if !lines.is_empty() {
-                let _ = writeln!(o, "<pre>{}</pre>", esc(&lines.join("\n")));
+                let _ = writeln!(o, "<pre>{}</pre>", esc(&printable(&lines.join("\n"))));
             }
         }
     }
