@@ -163,4 +163,28 @@ mod tests {
         let r = parse_journal(b"", "j").unwrap();
         assert!(r.records.is_empty() && r.warnings.is_empty());
     }
+
+    proptest::proptest! {
+        /// Whatever byte a crash cuts the file at, the replay is exactly the complete lines
+        /// before the cut, with at most one warning.
+        #[test]
+        fn any_prefix_replays_to_the_complete_lines(n in 1usize..30, cut_frac in 0.0f64..=1.0) {
+            let lines: Vec<String> = (1..=n as u64).map(|i| line(i, &"s".repeat(i as usize))).collect();
+            let text = lines.concat();
+            let cut = ((text.len() as f64) * cut_frac) as usize;
+            let r = parse_journal(&text.as_bytes()[..cut], "j").unwrap();
+            let mut complete = 0;
+            let mut len = 0;
+            for l in &lines {
+                if len + l.len() <= cut {
+                    len += l.len();
+                    complete += 1;
+                }
+            }
+            proptest::prop_assert_eq!(r.records.len(), complete);
+            proptest::prop_assert_eq!(r.valid_len as usize, len);
+            proptest::prop_assert!(r.warnings.len() <= 1);
+            proptest::prop_assert_eq!(r.warnings.is_empty(), len == cut);
+        }
+    }
 }
