@@ -12,7 +12,11 @@ fn problems(graph: &str, playbooks: &[(&str, &str)]) -> Vec<(String, Severity, u
     std::fs::write(dir.path().join("graph.toml"), graph).unwrap();
     std::fs::create_dir(dir.path().join("playbooks")).unwrap();
     for (name, text) in playbooks {
-        std::fs::write(dir.path().join("playbooks").join(format!("{name}.toml")), text).unwrap();
+        std::fs::write(
+            dir.path().join("playbooks").join(format!("{name}.toml")),
+            text,
+        )
+        .unwrap();
     }
     let opts = LoadOptions {
         require_playbooks: true,
@@ -24,17 +28,25 @@ fn problems(graph: &str, playbooks: &[(&str, &str)]) -> Vec<(String, Severity, u
         .items
         .iter()
         .map(|d| {
-            let (l, c) = d.file.as_ref().map(|f| f.line_col(d.span.start)).unwrap_or((0, 0));
+            let (l, c) = d
+                .file
+                .as_ref()
+                .map(|f| f.line_col(d.span.start))
+                .unwrap_or((0, 0));
             (d.code.to_string(), d.severity, l, c)
         })
         .collect()
 }
 
 fn codes(graph: &str, playbooks: &[(&str, &str)]) -> Vec<String> {
-    problems(graph, playbooks).into_iter().map(|p| p.0).collect()
+    problems(graph, playbooks)
+        .into_iter()
+        .map(|p| p.0)
+        .collect()
 }
 
-const OK_PLAYBOOK: &str = "[[steps]]\nname = \"start\"\nrun = \"true\"\n\n[[checks]]\ntcp = \"127.0.0.1:1\"\n";
+const OK_PLAYBOOK: &str =
+    "[[steps]]\nname = \"start\"\nrun = \"true\"\n\n[[checks]]\ntcp = \"127.0.0.1:1\"\n";
 
 #[test]
 fn clean_directory_has_no_problems() {
@@ -53,8 +65,14 @@ fn unknown_keys_in_graph_and_playbook() {
     let g = "[services.db]\ntier = 0\nwath = true\n";
     let pb = "[[steps]]\nname = \"a\"\nrun = \"true\"\ntimeot = \"1m\"\n";
     let p = problems(g, &[("db", pb)]);
-    assert!(p.contains(&("unknown-key".into(), Severity::Error, 3, 1)), "{p:?}");
-    assert!(p.contains(&("unknown-key".into(), Severity::Error, 4, 1)), "{p:?}");
+    assert!(
+        p.contains(&("unknown-key".into(), Severity::Error, 3, 1)),
+        "{p:?}"
+    );
+    assert!(
+        p.contains(&("unknown-key".into(), Severity::Error, 4, 1)),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -79,7 +97,12 @@ fn cycles_are_printed_whole() {
     let g = "[services.a]\ntier = 1\ndepends_on = [\"b\"]\n[services.b]\ntier = 1\ndepends_on = [\"c\"]\n[services.c]\ntier = 1\ndepends_on = [\"a\"]\n[services.d]\ntier = 1\n";
     std::fs::write(dir.path().join("graph.toml"), g).unwrap();
     let loaded = load(dir.path(), &LoadOptions::default());
-    let cycle: Vec<_> = loaded.diags.items.iter().filter(|d| d.code == "cycle").collect();
+    let cycle: Vec<_> = loaded
+        .diags
+        .items
+        .iter()
+        .filter(|d| d.code == "cycle")
+        .collect();
     assert_eq!(cycle.len(), 1);
     assert_eq!(cycle[0].message, "dependency cycle: a -> b -> c -> a");
 }
@@ -106,7 +129,10 @@ fn missing_playbook_is_a_warning_for_planning() {
 fn duplicate_step_names() {
     let pb = "[[steps]]\nname = \"a\"\nrun = \"true\"\n[[steps]]\nname = \"a\"\nrun = \"false\"\n";
     let p = problems("[services.db]\ntier = 0\n", &[("db", pb)]);
-    assert!(p.contains(&("duplicate-name".into(), Severity::Error, 5, 8)), "{p:?}");
+    assert!(
+        p.contains(&("duplicate-name".into(), Severity::Error, 5, 8)),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -138,7 +164,10 @@ fn nonsense_values() {
 #[test]
 fn one_broken_service_does_not_hide_the_next() {
     let g = "[services.a]\ntier = \"zero\"\n[services.b]\ntier = 0\nrto = \"1 fortnight\"\n[services.c]\ntier = 0\nbogus = 1\n";
-    let c = codes(g, &[("a", OK_PLAYBOOK), ("b", OK_PLAYBOOK), ("c", OK_PLAYBOOK)]);
+    let c = codes(
+        g,
+        &[("a", OK_PLAYBOOK), ("b", OK_PLAYBOOK), ("c", OK_PLAYBOOK)],
+    );
     assert!(c.contains(&"type".to_string()));
     assert!(c.contains(&"duration".to_string()));
     assert!(c.contains(&"unknown-key".to_string()));
@@ -153,7 +182,11 @@ fn bin() -> Command {
 #[test]
 fn broken_fixture_reports_everything_at_once() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let out = bin().current_dir(&fixtures).args(["validate", "broken"]).output().unwrap();
+    let out = bin()
+        .current_dir(&fixtures)
+        .args(["validate", "broken"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(!stderr.contains("panicked"));
@@ -172,8 +205,14 @@ fn broken_fixture_reports_everything_at_once() {
 
 #[test]
 fn missing_directory_is_a_clear_error() {
-    let out = bin().args(["validate", "/nonexistent/dr"]).output().unwrap();
+    let out = bin()
+        .args(["validate", "/nonexistent/dr"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("cannot read /nonexistent/dr/graph.toml"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read /nonexistent/dr/graph.toml"),
+        "{stderr}"
+    );
 }
