@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod mask;
 pub mod model;
+pub mod notify;
 pub mod stub;
 pub mod util;
 
