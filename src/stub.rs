@@ -497,7 +497,16 @@ fn stop(pidfile: &Path) -> i32 {
         return 0;
     }
     // SAFETY: plain signal to a process we just checked.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            eprintln!(
+                "meeseeks stub: cannot stop pid {pid} from {shown}: {}",
+                io_reason(&e)
+            );
+            return FAILED;
+        }
+    }
     let how = if wait_gone(pid, STOP_GRACE) {
         "stopped"
     } else {
