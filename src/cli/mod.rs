@@ -64,6 +64,8 @@ impl Global {
 pub enum Command {
     /// Load and check graph + playbooks; report every problem at once.
     Validate(validate::ValidateArgs),
+    /// A stand-in HTTP/TCP service for rehearsals, demos and tests.
+    Stub(crate::stub::StubArgs),
 }
 
 /// The DR directory positional argument shared by most commands.
@@ -154,6 +156,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
     match cli.command {
         Command::Validate(a) => validate::run(g, &a),
+        Command::Stub(a) => crate::stub::run(&a),
     }
 }
 
