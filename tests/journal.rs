@@ -906,3 +906,16 @@ fn write_report_samples() {
         .unwrap();
     }
 }
+
+#[test]
+fn markdown_junit_and_status_snapshots() {
+    let st = RunState::fold(&scenario("20261126T081000Z-3f2a"));
+    insta::assert_snapshot!("markdown", report::markdown(&st));
+    insta::assert_snapshot!("junit", report::junit(&st));
+    let mut recs = scenario("20261126T081000Z-3f2a");
+    recs.truncate(16);
+    insta::assert_snapshot!(
+        "status_in_progress",
+        report::status_text(&RunState::fold(&recs))
+    );
+}
