@@ -449,8 +449,17 @@ fn input_hash_is_order_independent_and_changes_are_described() {
     ];
     assert_ne!(input_hash(&a), input_hash(&c));
 
-    let mut m = meta("r");
-    m.inputs = input_digests(&a);
+    let m = RunMeta::new(
+        "r",
+        Mode::Drill,
+        Path::new("/dr"),
+        ts(0.0),
+        false,
+        serde_json::json!({}),
+        &a,
+    );
+    assert_eq!(m.input_hash, input_hash(&a));
+    assert_eq!(m.inputs, input_digests(&a));
     let now: Vec<InputDigest> = input_digests(&[
         ("graph.toml", b"x".to_vec()),
         ("playbooks/a.toml", b"z".to_vec()),

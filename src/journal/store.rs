@@ -104,6 +104,31 @@ pub struct RunMeta {
 }
 
 impl RunMeta {
+    /// Meta of a new run; `files` are the input files (path relative to the DR directory,
+    /// contents) whose hashes let `resume` say what changed.
+    pub fn new<P: AsRef<Path>, B: AsRef<[u8]>>(
+        run_id: &str,
+        mode: Mode,
+        dir: &Path,
+        declared_at: jiff::Timestamp,
+        dry_run: bool,
+        options: serde_json::Value,
+        files: &[(P, B)],
+    ) -> RunMeta {
+        RunMeta {
+            run_id: run_id.to_string(),
+            mode,
+            dir: dir.display().to_string(),
+            created_at: jiff::Timestamp::now(),
+            declared_at,
+            dry_run,
+            options,
+            input_hash: input_hash(files),
+            inputs: input_digests(files),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
     /// Human-readable differences between the recorded inputs and `now` (for `run.resumed`).
     pub fn input_changes(&self, now: &[InputDigest]) -> Vec<String> {
         let old: std::collections::HashMap<&str, &str> = self
