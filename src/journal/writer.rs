@@ -137,6 +137,21 @@ pub fn append_sync(
 /// the JSON values rather than the text, so a secret that JSON escaping would alter (quotes,
 /// backslashes, control characters) is still found.
 pub(crate) fn serialize_line(rec: &Record, masker: &Masker, out: &mut Vec<u8>) {
+    let fixed;
+    let rec = if has_non_finite(&rec.event) {
+        // JSON has no NaN/inf: serde_json would write `null`, which does not read back as a
+        // number, and one unreadable line in the middle makes the whole run unresumable.
+        tracing::error!(
+            "journal: non-finite number in {}; written as 0",
+            rec.event.name()
+        );
+        let mut r = rec.clone();
+        zero_non_finite(&mut r.event);
+        fixed = r;
+        &fixed
+    } else {
+        rec
+    };
     if masker.is_empty() {
         // Serializing our own types into memory cannot fail.
         let _ = serde_json::to_writer(&mut *out, rec);
@@ -146,6 +161,43 @@ pub(crate) fn serialize_line(rec: &Record, masker: &Masker, out: &mut Vec<u8>) {
         let _ = serde_json::to_writer(&mut *out, &v);
     }
     out.push(b'\n');
+}
+
+fn floats_mut(ev: &mut Event) -> Vec<&mut f64> {
+    match ev {
+        Event::StepSucceeded { duration_s, .. } => vec![duration_s],
+        Event::ServiceRecovered { recovered_s, .. } => vec![recovered_s],
+        Event::RtoBreached { rto_s, .. } => vec![rto_s],
+        Event::RunStarted { plan, .. } => plan
+            .iter_mut()
+            .flat_map(|p| [&mut p.rto_s, &mut p.start_s, &mut p.ready_s])
+            .filter_map(Option::as_mut)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn has_non_finite(ev: &Event) -> bool {
+    match ev {
+        Event::StepSucceeded { duration_s: x, .. }
+        | Event::ServiceRecovered { recovered_s: x, .. }
+        | Event::RtoBreached { rto_s: x, .. } => !x.is_finite(),
+        Event::RunStarted { plan, .. } => plan.iter().any(|p| {
+            [p.rto_s, p.start_s, p.ready_s]
+                .iter()
+                .flatten()
+                .any(|x| !x.is_finite())
+        }),
+        _ => false,
+    }
+}
+
+fn zero_non_finite(ev: &mut Event) {
+    for x in floats_mut(ev) {
+        if !x.is_finite() {
+            *x = 0.0;
+        }
+    }
 }
 
 fn mask_value(v: &mut serde_json::Value, masker: &Masker) {
@@ -537,6 +589,22 @@ mod tests {
         assert!(!text.contains(escaped.trim_matches('"')), "{text}");
         assert!(!text.contains("hunter"), "{text}");
         assert!(text.contains("password ***"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn non_finite_numbers_never_make_a_line_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = JournalWriter::create(dir.path(), Masker::new()).unwrap();
+        j.emit(Event::StepSucceeded {
+            service: "a".into(),
+            step: "s".into(),
+            attempts: 1,
+            duration_s: f64::NAN,
+        });
+        j.emit(started("b"));
+        j.close().await.unwrap();
+        let replay = read_journal(&dir.path().join(JOURNAL_FILE)).unwrap();
+        assert_eq!(replay.records.len(), 2);
     }
 
     #[tokio::test]
