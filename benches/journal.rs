@@ -86,5 +86,46 @@ fn journal(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, journal);
+/// Replay cost: parse + fold of a 100 000-record journal (1 000 services × 100 events), what
+/// `status`, `report` and `resume` pay before doing anything.
+fn replay(c: &mut Criterion) {
+    use meeseeks::events::Record;
+    let dir = bench_dir();
+    let path = dir.path().join("journal.jsonl");
+    let mut text = String::new();
+    let t0 = jiff::Timestamp::now();
+    let mut seq = 0u64;
+    for round in 0..100u32 {
+        for s in 0..1000 {
+            seq += 1;
+            let service = format!("service-{s}");
+            let event = if round == 0 {
+                Event::ServiceStarted { service }
+            } else {
+                Event::StepStarted {
+                    service,
+                    step: format!("step-{}", round % 10),
+                    attempt: 1,
+                    action: None,
+                }
+            };
+            let rec = Record { seq, ts: t0, event };
+            text.push_str(&serde_json::to_string(&rec).unwrap());
+            text.push('\n');
+        }
+    }
+    std::fs::write(&path, text).unwrap();
+    let mut g = c.benchmark_group("replay");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(seq));
+    g.bench_function("read_and_fold_100k", |b| {
+        b.iter(|| {
+            let r = meeseeks::journal::read_journal(&path).unwrap();
+            meeseeks::journal::RunState::fold(&r.records)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, journal, replay);
 criterion_main!(benches);
