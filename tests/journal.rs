@@ -928,3 +928,28 @@ fn markdown_junit_and_status_snapshots() {
         report::status_text(&RunState::fold(&recs))
     );
 }
+
+#[test]
+fn a_damaged_journal_blocks_new_runs_with_a_way_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sd = StateDir::open(tmp.path()).unwrap();
+    let id = "20261126T081000Z-0001";
+    let run = sd.create_run(id, &meta(id)).unwrap();
+    let recs = scenario(id);
+    write_journal(&run, &recs[..2]);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(run.journal_path())
+        .unwrap()
+        .write_all(b"garbage\n")
+        .unwrap();
+    write_journal(&run, &recs[2..4]);
+    let err = sd.begin_run(&meta("20261126T081001Z-0002")).unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cannot be read") && msg.contains("journal.jsonl:3:"),
+        "{msg}"
+    );
+    assert!(msg.contains("move its directory"), "{msg}");
+}

@@ -251,6 +251,9 @@ pub struct RunSummary {
     /// The live process holding the run, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub holder: Option<LockInfo>,
+    /// Why the run could not be read (its journal is damaged), if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 impl RunSummary {
@@ -269,6 +272,7 @@ impl RunSummary {
             blocked: count(S::Blocked),
             breaches: st.breaches.len(),
             holder: st.holder.clone(),
+            problem: None,
         }
     }
 
@@ -489,7 +493,7 @@ impl StateDir {
                         out.push(s);
                     }
                 }
-                Err(_) => out.push(RunSummary {
+                Err(e) => out.push(RunSummary {
                     run_id: id.clone(),
                     mode: None,
                     state: RunStatus::Interrupted,
@@ -501,6 +505,7 @@ impl StateDir {
                     blocked: 0,
                     breaches: 0,
                     holder: None,
+                    problem: Some(e.to_string()),
                 }),
             }
         }
@@ -512,6 +517,14 @@ impl StateDir {
 pub fn unfinished_message(runs: &[RunSummary]) -> String {
     let mut s = String::from("an unfinished run exists; two failovers must not run at once:\n");
     for r in runs {
+        if let Some(p) = &r.problem {
+            s.push_str(&format!(
+                "  {} cannot be read: {p}\n  inspect it, then move its directory out of runs/ \
+                 to start a new run\n",
+                r.run_id
+            ));
+            continue;
+        }
         let what = match &r.holder {
             Some(h) => format!("running (pid {} on {})", h.pid, h.host),
             None => "interrupted".to_string(),
@@ -524,7 +537,10 @@ pub fn unfinished_message(runs: &[RunSummary]) -> String {
             r.services
         ));
     }
-    if let Some(r) = runs.iter().find(|r| r.holder.is_none()) {
+    if let Some(r) = runs
+        .iter()
+        .find(|r| r.holder.is_none() && r.problem.is_none())
+    {
         s.push_str(&format!(
             "resume it with `meeseeks resume {}`, or give it up with `meeseeks run --abandon {}`",
             r.run_id, r.run_id
