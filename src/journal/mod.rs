@@ -17,6 +17,21 @@
 //!
 //! `RunState` = fold(journal) ([`state::RunState::fold`]) is the one replay used by status,
 //! report, runs and resume.
+//!
+//! How a runner uses it:
+//!
+//! - `run`: `StateDir::open(state)?.begin_run(&RunMeta::new(..))?` → `(RunDir, RunLock)`
+//!   (exit 3 while an unfinished run exists); `JournalWriter::create(&run.path, masker)?`;
+//!   journal `run.started` (with `plan`) first; keep the `RunLock` alive until the end.
+//! - every event: `journal.append(record)` (a bus that numbers records) or
+//!   `journal.emit(event)`; never blocks.
+//! - before reporting the run finished (or exiting 130): `journal.durable(seq).await` of the
+//!   terminal event, then `journal.close().await`.
+//! - `resume`: `StateDir::resume_run(id, masker)?` → lock, journal (continues numbering after
+//!   `state.last_seq`), `RunState`, `RunMeta`; journal `run.resumed` with
+//!   `meta.input_changes(&store::input_digests(files))`.
+//! - manual steps without a TTY: poll `approve::take_approval(run_dir, service, step)` about
+//!   every 250 ms and journal `manual.approved { by: approval.by }`.
 
 pub mod approve;
 pub mod cmd;
