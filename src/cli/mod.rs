@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
+pub mod runs;
 pub mod validate;
 
 #[derive(Parser, Debug)]
@@ -64,6 +65,14 @@ impl Global {
 pub enum Command {
     /// Load and check graph + playbooks; report every problem at once.
     Validate(validate::ValidateArgs),
+    /// State of a run, per service and step, from its journal.
+    Status(runs::StatusArgs),
+    /// List runs in the state directory.
+    Runs(runs::RunsArgs),
+    /// Report of a run or drill: text, markdown, html, json or junit.
+    Report(runs::ReportArgs),
+    /// Approve a pending manual step from another terminal.
+    Approve(runs::ApproveArgs),
     /// A stand-in HTTP/TCP service for rehearsals, demos and tests.
     Stub(crate::stub::StubArgs),
 }
@@ -156,6 +165,10 @@ pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
     match cli.command {
         Command::Validate(a) => validate::run(g, &a),
+        Command::Status(a) => runs::status(g, &a),
+        Command::Runs(a) => runs::runs(g, &a),
+        Command::Report(a) => runs::report(g, &a),
+        Command::Approve(a) => runs::approve(g, &a),
         Command::Stub(a) => crate::stub::run(&a),
     }
 }
