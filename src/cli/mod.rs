@@ -12,6 +12,7 @@ use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
 pub mod plan;
+pub mod runs;
 pub mod validate;
 
 #[derive(Parser, Debug)]
@@ -67,6 +68,16 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// The recovery schedule and RTO analysis (the audit/planning report).
     Plan(plan::PlanArgs),
+    /// State of a run, per service and step, from its journal.
+    Status(runs::StatusArgs),
+    /// List runs in the state directory.
+    Runs(runs::RunsArgs),
+    /// Report of a run or drill: text, markdown, html, json or junit.
+    Report(runs::ReportArgs),
+    /// Approve a pending manual step from another terminal.
+    Approve(runs::ApproveArgs),
+    /// A stand-in HTTP/TCP service for rehearsals, demos and tests.
+    Stub(crate::stub::StubArgs),
 }
 
 /// The DR directory positional argument shared by most commands.
@@ -158,6 +169,11 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate(a) => validate::run(g, &a),
         Command::Plan(a) => plan::run(g, &a),
+        Command::Status(a) => runs::status(g, &a),
+        Command::Runs(a) => runs::runs(g, &a),
+        Command::Report(a) => runs::report(g, &a),
+        Command::Approve(a) => runs::approve(g, &a),
+        Command::Stub(a) => crate::stub::run(&a),
     }
 }
 
