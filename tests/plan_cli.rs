@@ -28,6 +28,25 @@ fn plan(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+fn shop() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop")
+}
+
+/// The bundled demo: what `meeseeks plan examples/shop` shows a person.
+#[test]
+fn shop_text_snapshot() {
+    let (code, out, err) = plan(&shop(), &["-q"]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("shop_text", out);
+}
+
+#[test]
+fn shop_markdown_snapshot() {
+    let (code, out, err) = plan(&shop(), &["--format", "markdown", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("shop_markdown", out);
+}
+
 #[test]
 fn text_report_snapshot() {
     let (code, out, err) = plan(&fixture("plan-shop"), &[]);
