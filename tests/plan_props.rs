@@ -355,3 +355,37 @@ fn only_modified_deadlines_meet_every_rto() {
     });
     assert_eq!(s.makespan, 20_000);
 }
+
+/// `--estimates history`: measured p90s replace the playbook/default estimate of the services
+/// that have one, and the report says which source each number came from.
+#[test]
+fn history_estimates_are_used_and_labelled() {
+    let services = vec![
+        (
+            Service::new("db", 0, Duration::from_secs(600)),
+            vec![],
+            vec![],
+        ),
+        (
+            Service::new("api", 1, Duration::from_secs(900)),
+            vec!["db".to_string()],
+            vec![],
+        ),
+    ];
+    let m = Model::from_parts(PathBuf::from("."), Defaults::default(), services);
+    let h: HashMap<String, f64> = [("db".to_string(), 42.5)].into_iter().collect();
+    let p = plan(&m, &h, 4, false);
+    let db = p.services.iter().find(|s| m.name(s.id) == "db").unwrap();
+    let api = p.services.iter().find(|s| m.name(s.id) == "api").unwrap();
+    assert_eq!(db.dur, 42_500);
+    assert_eq!(db.estimate.source.as_str(), "history");
+    // No history for api: defaults.estimate (5m).
+    assert_eq!(api.dur, 300_000);
+    assert_eq!(api.estimate.source.as_str(), "default");
+    assert_eq!(api.start, 42_500);
+    let json = meeseeks::report::plan::render_json(&p, &m);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["estimates"], "history");
+    assert_eq!(v["services"][0]["estimate_source"], "history");
+    assert_eq!(v["services"][0]["estimate_s"], 42.5);
+}

@@ -337,7 +337,7 @@ struct JsonService<'a> {
     name: &'a str,
     tier: u32,
     wave: u32,
-    depends_on: Vec<&'a str>,
+    depends_on: Names<'a>,
     start_s: f64,
     ready_s: f64,
     rto_s: f64,
@@ -392,6 +392,18 @@ struct JsonPlan<'a> {
 
 fn names<'a>(model: &'a Model, ids: &[SvcId]) -> Vec<&'a str> {
     ids.iter().map(|&i| model.name(i)).collect()
+}
+
+/// Service names serialized straight from ids (no intermediate Vec per service).
+struct Names<'a> {
+    model: &'a Model,
+    ids: &'a [SvcId],
+}
+
+impl Serialize for Names<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.ids.iter().map(|&i| self.model.name(i)))
+    }
 }
 
 /// Appends `"key": [` then one compact JSON object per line, then `]`.
@@ -449,7 +461,10 @@ pub fn render_json(plan: &Plan, model: &Model) -> String {
                 name: &s.name,
                 tier: s.tier,
                 wave: p.wave,
-                depends_on: names(model, &s.depends_on),
+                depends_on: Names {
+                    model,
+                    ids: &s.depends_on,
+                },
                 start_s: secs(p.start),
                 ready_s: secs(p.ready),
                 rto_s: secs(p.rto),
