@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use toml::de::{DeTable, DeValue};
+use super::tree::{Table, Value};
 
 use super::diag::{Diag, Diagnostics, SourceFile};
 use super::value::{Reader, SV, to_var};
@@ -402,7 +402,7 @@ fn read_http(cx: &mut Ctx<'_, '_>, v: &SV<'_>) -> Option<HttpSpec> {
     let mut expect_status = Vec::new();
     if let Some(es) = t.get("expect_status") {
         let items: Vec<&SV<'_>> = match es.get_ref() {
-            DeValue::Array(a) => a.iter().collect(),
+            Value::Array(a) => a.iter().collect(),
             _ => vec![es],
         };
         for it in items {
@@ -453,7 +453,7 @@ fn read_tcp(cx: &mut Ctx<'_, '_>, v: &SV<'_>) -> Option<String> {
 }
 
 /// The keys among `kinds` present in `t`, for the exactly-one-kind rule.
-fn kinds_present<'t>(t: &'t DeTable<'_>, kinds: &[&str]) -> Vec<(&'t str, Range<usize>)> {
+fn kinds_present<'t>(t: &'t Table<'_>, kinds: &[&str]) -> Vec<(&'t str, Range<usize>)> {
     t.iter()
         .filter(|(k, _)| kinds.contains(&k.get_ref().as_ref()))
         .map(|(k, _)| (k.get_ref().as_ref(), k.span()))
