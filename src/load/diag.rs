@@ -39,15 +39,28 @@ impl SourceFile {
     /// 1-based (line, column) of a byte offset; columns count characters.
     pub fn line_col(&self, offset: usize) -> (u32, u32) {
         let offset = floor_char_boundary(&self.text, offset.min(self.text.len()));
-        let starts = self.line_starts.get_or_init(|| {
+        let line = self.line_index(offset);
+        let line_start = self.line_starts()[line - 1];
+        let col = self.text[line_start..offset].chars().count() as u32 + 1;
+        (line as u32, col)
+    }
+
+    /// 1-based line of a byte offset (`line_col(offset).0`, without counting columns).
+    pub fn line(&self, offset: usize) -> u32 {
+        let offset = floor_char_boundary(&self.text, offset.min(self.text.len()));
+        self.line_index(offset) as u32
+    }
+
+    fn line_starts(&self) -> &[usize] {
+        self.line_starts.get_or_init(|| {
             std::iter::once(0)
                 .chain(memchr_newlines(&self.text))
                 .collect()
-        });
-        let line = starts.partition_point(|&s| s <= offset).max(1);
-        let line_start = starts[line - 1];
-        let col = self.text[line_start..offset].chars().count() as u32 + 1;
-        (line as u32, col)
+        })
+    }
+
+    fn line_index(&self, offset: usize) -> usize {
+        self.line_starts().partition_point(|&s| s <= offset).max(1)
     }
 }
 
@@ -63,6 +76,24 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+/// A file's text as miette source code, shared rather than copied: a 12 MB graph.toml used
+/// to be cloned for every diagnostic rendered.
+struct SharedText(Arc<SourceFile>);
+
+impl miette::SourceCode for SharedText {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        self.0
+            .text
+            .as_str()
+            .read_span(span, context_lines_before, context_lines_after)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -157,7 +188,7 @@ impl Diag {
             d = d.with_help(h.clone());
         }
         let report = miette::Report::new(d).with_source_code(
-            NamedSource::new(file.path.display().to_string(), file.text.clone())
+            NamedSource::new(file.path.display().to_string(), SharedText(file.clone()))
                 .with_language("toml"),
         );
         let mut s = String::new();

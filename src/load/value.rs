@@ -78,8 +78,13 @@ impl Reader<'_> {
     }
 
     pub fn string(&mut self, key: &str, v: &SV<'_>) -> Option<String> {
+        self.str(key, v).map(str::to_string)
+    }
+
+    /// A string, borrowed from the tree.
+    pub fn str<'v>(&mut self, key: &str, v: &'v SV<'_>) -> Option<&'v str> {
         match v.get_ref() {
-            Value::String(s) => Some(s.to_string()),
+            Value::String(s) => Some(s),
             _ => {
                 self.type_err(key, v, "a string");
                 None

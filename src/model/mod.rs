@@ -275,8 +275,21 @@ impl Model {
                 .map(|(i, s)| (s.name.clone(), i))
                 .collect();
         }
-        let mut dependents = vec![Vec::new(); n];
-        let mut soft = vec![Vec::new(); n];
+        // Count first, so that each list is allocated once at its final size (growing 100 000
+        // lists by doubling was ~5% of loading a big graph).
+        let mut counts = vec![(0usize, 0usize); n];
+        for s in &self.services {
+            for &d in &s.depends_on {
+                counts[d].0 += 1;
+            }
+            for &d in &s.soft_depends_on {
+                counts[d].1 += 1;
+            }
+        }
+        let mut dependents: Vec<Vec<SvcId>> =
+            counts.iter().map(|c| Vec::with_capacity(c.0)).collect();
+        let mut soft: Vec<Vec<SvcId>> = counts.iter().map(|c| Vec::with_capacity(c.1)).collect();
+        drop(counts);
         for (i, s) in self.services.iter().enumerate() {
             for &d in &s.depends_on {
                 dependents[d].push(i);
