@@ -275,6 +275,12 @@ impl Model {
                 .map(|(i, s)| (s.name.clone(), i))
                 .collect();
         }
+        self.finish_dependents();
+    }
+
+    /// Builds the reverse adjacency lists (`dependents`, `soft_dependents`) alone.
+    pub fn finish_dependents(&mut self) {
+        let n = self.services.len();
         // Count first, so that each list is allocated once at its final size (growing 100 000
         // lists by doubling was ~5% of loading a big graph).
         let mut counts = vec![(0usize, 0usize); n];
