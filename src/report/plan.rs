@@ -22,6 +22,7 @@ fn secs(ms: Ms) -> f64 {
     ms as f64 / 1000.0
 }
 
+#[cfg(test)]
 fn secs_i(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
@@ -325,6 +326,9 @@ pub fn render_text(plan: &Plan, model: &Model) -> String {
 // ------------------------------------------------------------------------------------------
 // json
 
+// The per-service line as serde types: the reference that `write_service_line` is tested
+// against (and the schema, readably).
+#[cfg(test)]
 #[derive(Serialize)]
 struct JsonStep<'a> {
     name: &'a str,
@@ -332,6 +336,7 @@ struct JsonStep<'a> {
     rule: &'static str,
 }
 
+#[cfg(test)]
 #[derive(Serialize)]
 struct JsonService<'a> {
     name: &'a str,
@@ -395,11 +400,13 @@ fn names<'a>(model: &'a Model, ids: &[SvcId]) -> Vec<&'a str> {
 }
 
 /// Service names serialized straight from ids (no intermediate Vec per service).
+#[cfg(test)]
 struct Names<'a> {
     model: &'a Model,
     ids: &'a [SvcId],
 }
 
+#[cfg(test)]
 impl Serialize for Names<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.ids.iter().map(|&i| self.model.name(i)))
@@ -417,6 +424,168 @@ fn json_array<T: Serialize>(out: &mut Vec<u8>, key: &str, items: impl Iterator<I
         let _ = serde_json::to_writer(&mut *out, &it);
     }
     out.extend_from_slice(if first { b"]" } else { b"\n  ]" });
+}
+
+/// The serde form of a service's line (the reference for [`write_service_line`]).
+#[cfg(test)]
+fn json_service<'a>(p: &'a PlannedService, model: &'a Model) -> JsonService<'a> {
+    let s = &model.services[p.id];
+    let playbook =
+        s.playbook.is_some() && p.estimate.source == crate::plan::EstimateSource::Playbook;
+    JsonService {
+        name: &s.name,
+        tier: s.tier,
+        wave: p.wave,
+        depends_on: Names {
+            model,
+            ids: &s.depends_on,
+        },
+        start_s: secs(p.start),
+        ready_s: secs(p.ready),
+        rto_s: secs(p.rto),
+        slack_s: secs_i(p.slack),
+        estimate_s: secs(p.dur),
+        estimate_source: p.estimate.source.as_str(),
+        estimate_steps: if playbook {
+            p.estimate
+                .steps
+                .iter()
+                .map(|st| JsonStep {
+                    name: &st.name,
+                    estimate_s: st.secs,
+                    rule: st.rule,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        estimate_checks_s: playbook.then_some(p.estimate.checks_secs),
+        modified_deadline_s: secs_i(p.deadline),
+        earliest_ready_s: secs(p.earliest_ready),
+        queued_s: secs(p.queued),
+    }
+}
+
+/// `serde_json::to_writer(out, &json_service(..))`, byte for byte, without serde.
+fn write_service_line(out: &mut Vec<u8>, p: &PlannedService, model: &Model) {
+    let s = &model.services[p.id];
+    out.extend_from_slice(b"{\"name\":");
+    json_str(out, &s.name);
+    out.extend_from_slice(b",\"tier\":");
+    json_u64(out, s.tier as u64);
+    out.extend_from_slice(b",\"wave\":");
+    json_u64(out, p.wave as u64);
+    out.extend_from_slice(b",\"depends_on\":[");
+    for (k, &d) in s.depends_on.iter().enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        json_str(out, model.name(d));
+    }
+    out.extend_from_slice(b"],\"start_s\":");
+    json_ms(out, p.start as i128);
+    out.extend_from_slice(b",\"ready_s\":");
+    json_ms(out, p.ready as i128);
+    out.extend_from_slice(b",\"rto_s\":");
+    json_ms(out, p.rto as i128);
+    out.extend_from_slice(b",\"slack_s\":");
+    json_ms(out, p.slack as i128);
+    out.extend_from_slice(b",\"estimate_s\":");
+    json_ms(out, p.dur as i128);
+    out.extend_from_slice(b",\"estimate_source\":");
+    json_str(out, p.estimate.source.as_str());
+    let playbook =
+        s.playbook.is_some() && p.estimate.source == crate::plan::EstimateSource::Playbook;
+    if playbook && !p.estimate.steps.is_empty() {
+        out.extend_from_slice(b",\"estimate_steps\":[");
+        for (k, st) in p.estimate.steps.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"name\":");
+            json_str(out, &st.name);
+            out.extend_from_slice(b",\"estimate_s\":");
+            json_f64(out, st.secs);
+            out.extend_from_slice(b",\"rule\":");
+            json_str(out, st.rule);
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
+    if playbook {
+        out.extend_from_slice(b",\"estimate_checks_s\":");
+        json_f64(out, p.estimate.checks_secs);
+    }
+    out.extend_from_slice(b",\"modified_deadline_s\":");
+    json_ms(out, p.deadline as i128);
+    out.extend_from_slice(b",\"earliest_ready_s\":");
+    json_ms(out, p.earliest_ready as i128);
+    out.extend_from_slice(b",\"queued_s\":");
+    json_ms(out, p.queued as i128);
+    out.push(b'}');
+}
+
+/// A JSON string as serde_json writes it; the escaping is serde_json's own when needed.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+fn json_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `ms / 1000.0` as serde_json writes that f64 (shortest round trip: for these magnitudes the
+/// decimal milliseconds with trailing zeros cut, and `.0` when whole), without formatting a
+/// float. Outside ±10^12 ms it is serde_json's own formatting.
+fn json_ms(out: &mut Vec<u8>, ms: i128) {
+    if ms.unsigned_abs() >= 1_000_000_000_000 {
+        json_f64(out, ms as f64 / 1000.0);
+        return;
+    }
+    if ms < 0 {
+        out.push(b'-');
+    }
+    let a = ms.unsigned_abs() as u64;
+    json_u64(out, a / 1000);
+    out.push(b'.');
+    let f = a % 1000;
+    if f == 0 {
+        out.push(b'0');
+    } else {
+        let digits = [
+            b'0' + (f / 100) as u8,
+            b'0' + (f / 10 % 10) as u8,
+            b'0' + (f % 10) as u8,
+        ];
+        let len = if f % 100 == 0 {
+            1
+        } else if f % 10 == 0 {
+            2
+        } else {
+            3
+        };
+        out.extend_from_slice(&digits[..len]);
+    }
+}
+
+fn json_f64(out: &mut Vec<u8>, x: f64) {
+    let _ = serde_json::to_writer(&mut *out, &x);
 }
 
 /// `meeseeks.plan/v1` (SPEC §8), services in planned start order. The summary fields are
@@ -450,47 +619,18 @@ pub fn render_json(plan: &Plan, model: &Model) -> String {
             out.pop();
         }
     }
-    json_array(
-        &mut out,
-        "services",
-        plan.services.iter().map(|p| {
-            let s = &model.services[p.id];
-            let playbook =
-                s.playbook.is_some() && p.estimate.source == crate::plan::EstimateSource::Playbook;
-            JsonService {
-                name: &s.name,
-                tier: s.tier,
-                wave: p.wave,
-                depends_on: Names {
-                    model,
-                    ids: &s.depends_on,
-                },
-                start_s: secs(p.start),
-                ready_s: secs(p.ready),
-                rto_s: secs(p.rto),
-                slack_s: secs_i(p.slack),
-                estimate_s: secs(p.dur),
-                estimate_source: p.estimate.source.as_str(),
-                estimate_steps: if playbook {
-                    p.estimate
-                        .steps
-                        .iter()
-                        .map(|st| JsonStep {
-                            name: &st.name,
-                            estimate_s: st.secs,
-                            rule: st.rule,
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                },
-                estimate_checks_s: playbook.then_some(p.estimate.checks_secs),
-                modified_deadline_s: secs_i(p.deadline),
-                earliest_ready_s: secs(p.earliest_ready),
-                queued_s: secs(p.queued),
-            }
-        }),
-    );
+    // One line per service, written by hand (a third of the report's cost with serde on a
+    // 100 000-service plan); `service_line_is_what_serde_writes` checks it is the same bytes.
+    out.extend_from_slice(b",\n  \"services\": [");
+    for (i, p) in plan.services.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
+        write_service_line(&mut out, p, model);
+    }
+    out.extend_from_slice(if plan.services.is_empty() {
+        b"]"
+    } else {
+        b"\n  ]"
+    });
     json_array(
         &mut out,
         "breaches",
@@ -1098,6 +1238,121 @@ pub fn render_html(plan: &Plan, model: &Model) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every service line of `plan`, hand-written and by serde.
+    fn lines_both_ways(plan: &Plan, model: &Model) {
+        assert!(!plan.services.is_empty());
+        for p in &plan.services {
+            let mut ours = Vec::new();
+            write_service_line(&mut ours, p, model);
+            let theirs = serde_json::to_string(&json_service(p, model)).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+        }
+    }
+
+    #[test]
+    fn service_line_is_what_serde_writes() {
+        use crate::plan::{PlanOptions, build_plan};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan-shop");
+        let (model, _) = crate::load::load(&dir, &Default::default())
+            .into_result(false)
+            .unwrap();
+        for mode in [crate::model::Mode::Failover, crate::model::Mode::Drill] {
+            for eager in [false, true] {
+                let opts = PlanOptions {
+                    scope: Default::default(),
+                    parallel: Some(2),
+                    eager,
+                    mode,
+                    history: None,
+                };
+                lines_both_ways(&build_plan(&model, &opts).unwrap(), &model);
+            }
+        }
+        // Names that need escaping, odd durations, no playbooks.
+        let d = |ms| std::time::Duration::from_millis(ms);
+        let services = vec![
+            (
+                crate::model::Service::new("a\"quoted\"", 0, d(1)),
+                vec![],
+                vec![],
+            ),
+            (
+                crate::model::Service::new("tab\tname", 1, d(61_001)),
+                vec!["a\"quoted\"".into()],
+                vec![],
+            ),
+            (
+                crate::model::Service::new("plain", 3, d(7_200_250)),
+                vec!["tab\tname".into()],
+                vec![],
+            ),
+        ];
+        let defaults = crate::model::Defaults {
+            rto: d(3_600_000),
+            parallel: 1,
+            estimate: d(90_125),
+        };
+        let model = Model::from_parts(".".into(), defaults, services);
+        let opts = PlanOptions {
+            scope: Default::default(),
+            parallel: None,
+            eager: false,
+            mode: crate::model::Mode::Failover,
+            history: None,
+        };
+        lines_both_ways(&build_plan(&model, &opts).unwrap(), &model);
+    }
+
+    #[test]
+    fn milliseconds_print_as_serde_prints_their_f64() {
+        let mut values: Vec<i128> = (-3000..200_000).collect();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push((x % 2_000_000_000_000) as i128 - 1_000_000_000_000);
+        }
+        values.extend([
+            999_999_999_999,
+            1_000_000_000_000,
+            -1_000_000_000_000,
+            u64::MAX as i128,
+        ]);
+        for ms in values {
+            let mut ours = Vec::new();
+            json_ms(&mut ours, ms);
+            let theirs = serde_json::to_string(&(ms as f64 / 1000.0)).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), theirs, "{ms} ms");
+        }
+    }
+
+    #[test]
+    fn strings_and_integers_print_as_serde_prints_them() {
+        for s in [
+            "",
+            "svc-1",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+            "é ✓ \u{7f}",
+            "</script>",
+        ] {
+            let mut ours = Vec::new();
+            json_str(&mut ours, s);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
+        for n in [0, 1, 9, 10, 99, 100, 12345, u32::MAX as u64, u64::MAX] {
+            let mut ours = Vec::new();
+            json_u64(&mut ours, n);
+            assert_eq!(String::from_utf8(ours).unwrap(), n.to_string());
+        }
+    }
 
     #[test]
     fn durations_print_compactly() {
