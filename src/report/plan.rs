@@ -573,9 +573,9 @@ fn json_ms(out: &mut Vec<u8>, ms: i128) {
             b'0' + (f / 10 % 10) as u8,
             b'0' + (f % 10) as u8,
         ];
-        let len = if f % 100 == 0 {
+        let len = if f.is_multiple_of(100) {
             1
-        } else if f % 10 == 0 {
+        } else if f.is_multiple_of(10) {
             2
         } else {
             3
