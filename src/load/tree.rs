@@ -1018,8 +1018,14 @@ impl<'i> Parser<'i> {
             return;
         };
         let raw = self.raw(key);
-        let mut decoded = Cow::Borrowed("");
-        raw.decode_key(&mut decoded, errors);
+        let decoded = match fast_key(raw.as_str(), key.enc) {
+            Some(k) => k,
+            None => {
+                let mut decoded = Cow::Borrowed("");
+                raw.decode_key(&mut decoded, errors);
+                decoded
+            }
+        };
         let key = Key {
             start: key.start,
             end: key.end,
@@ -1046,8 +1052,14 @@ impl<'i> Parser<'i> {
     /// `value::on_scalar`
     fn on_scalar(&mut self, event: Ev, errors: &mut dyn ErrorSink) -> Node<'i> {
         let raw = self.raw(event);
-        let mut decoded = Cow::Borrowed("");
-        let kind = raw.decode_scalar(&mut decoded, errors);
+        let (kind, decoded) = match fast_scalar(raw.as_str(), event.enc) {
+            Some(fast) => fast,
+            None => {
+                let mut decoded = Cow::Borrowed("");
+                let kind = raw.decode_scalar(&mut decoded, errors);
+                (kind, decoded)
+            }
+        };
         let value = match kind {
             ScalarKind::String => Value::String(decoded),
             ScalarKind::Boolean(b) => Value::Boolean(b),
@@ -1243,6 +1255,56 @@ impl<'i> Parser<'i> {
             }
         }
     }
+}
+
+/// What `toml_parser`'s key decoder gives, without running it, for the keys almost every file
+/// is made of: bare keys (`depends_on`) and basic strings without escapes. `None`: decode.
+/// (`fast_paths_agree_with_the_decoders` checks both against the decoders.)
+fn fast_key(raw: &str, enc: Option<Encoding>) -> Option<Cow<'_, str>> {
+    match enc {
+        None if !raw.is_empty()
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Some(Cow::Borrowed(raw))
+        }
+        Some(Encoding::BasicString) => plain_basic_string(raw).map(Cow::Borrowed),
+        _ => None,
+    }
+}
+
+/// The scalar decoder's result for basic strings without escapes, `true`, `false` and plain
+/// decimal integers; `None`: decode.
+fn fast_scalar(raw: &str, enc: Option<Encoding>) -> Option<(ScalarKind, Cow<'_, str>)> {
+    match enc {
+        Some(Encoding::BasicString) => {
+            plain_basic_string(raw).map(|s| (ScalarKind::String, Cow::Borrowed(s)))
+        }
+        None => match raw.as_bytes() {
+            b"true" => Some((ScalarKind::Boolean(true), Cow::Borrowed(raw))),
+            b"false" => Some((ScalarKind::Boolean(false), Cow::Borrowed(raw))),
+            [b'1'..=b'9', rest @ ..] if rest.iter().all(u8::is_ascii_digit) => Some((
+                ScalarKind::Integer(toml_parser::decoder::IntegerRadix::Dec),
+                Cow::Borrowed(raw),
+            )),
+            b"0" => Some((
+                ScalarKind::Integer(toml_parser::decoder::IntegerRadix::Dec),
+                Cow::Borrowed(raw),
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The content of `"..."` when it needs no decoding: no escape, no quote, no control byte.
+fn plain_basic_string(raw: &str) -> Option<&str> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    inner
+        .bytes()
+        .all(|b| b == b'\t' || (b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f))
+        .then_some(inner)
 }
 
 /// `key::more_key`
@@ -1757,6 +1819,106 @@ plain = "no escapes"
         assert!(services.get("s500").is_none());
     }
 
+    /// Runs the real decoders on `raw` (lexed alone, so its encoding is the lexer's).
+    fn decoded(raw: &str, key: bool) -> Option<(Option<ScalarKind>, String, bool)> {
+        let tokens: Vec<Token> = Source::new(raw).lex().collect();
+        let t = tokens.first()?;
+        if t.span().end() != raw.len() {
+            return None;
+        }
+        let enc = match t.kind() {
+            TokenKind::BasicString => Some(Encoding::BasicString),
+            TokenKind::LiteralString => Some(Encoding::LiteralString),
+            TokenKind::MlBasicString => Some(Encoding::MlBasicString),
+            TokenKind::MlLiteralString => Some(Encoding::MlLiteralString),
+            TokenKind::Atom => None,
+            _ => return None,
+        };
+        let r = Raw::new_unchecked(raw, enc, Span::new_unchecked(0, raw.len()));
+        let mut errors = NoErrors(true);
+        let mut out = Cow::Borrowed("");
+        if key {
+            r.decode_key(&mut out, &mut errors);
+            let fast = fast_key(raw, enc);
+            if let Some(f) = &fast {
+                assert!(errors.0, "fast path taken for a key with errors: {raw:?}");
+                assert_eq!(f, &out, "key {raw:?}");
+                assert!(matches!(f, Cow::Borrowed(_)));
+            }
+            Some((None, out.into_owned(), fast.is_some()))
+        } else {
+            let kind = r.decode_scalar(&mut out, &mut errors);
+            let fast = fast_scalar(raw, enc);
+            if let Some((k, f)) = &fast {
+                assert!(
+                    errors.0,
+                    "fast path taken for a scalar with errors: {raw:?}"
+                );
+                assert_eq!(*k, kind, "scalar {raw:?}");
+                if !matches!(kind, ScalarKind::Boolean(_)) {
+                    assert_eq!(f, &out, "scalar {raw:?}");
+                }
+            }
+            Some((Some(kind), out.into_owned(), fast.is_some()))
+        }
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_decoders() {
+        let cases = [
+            "a",
+            "depends_on",
+            "svc-000123",
+            "A_b-9",
+            "-",
+            "_",
+            "é",
+            "a.b",
+            "a b",
+            "",
+            "\"plain\"",
+            "\"\"",
+            "\"tab\there\"",
+            "\"esc\\n\"",
+            "\"q\\\"q\"",
+            "\"\u{1}\"",
+            "\"\u{7f}\"",
+            "\"é ✓\"",
+            "\"open",
+            "'lit'",
+            "0",
+            "00",
+            "01",
+            "1",
+            "42",
+            "-1",
+            "+1",
+            "1_000",
+            "0x1f",
+            "1e3",
+            "1.5",
+            "true",
+            "false",
+            "True",
+            "tru",
+            "truee",
+            "inf",
+            "nan",
+            "1979-05-27",
+            "07:32:00",
+            "99999999999999999999",
+        ];
+        let mut taken = 0;
+        for c in cases {
+            for key in [true, false] {
+                if let Some((_, _, fast)) = decoded(c, key) {
+                    taken += fast as usize;
+                }
+            }
+        }
+        assert!(taken >= 15, "{taken}");
+    }
+
     #[test]
     fn the_index_hash_does_not_collide_on_numbered_names() {
         // A collision is handled (by a scan), but must stay rare: FxHash had 2.8% of these.
@@ -1970,6 +2132,19 @@ plain = "no escapes"
                     out
                 },
             )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+            #[test]
+            fn fast_paths_agree_with_the_decoders_on_random_tokens(
+                raw in "[\"'a-z0-9_\\-+. \\\\\t\u{1}\u{7f}é]{0,8}"
+            ) {
+                for key in [true, false] {
+                    super::decoded(&raw, key);
+                    super::decoded(&format!("\"{raw}\""), key);
+                }
+            }
         }
 
         proptest! {

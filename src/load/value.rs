@@ -147,6 +147,9 @@ impl Reader<'_> {
                 return None;
             }
         };
+        if let Some(d) = simple_duration(s.trim()) {
+            return Some(d);
+        }
         match humantime::parse_duration(s.trim()) {
             Ok(d) => Some(d),
             Err(e) => {
@@ -255,6 +258,24 @@ impl Reader<'_> {
     }
 }
 
+/// `humantime::parse_duration` for the forms nearly every duration is written in (`90s`, `5m`,
+/// `4h`, `7d`), at a fraction of its cost; anything else is left to humantime.
+fn simple_duration(s: &str) -> Option<Duration> {
+    let (digits, unit) = s.split_at_checked(s.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n * unit))
+}
+
 /// Converts a TOML value to a template variable value.
 pub fn to_var(v: &Value<'_>) -> serde_json::Value {
     use serde_json::Value as J;
@@ -280,5 +301,50 @@ pub fn to_var(v: &Value<'_>) -> serde_json::Value {
                 .map(|(k, x)| (k.get_ref().to_string(), to_var(x.get_ref())))
                 .collect(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_durations_are_what_humantime_says() {
+        let mut cases: Vec<String> = [
+            "0s",
+            "05m",
+            "1d",
+            "999999999h",
+            "1000000000s",
+            "",
+            "s",
+            "5",
+            "5ms",
+            "5 m",
+            "1h30m",
+            "+5m",
+            "-5m",
+            "5M",
+            "٣s",
+            "5é",
+            "5w",
+            "5y",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for n in [0u64, 1, 7, 59, 60, 90, 3599, 86_400, 123_456_789] {
+            for u in ["s", "m", "h", "d", "x"] {
+                cases.push(format!("{n}{u}"));
+            }
+        }
+        let mut taken = 0;
+        for c in &cases {
+            if let Some(d) = simple_duration(c) {
+                taken += 1;
+                assert_eq!(Some(d), humantime::parse_duration(c).ok(), "{c:?}");
+            }
+        }
+        assert!(taken > 30, "{taken}");
     }
 }
