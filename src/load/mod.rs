@@ -205,6 +205,11 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
         );
     }
     debug_assert!(names.is_sorted(), "ids are positions in name order");
+    let starts: Vec<usize> = name_spans.iter().map(|s| s.start).collect();
+    for (svc, line) in services.iter_mut().zip(gfile.lines(&starts)) {
+        svc.line = line;
+    }
+    drop(starts);
 
     let ids: FastMap<&str, SvcId> = names.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     let mut resolver = Resolver {
@@ -413,7 +418,6 @@ fn read_service<'t, 'i>(
         r.unknown_keys(t, SERVICE_KEYS, &format!("[services.{name}]"));
     }
     let mut svc = Service::new(name, 0, defaults.rto);
-    svc.line = r.file.line(name_span.start);
     match f.tier {
         Some(v) => {
             if let Some(n) = r.int_in("tier", v, 0, 100) {

@@ -536,18 +536,35 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-fn json_u64(out: &mut Vec<u8>, mut n: u64) {
+fn json_u64(out: &mut Vec<u8>, n: u64) {
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+    let i = digits(&mut buf, n);
     out.extend_from_slice(&buf[i..]);
+}
+
+/// Writes `n` in decimal at the end of `buf`, two digits at a time; returns where it starts.
+fn digits(buf: &mut [u8; 20], mut n: u64) -> usize {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut i = buf.len();
+    while n >= 100 {
+        let d = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    }
+    if n >= 10 {
+        let d = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + n as u8;
+    }
+    i
 }
 
 /// `ms / 1000.0` as serde_json writes that f64 (shortest round trip: for these magnitudes the
@@ -558,30 +575,33 @@ fn json_ms(out: &mut Vec<u8>, ms: i128) {
         json_f64(out, ms as f64 / 1000.0);
         return;
     }
-    if ms < 0 {
-        out.push(b'-');
-    }
     let a = ms.unsigned_abs() as u64;
-    json_u64(out, a / 1000);
-    out.push(b'.');
-    let f = a % 1000;
-    if f == 0 {
-        out.push(b'0');
-    } else {
-        let digits = [
-            b'0' + (f / 100) as u8,
-            b'0' + (f / 10 % 10) as u8,
-            b'0' + (f % 10) as u8,
-        ];
-        let len = if f.is_multiple_of(100) {
-            1
-        } else if f.is_multiple_of(10) {
-            2
-        } else {
-            3
-        };
-        out.extend_from_slice(&digits[..len]);
+    // Sign, whole seconds, point and up to three decimals, written in one go.
+    let mut buf = [0u8; 20];
+    let mut start = digits(&mut buf, a / 1000);
+    if ms < 0 {
+        start -= 1;
+        buf[start] = b'-';
     }
+    let mut tail = [b'.', b'0', b'0', b'0'];
+    let f = a % 1000;
+    let len = if f == 0 {
+        2
+    } else {
+        tail[1] = b'0' + (f / 100) as u8;
+        tail[2] = b'0' + (f / 10 % 10) as u8;
+        tail[3] = b'0' + (f % 10) as u8;
+        if f.is_multiple_of(100) {
+            2
+        } else if f.is_multiple_of(10) {
+            3
+        } else {
+            4
+        }
+    };
+    out.reserve(buf.len() - start + len);
+    out.extend_from_slice(&buf[start..]);
+    out.extend_from_slice(&tail[..len]);
 }
 
 fn json_f64(out: &mut Vec<u8>, x: f64) {
