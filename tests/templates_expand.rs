@@ -363,7 +363,21 @@ fn every_shipped_template_expands() {
             .unwrap()
             .unwrap_or_else(|| panic!("{name}: {}", diags.render(false)));
         assert!(!def.description.trim().is_empty(), "{name}");
-        let snippet = meeseeks::load::library::usage_snippet(&def, &[]);
+        let values: Vec<(String, String)> = def
+            .params
+            .iter()
+            .filter(|p| p.required)
+            .map(|p| {
+                let v = match p.ty {
+                    Some(meeseeks::load::library::ParamType::Integer) => "3".to_string(),
+                    Some(meeseeks::load::library::ParamType::Bool) => "true".to_string(),
+                    Some(meeseeks::load::library::ParamType::Duration) => "\"1m\"".to_string(),
+                    _ => "\"x\"".to_string(),
+                };
+                (p.name.clone(), v)
+            })
+            .collect();
+        let snippet = meeseeks::load::library::usage_snippet(&def, &values);
         let d = dr(&[
             ("playbooks/checkout.toml", &snippet),
             ("playbooks/orders-db.toml", ORDERS_DB),

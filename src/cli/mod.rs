@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
+pub mod init;
+pub mod templates;
 pub mod validate;
 
 #[derive(Parser, Debug)]
@@ -64,6 +66,10 @@ impl Global {
 pub enum Command {
     /// Load and check graph + playbooks; report every problem at once.
     Validate(validate::ValidateArgs),
+    /// List the playbook template library, or show one template's parameters.
+    Templates(templates::TemplatesArgs),
+    /// Scaffold a DR directory: a commented graph.toml and one playbook per service.
+    Init(init::InitArgs),
 }
 
 /// The DR directory positional argument shared by most commands.
@@ -154,6 +160,8 @@ pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
     match cli.command {
         Command::Validate(a) => validate::run(g, &a),
+        Command::Templates(a) => templates::run(g, &a),
+        Command::Init(a) => init::run(g, &a),
     }
 }
 

@@ -504,7 +504,9 @@ pub fn describe(def: &TemplateDef) -> String {
         Origin::Local(p) => p.display().to_string(),
     };
     let _ = writeln!(out, "{} ({origin})", def.name);
-    let _ = writeln!(out, "  {}", def.description.trim());
+    for line in def.description.trim().lines() {
+        let _ = writeln!(out, "  {}", line.trim());
+    }
     out.push('\n');
     if def.params.is_empty() {
         let _ = writeln!(out, "parameters: none");
@@ -532,8 +534,15 @@ pub fn describe(def: &TemplateDef) -> String {
     out
 }
 
-/// A `[[steps]]` entry using `def`, with every required parameter filled by a placeholder
-/// (for `meeseeks templates NAME` and `meeseeks init`).
+/// A placeholder for a value the user must fill in: an undefined template variable, so the
+/// playbook fails validation ("undefined template variable `TODO_data_dir`", with file and
+/// line) until it is replaced, whatever the parameter's type.
+pub fn todo(what: &str) -> String {
+    toml_string(&format!("{{{{ TODO_{what} }}}}"))
+}
+
+/// A `[[steps]]` entry using `def`: `values` (name, TOML literal) first, every other required
+/// parameter a `todo` placeholder (for `meeseeks templates NAME` and `meeseeks init`).
 pub fn usage_snippet(def: &TemplateDef, values: &[(String, String)]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -544,12 +553,7 @@ pub fn usage_snippet(def: &TemplateDef, values: &[(String, String)]) -> String {
         if let Some((_, v)) = values.iter().find(|(k, _)| *k == p.name) {
             with.push(format!("{} = {v}", p.name));
         } else if p.required {
-            let placeholder = match p.ty {
-                Some(ParamType::Integer) => "0".to_string(),
-                Some(ParamType::Bool) => "false".to_string(),
-                _ => toml_string(&format!("TODO: {}", p.name)),
-            };
-            with.push(format!("{} = {placeholder}", p.name));
+            with.push(format!("{} = {}", p.name, todo(&p.name)));
         }
     }
     let _ = writeln!(out, "with = {{ {} }}", with.join(", "));

@@ -226,6 +226,19 @@ impl Ctx<'_, '_> {
                 // `{{ with.NAME }}` was spliced in before this check (see `uses`): what is
                 // left is an unknown parameter or a use the splice does not support.
                 "with" => self.with_var(rest, span.clone()),
+                // Placeholders written by `meeseeks init`: say what to do, not "undefined".
+                _ if root.starts_with("TODO") => {
+                    self.r
+                        .err(
+                            "todo",
+                            span.clone(),
+                            format!("placeholder `{root}` still to fill in"),
+                        )
+                        .label("replace this placeholder")
+                        .help(format!(
+                            "replace {{{{ {root} }}}} with the real value (left by `meeseeks init`)"
+                        ));
+                }
                 _ if BUILTIN_VARS.contains(&root)
                     || self.defined.graph.contains(root)
                     || self.defined.cli.contains(root)
