@@ -351,6 +351,28 @@ with = { unit = "b.service" }
     ]);
     let out = diags(d.path());
     assert!(out.contains("duplicate step name `systemd/start`"), "{out}");
+    assert_eq!(out.matches("error[").count(), 1, "{out}");
+
+    let d = dr(&[
+        (
+            "playbooks/checkout.toml",
+            r#"
+[[steps]]
+uses = "systemd/start"
+with = { unit = "a.service" }
+
+[[steps]]
+name = "systemd/start/start"
+run = "true"
+"#,
+        ),
+        ("playbooks/orders-db.toml", ORDERS_DB),
+    ]);
+    let out = diags(d.path());
+    assert!(
+        out.contains("duplicate step name `systemd/start/start`"),
+        "{out}"
+    );
 }
 
 /// Every shipped template loads and expands with placeholder values for its required

@@ -397,9 +397,11 @@ fn read_steps(
         let name = table
             .and_then(|t| t.get("name").or(uses))
             .and_then(|n| n.get_ref().as_str().map(|s| (s.to_string(), n.span())));
+        let mut raw_dup = false;
         if let Some((name, span)) = name {
             let line = cx.r.file.line_col(item.span().start).0;
             if let Some(first) = names.get(&name) {
+                raw_dup = true;
                 cx.r.err("duplicate-name", span, format!("duplicate step name `{name}` in [[{section}]]"))
                     .label("used again here")
                     .help(format!("the first step with this name is on line {first}; step names identify steps on resume and must be unique"));
@@ -409,6 +411,18 @@ fn read_steps(
         }
         if let (Some(t), Some(_)) = (table, uses) {
             if let Some((steps, mut checks)) = super::uses::expand(cx, item, t, section) {
+                // Expanded names take part in the uniqueness rule too (a hand-written step
+                // could be called `k8s/scale/scale`).
+                for st in &steps {
+                    if let Some(first) = names.get(&st.name) {
+                        if !raw_dup {
+                            cx.r.err("duplicate-name", t.get("uses").map_or(item.span(), |u| u.span()), format!("this template's step `{}` collides with the step of that name in [[{section}]]", st.name))
+                                .help(format!("the other step is on line {first}; give this `uses` step a distinct `name`"));
+                        }
+                    } else {
+                        names.insert(st.name.clone(), st.line);
+                    }
+                }
                 out.extend(steps);
                 cx.extra_checks.append(&mut checks);
             }

@@ -310,6 +310,7 @@ pub(super) fn expand(
         .collect();
     let splice = Splice::new(&texts);
     let mut steps = Vec::new();
+    let mut seen = HashSet::new();
     if let Some(arr) = root.get("steps").and_then(|v| v.get_ref().as_array()) {
         for (i, s) in arr.iter().enumerate() {
             let s = substitute(s, &splice, false);
@@ -326,6 +327,18 @@ pub(super) fn expand(
                     )
                     .help("copy the other template's steps into this one");
                 continue;
+            }
+            if let Some(n) = st.get("name")
+                && let Some(n) = n.get_ref().as_str()
+                && !seen.insert(n.to_string())
+            {
+                tcx.r
+                    .err(
+                        "duplicate-name",
+                        s.span(),
+                        format!("duplicate step name `{n}` in the template"),
+                    )
+                    .help("step names must be unique: they identify steps on resume");
             }
             if let Some(mut step) = read_step(&mut tcx, &s, "steps", i, true) {
                 step.name = format!("{step_name}/{}", step.name);
