@@ -148,12 +148,11 @@ pub(super) fn expand(
             .help("split it: one [[steps]] with `uses`, another with this action");
         }
     }
-    let others: Vec<&str> = USES_KEYS.to_vec();
     let unknown: Vec<_> = t
         .iter()
         .filter(|(k, _)| {
             let k = k.get_ref().as_ref();
-            !others.contains(&k) && !super::playbook::STEP_KINDS.contains(&k)
+            !USES_KEYS.contains(&k) && !super::playbook::STEP_KINDS.contains(&k)
         })
         .map(|(k, _)| (k.get_ref().to_string(), k.span()))
         .collect();
