@@ -262,3 +262,41 @@ pub fn run(g: &Global, a: &InitArgs) -> Result<i32> {
     }
     Ok(exit::OK)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn svc(tags: &[(&str, &str)]) -> Service {
+        let mut s = Service::new("x", 0, Duration::from_secs(60));
+        s.tags = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        s
+    }
+
+    #[test]
+    fn tags_pick_the_most_specific_template() {
+        assert_eq!(suggest_template(&svc(&[])), None);
+        assert_eq!(suggest_template(&svc(&[("domain", "orders")])), None);
+        assert_eq!(
+            suggest_template(&svc(&[("engine", "PostgreSQL")])),
+            Some("postgres/promote-replica")
+        );
+        // The database wins over the platform it runs on.
+        assert_eq!(
+            suggest_template(&svc(&[("platform", "kubernetes"), ("engine", "redis")])),
+            Some("redis/promote-replica")
+        );
+        assert_eq!(suggest_template(&svc(&[("k8s", "yes")])), Some("k8s/scale"));
+        // Every suggestion names a shipped template.
+        for (_, t) in HINTS {
+            assert!(
+                library::builtin().iter().any(|(n, _)| n == t),
+                "{t} is not in the library"
+            );
+        }
+    }
+}
