@@ -9,7 +9,9 @@ pub mod events;
 pub mod load;
 pub mod mask;
 pub mod model;
+pub mod notify;
 pub mod plan;
+pub mod stub;
 pub mod template;
 pub mod util;
 

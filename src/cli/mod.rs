@@ -70,6 +70,8 @@ pub enum Command {
     Templates(templates::TemplatesArgs),
     /// Scaffold a DR directory: a commented graph.toml and one playbook per service.
     Init(init::InitArgs),
+    /// A stand-in HTTP/TCP service for rehearsals, demos and tests.
+    Stub(crate::stub::StubArgs),
 }
 
 /// The DR directory positional argument shared by most commands.
@@ -162,6 +164,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Validate(a) => validate::run(g, &a),
         Command::Templates(a) => templates::run(g, &a),
         Command::Init(a) => init::run(g, &a),
+        Command::Stub(a) => crate::stub::run(&a),
     }
 }
 
