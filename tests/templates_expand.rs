@@ -131,7 +131,12 @@ with = { deployment = "checkout", replicas = 6, context = "{{ dr_site }}" }
 [[steps]]
 name = "web"
 uses = "http/wait-healthy"
-with = { url = "http://checkout.{{ dr_site }}/healthz", healthy_after = 2, interval = "1s" }
+with = { url = "http://checkout.{{ dr_site }}/healthz", retries = 3, retry_delay = "200ms" }
+
+[[steps]]
+name = "grpc"
+uses = "probe"
+with = { port = 9090, n = 3, every = "1s" }
 
 [[checks]]
 name = "port"
@@ -140,6 +145,33 @@ tcp = "127.0.0.1:8443"
 [[rollback]]
 uses = "k8s/scale"
 with = { deployment = "checkout", replicas = 0, context = "{{ dr_site }}" }
+"#,
+        ),
+        (
+            "playbooks/_templates/probe.toml",
+            r#"
+description = "A check-only template: its check joins the service's checks"
+
+[params.port]
+required = true
+type = "integer"
+doc = "port"
+
+[params.n]
+default = 1
+type = "integer"
+doc = "consecutive successes"
+
+[params.every]
+default = "2s"
+type = "duration"
+doc = "interval"
+
+[[checks]]
+name = "port open"
+tcp = "127.0.0.1:{{ with.port }}"
+healthy_after = "{{ with.n }}"
+interval = "{{ with.every }}"
 "#,
         ),
         ("playbooks/orders-db.toml", ORDERS_DB),
@@ -261,7 +293,7 @@ with = { deployment = 5, replicas = "six", context = "dc2", timeout = "5 parsecs
 [[steps]]
 name = "health"
 uses = "http/wait-healthy"
-with = { url = "http://x/healthz", status = [200], healthy_after = true }
+with = { url = "http://x/healthz", status = [200], retries = true }
 
 [[steps]]
 name = "mixed"

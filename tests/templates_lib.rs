@@ -13,8 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use meeseeks::load::{LoadOptions, load};
 use meeseeks::mask::Masker;
-use meeseeks::model::{CheckKind, HttpSpec, Mode, Model, StepKind};
+use meeseeks::model::{CheckKind, HttpSpec, Mode, Model, Step, StepKind};
 use meeseeks::template::{Builtins, Renderer, describe_step};
+
+/// Serialises the tests that read the environment (spawning a process does) with the one that
+/// sets the secrets.
+static ENV: Mutex<()> = Mutex::new(());
 
 /// The fake tools: each appends `tool<TAB>arg<TAB>arg...` to $FAKE_LOG, then prints what the
 /// real tool prints on success.
@@ -127,16 +131,7 @@ async fn run_service(m: &Model, svc: &str, path: &str, log: &Path) -> Vec<String
             s.name,
             describe_step(&s.kind, r.masker())
         ));
-        let ok = match &s.kind {
-            StepKind::Cmd(argv) => exec(argv, path, log),
-            StepKind::Run(line) => exec(&["sh".into(), "-c".into(), line.clone()], path, log),
-            StepKind::Http(h) => http(&client, h).await,
-            StepKind::Wait(d) => {
-                tokio::time::sleep(*d).await;
-                true
-            }
-            other => panic!("{svc}: unexpected step kind {other:?}"),
-        };
+        let ok = run_step(&client, &s, path, log).await;
         assert!(ok || s.optional, "{svc}: step `{}` failed", s.name);
     }
     for check in &pb.checks {
@@ -150,6 +145,31 @@ async fn run_service(m: &Model, svc: &str, path: &str, log: &Path) -> Vec<String
         assert!(ok, "{svc}: check `{}` failed", c.name);
     }
     shown
+}
+
+/// One rendered step, with its retries (delay doubled after each failed attempt).
+async fn run_step(client: &reqwest::Client, s: &Step, path: &str, log: &Path) -> bool {
+    let mut delay = s.retry_delay;
+    for attempt in 0..=s.retries {
+        if attempt > 0 {
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+        let ok = match &s.kind {
+            StepKind::Cmd(argv) => exec(argv, path, log),
+            StepKind::Run(line) => exec(&["sh".into(), "-c".into(), line.clone()], path, log),
+            StepKind::Http(h) => http(client, h).await,
+            StepKind::Wait(d) => {
+                tokio::time::sleep(*d).await;
+                true
+            }
+            other => panic!("unexpected step kind {other:?}"),
+        };
+        if ok {
+            return true;
+        }
+    }
+    false
 }
 
 fn exec(argv: &[String], path: &str, log: &Path) -> bool {
@@ -171,7 +191,9 @@ async fn http(client: &reqwest::Client, h: &HttpSpec) -> bool {
     if let Some(b) = &h.body {
         req = req.body(b.clone());
     }
-    let resp = req.send().await.unwrap();
+    let Ok(resp) = req.send().await else {
+        return false;
+    };
     let st = resp.status().as_u16();
     if h.expect_status.is_empty() {
         (200..300).contains(&st)
@@ -220,7 +242,7 @@ with = {{ deployment = "web", context = "{{{{ dr_site }}}}" }}
 [[steps]]
 name = "web"
 uses = "http/wait-healthy"
-with = {{ url = "{base}/healthz", interval = "100ms", timeout = "10s" }}
+with = {{ url = "{base}/healthz", retries = 2, retry_delay = "100ms" }}
 "#
             ),
         ),
@@ -311,9 +333,9 @@ fn the_run_covers_the_whole_library() {
 
 #[test]
 fn every_shipped_template_runs_for_real() {
-    // Set before any thread or child process exists in this test binary's other test (which
-    // does not read the environment).
-    // SAFETY: no other thread reads or writes the environment concurrently in this binary.
+    let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: the tests of this binary that spawn processes or read the environment hold
+    // `ENV`, so nothing reads the environment while it changes.
     unsafe {
         std::env::set_var("DNS_API_TOKEN", "dns-s3cret");
         std::env::set_var("LB_API_TOKEN", "lb-s3cret");
@@ -414,5 +436,71 @@ fn every_shipped_template_runs_for_real() {
         let shown = shown.join("\n").replace(&base, "BASE");
         assert!(!shown.contains("s3cret"), "{shown}");
         insta::assert_snapshot!("rendered", shown);
+    });
+}
+
+/// The shop demo's own template (`examples/shop/playbooks/_templates/shop/stand-in.toml`) and
+/// `http/wait-healthy`, run for real: the expanded steps start a real `meeseeks stub`, wait
+/// through its cold start, pass the service's checks, and the cleanup stops it.
+#[test]
+fn shop_stand_in_and_wait_healthy_run_for_real() {
+    let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
+    let l = load(&shop, &LoadOptions::default());
+    assert!(!l.diags.has_errors(), "{}", l.diags.render(false));
+    let m = l.model.unwrap();
+    let id = m.id("api-gateway").unwrap();
+    let run_dir = tempfile::tempdir().unwrap();
+    let builtins = Builtins {
+        run_id: "r1".into(),
+        mode: Mode::Drill,
+        run_dir: run_dir.path().to_path_buf(),
+        dr_dir: shop.clone(),
+        meeseeks: PathBuf::from(env!("CARGO_BIN_EXE_meeseeks")),
+    };
+    // A free port instead of the demo's 18101, so a concurrent drill of the demo elsewhere in
+    // the test suite cannot collide with this one (`--var` beats the playbook's [vars]).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let vars = BTreeMap::from([("port".to_string(), serde_json::json!(port))]);
+    let r = Renderer::new(&m, vars, builtins, Masker::new());
+    let pb = m.services[id].playbook.as_ref().unwrap();
+    let names: Vec<&str> = pb.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names[..2],
+        [
+            "scale up the API gateway in the DR site/start stand-in",
+            "wait until the API gateway answers/poll"
+        ]
+    );
+    let log = run_dir.path().join("argv.log");
+    let path = std::env::var("PATH").unwrap_or_default();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        // The first two steps (the third enables a pool on the edge LB, not running here).
+        for step in &pb.steps[..2] {
+            let s = r.render_step(id, step).unwrap();
+            assert!(run_step(&client, &s, &path, &log).await, "{}", s.name);
+        }
+        for check in &pb.checks {
+            let c = r.render_check(id, check).unwrap();
+            let CheckKind::Http(h) = &c.kind else {
+                panic!("{c:?}")
+            };
+            assert!(http(&client, h).await, "{}", c.name);
+        }
+        for step in &pb.cleanup {
+            let s = r.render_step(id, step).unwrap();
+            assert!(run_step(&client, &s, &path, &log).await, "{}", s.name);
+        }
     });
 }

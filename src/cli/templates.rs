@@ -52,12 +52,45 @@ fn list(dir: &std::path::Path) -> String {
     out
 }
 
-/// The description's first sentence, on one line.
+/// The description's first sentence, on one line, at most `SUMMARY_WIDTH` characters.
 fn first_sentence(s: &str) -> String {
+    const SUMMARY_WIDTH: usize = 80;
     let one = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one.find(". ") {
-        Some(i) => one[..=i].to_string(),
-        None => one,
+    // A sentence ends at ". " that does not close an abbreviation ("e.g. ", "i.e. ").
+    let mut end = one.len();
+    let mut from = 0;
+    while let Some(i) = one[from..].find(". ") {
+        let at = from + i;
+        if !(one[..at].ends_with("e.g") || one[..at].ends_with("i.e")) {
+            end = at + 1;
+            break;
+        }
+        from = at + 2;
+    }
+    let sentence = &one[..end];
+    if sentence.chars().count() <= SUMMARY_WIDTH {
+        return sentence.to_string();
+    }
+    let cut: String = sentence.chars().take(SUMMARY_WIDTH - 1).collect();
+    // Cut at a word boundary.
+    match cut.rfind(' ') {
+        Some(i) => format!("{}…", &cut[..i]),
+        None => format!("{cut}…"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn summary_is_the_first_sentence_within_80_chars() {
+        assert_eq!(super::first_sentence("Short. Then more."), "Short.");
+        assert_eq!(
+            super::first_sentence("Wait (e.g. never\n cold). Then."),
+            "Wait (e.g. never cold)."
+        );
+        let long = "word ".repeat(40);
+        let s = super::first_sentence(&long);
+        assert!(s.chars().count() <= 80 && s.ends_with('…'), "{s}");
     }
 }
 
