@@ -79,21 +79,6 @@ fn first_sentence(s: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn summary_is_the_first_sentence_within_80_chars() {
-        assert_eq!(super::first_sentence("Short. Then more."), "Short.");
-        assert_eq!(
-            super::first_sentence("Wait (e.g. never\n cold). Then."),
-            "Wait (e.g. never cold)."
-        );
-        let long = "word ".repeat(40);
-        let s = super::first_sentence(&long);
-        assert!(s.chars().count() <= 80 && s.ends_with('…'), "{s}");
-    }
-}
-
 fn show(g: &Global, dir: &std::path::Path, name: &str) -> Result<String> {
     let mut diags = Diagnostics::default();
     let def = library::load(Some(dir), name, &mut diags)
@@ -121,4 +106,19 @@ fn show(g: &Global, dir: &std::path::Path, name: &str) -> Result<String> {
         out.push_str(&format!("  {l}\n"));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn summary_is_the_first_sentence_within_80_chars() {
+        assert_eq!(super::first_sentence("Short. Then more."), "Short.");
+        assert_eq!(
+            super::first_sentence("Wait (e.g. never\n cold). Then."),
+            "Wait (e.g. never cold)."
+        );
+        let long = "word ".repeat(40);
+        let s = super::first_sentence(&long);
+        assert!(s.chars().count() <= 80 && s.ends_with('…'), "{s}");
+    }
 }
