@@ -13,6 +13,7 @@ use crate::model::{Model, VarValue};
 
 pub mod init;
 pub mod templates;
+pub mod runs;
 pub mod validate;
 
 #[derive(Parser, Debug)]
@@ -70,6 +71,14 @@ pub enum Command {
     Templates(templates::TemplatesArgs),
     /// Scaffold a DR directory: a commented graph.toml and one playbook per service.
     Init(init::InitArgs),
+    /// State of a run, per service and step, from its journal.
+    Status(runs::StatusArgs),
+    /// List runs in the state directory.
+    Runs(runs::RunsArgs),
+    /// Report of a run or drill: text, markdown, html, json or junit.
+    Report(runs::ReportArgs),
+    /// Approve a pending manual step from another terminal.
+    Approve(runs::ApproveArgs),
     /// A stand-in HTTP/TCP service for rehearsals, demos and tests.
     Stub(crate::stub::StubArgs),
 }
@@ -164,6 +173,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Validate(a) => validate::run(g, &a),
         Command::Templates(a) => templates::run(g, &a),
         Command::Init(a) => init::run(g, &a),
+        Command::Status(a) => runs::status(g, &a),
+        Command::Runs(a) => runs::runs(g, &a),
+        Command::Report(a) => runs::report(g, &a),
+        Command::Approve(a) => runs::approve(g, &a),
         Command::Stub(a) => crate::stub::run(&a),
     }
 }
