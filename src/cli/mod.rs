@@ -12,8 +12,8 @@ use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
 pub mod init;
-pub mod templates;
 pub mod runs;
+pub mod templates;
 pub mod validate;
 
 #[derive(Parser, Debug)]
