@@ -9,6 +9,7 @@ pub mod exec;
 pub mod mask;
 pub mod model;
 pub mod plan;
+pub mod progress;
 pub mod util;
 
 pub use error::{Error, Result};

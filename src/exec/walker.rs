@@ -233,6 +233,15 @@ impl Walker {
         blocked
     }
 
+    /// A running service was interrupted (not failed): it goes back to pending, blocks nobody,
+    /// and is what a resume will start again.
+    pub fn release(&mut self, id: SvcId) {
+        debug_assert_eq!(self.state[id], SvcState::Running);
+        self.running -= 1;
+        self.remaining += 1;
+        self.state[id] = SvcState::Pending;
+    }
+
     /// Start nothing new from now on (`--on-failure stop`, or an operator's interrupt).
     pub fn stop(&mut self) {
         self.stopped = true;
