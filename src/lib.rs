@@ -3,13 +3,16 @@
 //! One-way flow (see DESIGN.md): files → `load` → `model` → `plan` → walk (`exec`) → `events`
 //! → subscribers (journal, progress, notify); `RunState` = fold(journal).
 
+pub mod cli;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod load;
 pub mod mask;
 pub mod model;
 pub mod plan;
 pub mod progress;
+pub mod template;
 pub mod util;
 
 pub use error::{Error, Result};
