@@ -61,7 +61,10 @@ fn describe(ev: &Event, rto: &HashMap<String, f64>, dry_run: bool) -> Option<Str
             } else {
                 String::new()
             };
-            let act = action.as_deref().map(|a| format!(": {a}")).unwrap_or_default();
+            let act = action
+                .as_deref()
+                .map(|a| format!(": {a}"))
+                .unwrap_or_default();
             format!("{service}: step \"{step}\"{a}{act}")
         }
         Event::StepAttemptFailed {
@@ -148,7 +151,10 @@ fn describe(ev: &Event, rto: &HashMap<String, f64>, dry_run: bool) -> Option<Str
         }
         Event::RollbackStarted { service } => format!("{service}: rolling back"),
         Event::RtoBreached { service, rto_s } => {
-            format!("{service}: RTO {} BREACHED (not recovered yet)", fmt_secs(*rto_s))
+            format!(
+                "{service}: RTO {} BREACHED (not recovered yet)",
+                fmt_secs(*rto_s)
+            )
         }
         Event::RunInterrupted { reason } => format!("run interrupted: {reason}"),
         Event::RunAbandoned {} => "run abandoned".into(),
@@ -225,8 +231,9 @@ impl Bars {
             .progress_chars("=> "),
         );
         overall.enable_steady_tick(Duration::from_millis(200));
-        let style = ProgressStyle::with_template("  {spinner} {prefix:24!} {elapsed:>4} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let style =
+            ProgressStyle::with_template("  {spinner} {prefix:24!} {elapsed:>4} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
         Bars {
             mp,
             overall,
@@ -290,7 +297,7 @@ impl Subscriber for Bars {
             Event::ServiceRecovered { service, .. } | Event::ServiceFailed { service, .. } => {
                 self.done(service)
             }
-            Event::ServiceBlocked { service, .. } => self.overall.inc(1),
+            Event::ServiceBlocked { .. } => self.overall.inc(1),
             Event::RunFinished { .. } | Event::RunInterrupted { .. } => {
                 self.overall.finish_and_clear();
             }

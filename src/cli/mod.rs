@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
+pub mod run;
 pub mod validate;
 
 #[derive(Parser, Debug)]
@@ -64,6 +65,10 @@ impl Global {
 pub enum Command {
     /// Load and check graph + playbooks; report every problem at once.
     Validate(validate::ValidateArgs),
+    /// Execute a failover (`--drill` for a drill, `--dry-run` to execute nothing).
+    Run(run::RunArgs),
+    /// A drill: same as `run --drill`.
+    Drill(run::RunArgs),
 }
 
 /// The DR directory positional argument shared by most commands.
@@ -154,6 +159,8 @@ pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
     match cli.command {
         Command::Validate(a) => validate::run(g, &a),
+        Command::Run(a) => run::run(g, &a, false),
+        Command::Drill(a) => run::run(g, &a, true),
     }
 }
 

@@ -86,7 +86,8 @@ fn mask_event(m: &Masker, mut ev: Event) -> Event {
         Event::StepStarted {
             action: Some(a), ..
         } => fix(a),
-        Event::StepAttemptFailed { error, output, .. } | Event::StepFailed { error, output, .. } => {
+        Event::StepAttemptFailed { error, output, .. }
+        | Event::StepFailed { error, output, .. } => {
             fix(error);
             fix(output);
         }

@@ -173,9 +173,10 @@ impl Executor for RealExecutor {
                     )
                     .await
                 }
-                StepKind::Manual(_) => {
-                    Attempt::fail("manual steps are handled by the runner".into(), String::new())
-                }
+                StepKind::Manual(_) => Attempt::fail(
+                    "manual steps are handled by the runner".into(),
+                    String::new(),
+                ),
             }
         })
     }

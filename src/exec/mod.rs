@@ -6,7 +6,6 @@ pub mod bus;
 pub mod executor;
 pub mod probe;
 pub mod process;
-pub mod render;
 pub mod runner;
 pub mod walker;
 
@@ -19,3 +18,158 @@ pub use runner::{
 };
 pub use walker::{WalkMode, Walker};
 pub mod summary;
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::mask::Masker;
+use crate::model::Model;
+use crate::plan::Scope;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// indicatif bars (only sensible on a TTY).
+    Bars,
+    /// Plain timestamped lines.
+    Lines,
+    /// Nothing but the final result.
+    Quiet,
+}
+
+impl Display {
+    /// Bars on a TTY unless `--no-progress`; nothing with `-q`.
+    pub fn pick(quiet: bool, no_progress: bool) -> Display {
+        if quiet {
+            Display::Quiet
+        } else if no_progress || !std::io::stderr().is_terminal() {
+            Display::Lines
+        } else {
+            Display::Bars
+        }
+    }
+}
+
+/// Everything a run needs besides the model; built by the CLI (`run`, `drill`, `resume`).
+pub struct Session {
+    pub scope: Scope,
+    pub opts: RunOptions,
+    pub input: RunnerInput,
+    pub display: Display,
+    /// `--yes`: approve manual steps automatically.
+    pub yes: bool,
+    /// Where approvals come from besides `--yes` and the TTY (the journal's `meeseeks approve`).
+    pub approvals: Option<Arc<dyn ApprovalSource>>,
+    /// More subscribers (journal, webhooks).
+    pub subscribers: Vec<Box<dyn Subscriber>>,
+    pub durability: Option<Box<dyn Durability>>,
+    pub masker: Masker,
+}
+
+/// Runs (or, with `opts.dry_run`, simulates in virtual time) a recovery, blocking until it ends.
+/// Builds its own tokio runtime: call it from synchronous code.
+pub fn execute(model: Model, mut s: Session) -> crate::Result<RunReport> {
+    let model = Arc::new(model);
+    let dry = s.opts.dry_run;
+    let executor: Arc<dyn Executor> = if dry {
+        Arc::new(SimExecutor)
+    } else {
+        let mut env: Vec<(String, String)> = vec![
+            ("MEESEEKS_RUN_ID".into(), s.opts.run_id.clone()),
+            ("MEESEEKS_MODE".into(), s.opts.mode.as_str().into()),
+            (
+                "MEESEEKS_RUN_DIR".into(),
+                s.opts.run_dir.display().to_string(),
+            ),
+        ];
+        env.push(("MEESEEKS_DR_DIR".into(), model.dir.display().to_string()));
+        Arc::new(
+            RealExecutor::new(model.dir.clone(), env, s.opts.kill_grace)
+                .map_err(crate::Error::Other)?,
+        )
+    };
+    let fallback: Arc<dyn ApprovalSource> = s.approvals.take().unwrap_or(Arc::new(NeverApprove));
+    let approvals: Arc<dyn ApprovalSource> = if s.yes {
+        Arc::new(AutoApprove)
+    } else if std::io::stdin().is_terminal() && !dry {
+        Arc::new(approval::Either(TtyApproval::new(), ArcSource(fallback)))
+    } else {
+        fallback
+    };
+    let rto: HashMap<String, f64> = s
+        .scope
+        .ids
+        .iter()
+        .map(|&i| {
+            (
+                model.name(i).to_string(),
+                model.services[i].rto.as_secs_f64(),
+            )
+        })
+        .collect();
+    let masker = s.masker.clone();
+    let mut runner = Runner::new(model, s.scope, s.opts, s.input, executor, approvals, masker);
+    match (s.display, dry) {
+        // A dry-run's action list is its product: stdout, in virtual time.
+        (Display::Quiet, _) => {}
+        (_, true) => runner.subscribe(Box::new(crate::progress::Lines::new(
+            std::io::stdout(),
+            rto,
+            true,
+        ))),
+        (Display::Lines, false) => runner.subscribe(Box::new(crate::progress::Lines::new(
+            std::io::stderr(),
+            rto,
+            false,
+        ))),
+        (Display::Bars, false) => runner.subscribe(Box::new(crate::progress::Bars::new(rto))),
+    }
+    for sub in s.subscribers {
+        runner.subscribe(sub);
+    }
+    if let Some(d) = s.durability {
+        runner.set_durability(d);
+    }
+    let rt = if dry {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+    .map_err(|e| crate::Error::io("cannot start the async runtime", e))?;
+    Ok(rt.block_on(runner.run()))
+}
+
+struct ArcSource(Arc<dyn ApprovalSource>);
+
+impl ApprovalSource for ArcSource {
+    fn check(&self, run_dir: &Path, service: &str, step: &str, prompt: &str) -> Approval {
+        self.0.check(run_dir, service, step, prompt)
+    }
+}
+
+/// A new run id: UTC time (so ids sort by time) and 4 hex digits against collisions.
+/// Placeholder until `journal::store` provides ids and directories.
+pub fn new_run_id() -> String {
+    let now = jiff::Timestamp::now();
+    let nanos = now.subsec_nanosecond() as u32 ^ std::process::id().rotate_left(16);
+    format!("{}-{:04x}", now.strftime("%Y%m%dT%H%M%SZ"), nanos & 0xffff)
+}
+
+/// `STATE/runs/<run_id>`, created 0700 (the state directory too). Placeholder until
+/// `journal::store`.
+pub fn create_run_dir(state_dir: &Path, run_id: &str) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = state_dir.join("runs").join(run_id);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    Ok(dir)
+}

@@ -25,8 +25,13 @@ pub async fn http(
     spec: &HttpSpec,
     timeout: Duration,
 ) -> Result<String, (String, String)> {
-    let method = reqwest::Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| (format!("invalid HTTP method `{}`", spec.method), String::new()))?;
+    let method =
+        reqwest::Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+            (
+                format!("invalid HTTP method `{}`", spec.method),
+                String::new(),
+            )
+        })?;
     let mut req = client.request(method, &spec.url).timeout(timeout);
     for (k, v) in &spec.headers {
         req = req.header(k, v);
@@ -34,7 +39,10 @@ pub async fn http(
     if let Some(b) = &spec.body {
         req = req.body(b.clone());
     }
-    let resp = req.send().await.map_err(|e| (describe(&e), String::new()))?;
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| (describe(&e), String::new()))?;
     let status = resp.status();
     // Read the body within the same overall timeout (set on the request).
     let body = resp

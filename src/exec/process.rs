@@ -54,10 +54,7 @@ impl ProcResult {
                 (None, Some(sig)) => format!("killed by signal {sig}"),
                 _ => s.to_string(),
             },
-            Exit::TimedOut => format!(
-                "timed out after {}",
-                crate::model::fmt_duration(timeout)
-            ),
+            Exit::TimedOut => format!("timed out after {}", crate::model::fmt_duration(timeout)),
             Exit::Killed => "killed (interrupted)".into(),
             Exit::SpawnFailed(e) => e.clone(),
         }

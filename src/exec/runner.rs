@@ -21,12 +21,12 @@ use super::approval::{Approval, ApprovalSource};
 use super::bus::{Bus, Durability, Subscriber};
 use super::executor::Executor;
 use super::process::last_lines;
-use super::render::{self, Builtins, Renderer};
 use super::walker::{SvcState, WalkMode, Walker};
 use crate::events::Event;
 use crate::mask::Masker;
 use crate::model::{Check, Mode, Model, Step, StepKind, SvcId, VarValue};
 use crate::plan::{self, Scope};
+use crate::template::{self, Builtins, Renderer};
 
 /// `--on-failure`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -188,7 +188,8 @@ enum Msg {
 /// Everything a driver task needs, shared read-only.
 struct Shared {
     model: Arc<Model>,
-    renderer: Renderer,
+    cli_vars: BTreeMap<String, VarValue>,
+    builtins: Builtins,
     executor: Arc<dyn Executor>,
     approvals: Arc<dyn ApprovalSource>,
     mode: Mode,
@@ -318,18 +319,12 @@ impl Runner {
         };
         let shared = Arc::new(Shared {
             model: model.clone(),
-            renderer: Renderer::new(
-                opts.vars.clone(),
-                Builtins {
-                    run_id: opts.run_id.clone(),
-                    mode: opts.mode.as_str().into(),
-                    run_dir: opts.run_dir.display().to_string(),
-                    dr_dir: model.dir.display().to_string(),
-                    meeseeks: std::env::current_exe()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|_| "meeseeks".into()),
-                },
-                self.masker.clone(),
+            cli_vars: opts.vars.clone(),
+            builtins: Builtins::new(
+                &opts.run_id,
+                opts.mode,
+                opts.run_dir.clone(),
+                model.dir.clone(),
             ),
             executor: self.executor.clone(),
             approvals: self.approvals.clone(),
@@ -340,6 +335,12 @@ impl Runner {
             done_steps: std::mem::take(&mut self.input.done_steps),
             masker: self.masker.clone(),
         });
+
+        // Every secret of the scope is read and registered for masking before anything runs,
+        // so a secret echoed by any step is masked even before its own template is rendered.
+        for missing in sh_renderer(&shared).prepare_secrets(&self.scope.ids) {
+            tracing::warn!("not set in the environment: {missing}");
+        }
 
         let first = match self.input.resumed.take() {
             None => Event::RunStarted {
@@ -398,7 +399,7 @@ impl Runner {
         let mut last_done = 0.0f64;
 
         loop {
-            while let Some(id) = walker.next() {
+            while let Some(id) = walker.next_ready() {
                 started_s[id] = Some(clock.since_declared());
                 start_order.push(id);
                 self.bus.emit(
@@ -411,13 +412,7 @@ impl Runner {
                     tx: Some(tx.clone()),
                     id,
                 };
-                tokio::spawn(drive(
-                    shared.clone(),
-                    id,
-                    guard,
-                    stop.clone(),
-                    kill.clone(),
-                ));
+                tokio::spawn(drive(shared.clone(), id, guard, stop.clone(), kill.clone()));
             }
             if walker.is_done() {
                 break;
@@ -690,6 +685,15 @@ enum StepEnd {
     Interrupted,
 }
 
+fn sh_renderer(sh: &Shared) -> Renderer<'_> {
+    Renderer::new(
+        &sh.model,
+        sh.cli_vars.clone(),
+        sh.builtins.clone(),
+        sh.masker.clone(),
+    )
+}
+
 /// Walks one service's playbook.
 async fn drive(
     sh: Arc<Shared>,
@@ -728,6 +732,7 @@ async fn drive_inner(
             output: String::new(),
         };
     };
+    let renderer = sh_renderer(sh);
     let done = sh.done_steps.get(name);
     for step in &pb.steps {
         if !step.runs_in(sh.mode) {
@@ -749,7 +754,7 @@ async fn drive_inner(
         if stop.is_cancelled() {
             return Outcome::Interrupted;
         }
-        match run_step(sh, id, g, step, &step.name, stop, kill).await {
+        match run_step(sh, &renderer, id, g, step, &step.name, stop, kill).await {
             StepEnd::Ok => {}
             StepEnd::Interrupted => return Outcome::Interrupted,
             StepEnd::Failed { .. } if step.optional => {}
@@ -766,7 +771,7 @@ async fn drive_inner(
     }
     let mut set = tokio::task::JoinSet::new();
     for (i, c) in pb.checks.iter().enumerate() {
-        let check = match sh.renderer.check(&sh.model, id, c) {
+        let check = match renderer.render_check(id, c) {
             Ok(c) => c,
             Err(e) => {
                 return Outcome::Failed {
@@ -879,8 +884,10 @@ async fn poll_check(
 }
 
 /// Runs one step with retries and exponential backoff; emits its events under `label`.
+#[allow(clippy::too_many_arguments)]
 async fn run_step(
     sh: &Shared,
+    renderer: &Renderer<'_>,
     id: SvcId,
     g: &DoneGuard,
     step: &Step,
@@ -889,9 +896,10 @@ async fn run_step(
     kill: &CancellationToken,
 ) -> StepEnd {
     let service = sh.model.name(id);
-    let step = match sh.renderer.step(&sh.model, id, step) {
+    let step = match renderer.render_step(id, step) {
         Ok(s) => s,
         Err(e) => {
+            let e = e.to_string();
             g.event(Event::StepFailed {
                 service: service.into(),
                 step: label.into(),
@@ -917,7 +925,7 @@ async fn run_step(
             service: service.into(),
             step: label.into(),
             attempt,
-            action: Some(render::describe_step(&step.kind)),
+            action: Some(template::describe_step(&step.kind, &sh.masker)),
         });
         let a = sh
             .executor
@@ -982,7 +990,7 @@ async fn manual(
         service: service.into(),
         step: label.into(),
         attempt: 1,
-        action: Some(render::describe_step(&step.kind)),
+        action: Some(template::describe_step(&step.kind, &sh.masker)),
     });
     g.event(Event::ManualWaiting {
         service: service.into(),
@@ -1048,12 +1056,13 @@ async fn rollback(sh: &Arc<Shared>, id: SvcId, g: &DoneGuard, kill: &Cancellatio
         service: sh.model.name(id).into(),
     });
     let never = CancellationToken::new();
+    let renderer = sh_renderer(sh);
     for step in &pb.rollback {
         if !step.runs_in(sh.mode) {
             continue;
         }
         let label = format!("rollback/{}", step.name);
-        match run_step(sh, id, g, step, &label, &never, kill).await {
+        match run_step(sh, &renderer, id, g, step, &label, &never, kill).await {
             StepEnd::Ok => {}
             _ if step.optional => {}
             _ => return,

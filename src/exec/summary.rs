@@ -60,7 +60,7 @@ impl RunReport {
             .max(7);
         let _ = writeln!(
             o,
-            "\n{:w$}  {:>4}  {:<19}  {:>8}  {:>8}  {:>8}  RTO",
+            "\n{:w$}  {:>4}  {:<19}  {:>8}  {:>8}  {:>8}  RESULT",
             "SERVICE", "TIER", "STATUS", "STARTED", "READY", "RTO"
         );
         let mut met = 0;

@@ -186,7 +186,7 @@ impl Walker {
 
     /// The next service to start, if the concurrency limit and the readiness rules allow one.
     /// The caller must start it (it is counted as running).
-    pub fn next(&mut self) -> Option<SvcId> {
+    pub fn next_ready(&mut self) -> Option<SvcId> {
         if self.stopped || self.running >= self.parallel {
             return None;
         }
@@ -307,7 +307,7 @@ mod tests {
     }
 
     fn drain(w: &mut Walker, m: &Model) -> Vec<String> {
-        std::iter::from_fn(|| w.next())
+        std::iter::from_fn(|| w.next_ready())
             .map(|i| m.name(i).to_string())
             .collect()
     }
