@@ -596,3 +596,59 @@ fn simulated_walk_runs_in_virtual_time() {
     let d = out.report.services.iter().find(|s| s.name == "d").unwrap();
     assert!((d.started_s.unwrap() - 900.0).abs() < 0.5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_cleans_up_started_services_dependents_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let l = log.display().to_string();
+    let mut m = model(
+        dir.path(),
+        vec![
+            // "db" leaves a stand-in running in the background, like a daemon.
+            svc(
+                "db",
+                &[],
+                vec![run("start", "sleep 60 >/dev/null 2>&1 & echo $! > db.pid")],
+            ),
+            svc("api", &["db"], vec![run("start", "true")]),
+            svc("bad", &[], vec![run("start", "exit 1")]),
+            svc("never", &["bad"], vec![run("start", "true")]),
+        ],
+    );
+    for (name, line) in [
+        ("db", format!("kill $(cat db.pid) && echo db >> {l}")),
+        ("api", format!("echo api >> {l}")),
+        ("bad", format!("echo bad >> {l}")),
+        ("never", format!("echo never >> {l}")),
+    ] {
+        let id = m.id(name).unwrap();
+        m.services[id].playbook.as_mut().unwrap().cleanup = vec![run("stop", &line)];
+    }
+    let mut opts = options(dir.path(), 4);
+    opts.mode = Mode::Drill;
+    let out = execute(m, opts, RunnerInput::default(), auto()).await;
+    assert_eq!(out.report.exit_code, 1);
+    let lines = log_lines(&log);
+    let pos = |s: &str| lines.iter().position(|x| x == s);
+    assert!(
+        pos("never").is_none(),
+        "never started, nothing to clean: {lines:?}"
+    );
+    assert!(
+        pos("api").unwrap() < pos("db").unwrap(),
+        "dependents first: {lines:?}"
+    );
+    assert!(pos("bad").is_some());
+    let pid: i32 = std::fs::read_to_string(dir.path().join("db.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid_dead(pid));
+    assert!(out.report.cleanup_failures.is_empty());
+    assert!(
+        out.find(|e| matches!(e, Event::StepSucceeded { step, .. } if step == "cleanup/stop"))
+            .is_some()
+    );
+}

@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// State directory (runs, journals, reports). Default: DIR/.meeseeks.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// After a drill, leave what it started running (default: run every started service's
+    /// `cleanup` steps, dependents first). Clean up later with `meeseeks cleanup`.
+    #[arg(long)]
+    pub no_cleanup: bool,
     /// Time between SIGTERM and SIGKILL when a step times out.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub kill_grace: Duration,
@@ -107,6 +111,7 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
     ro.vars = a.vars.map();
     ro.kill_grace = a.kill_grace;
     ro.handle_signals = true;
+    ro.cleanup = !a.no_cleanup;
     let display = Display::pick(g.quiet, g.no_progress);
     let session = Session {
         scope,

@@ -64,6 +64,8 @@ pub struct RunOptions {
     pub approval_poll: Duration,
     /// Listen to SIGINT/SIGTERM (the binary does; library tests use `Interrupter`).
     pub handle_signals: bool,
+    /// After a drill, run the `cleanup` steps of every service that was started.
+    pub cleanup: bool,
 }
 
 impl RunOptions {
@@ -82,6 +84,7 @@ impl RunOptions {
             kill_grace: Duration::from_secs(5),
             approval_poll: Duration::from_secs(1),
             handle_signals: false,
+            cleanup: true,
         }
     }
 }
@@ -161,6 +164,8 @@ pub struct RunReport {
     pub makespan_s: f64,
     /// In the order services were started (then the others, by name).
     pub services: Vec<ServiceReport>,
+    /// Cleanup steps that failed after a drill ("service/step: error").
+    pub cleanup_failures: Vec<String>,
 }
 
 /// Lets tests and embedders deliver what SIGINT would: first call stops scheduling, second
@@ -183,6 +188,7 @@ enum Outcome {
 enum Msg {
     Event(Event),
     Done(SvcId, Outcome),
+    CleanupDone(Vec<String>),
 }
 
 /// Everything a driver task needs, shared read-only.
@@ -427,6 +433,7 @@ impl Runner {
                         Msg::Event(ev) => {
                             self.bus.emit(clock.now_ts(), ev);
                         }
+                        Msg::CleanupDone(_) => {}
                         Msg::Done(id, outcome) => {
                             let name = model.name(id).to_string();
                             let at = clock.since_declared();
@@ -484,6 +491,36 @@ impl Runner {
                 }
             }
         }
+        // After a drill: cleanup steps of every service that was started, dependents first, so
+        // that nothing the drill brought up is left running.
+        let mut cleanup_failures = Vec::new();
+        if opts.cleanup && opts.mode == Mode::Drill && interrupts == 0 {
+            let ids: Vec<SvcId> = ord
+                .topo
+                .iter()
+                .rev()
+                .copied()
+                .filter(|&i| started_s[i].is_some())
+                .collect();
+            tokio::spawn(cleanup_all(shared.clone(), ids, tx.clone(), kill.clone()));
+            loop {
+                tokio::select! {
+                    biased;
+                    msg = rx.recv() => match msg {
+                        Some(Msg::Event(ev)) => { self.bus.emit(clock.now_ts(), ev); }
+                        Some(Msg::CleanupDone(f)) => { cleanup_failures = f; break; }
+                        Some(Msg::Done(..)) => {}
+                        None => break,
+                    },
+                    _ = interrupt(&mut signals, &mut self.int_rx) => {
+                        // The operator wants out: kill the running cleanup step.
+                        interrupts += 1;
+                        kill.cancel();
+                    }
+                }
+            }
+        }
+
         // RTOs that elapse exactly at the end still count.
         while let Some(Reverse((t, id))) = deadlines.pop() {
             if t <= Instant::now() && walker.state(id) != SvcState::Recovered {
@@ -592,6 +629,7 @@ impl Runner {
             exit_code,
             makespan_s: last_done,
             services,
+            cleanup_failures,
         }
     }
 }
@@ -642,6 +680,45 @@ async fn interrupt(s: &mut Signals, rx: &mut mpsc::UnboundedReceiver<&'static st
         _ = recv_sig(&mut s.term) => {}
         Some(_) = rx.recv() => {}
     }
+}
+
+/// Runs the cleanup steps of `ids` in order (each step once with its retries; a failure is
+/// recorded and cleanup goes on: leaving the rest running would be worse).
+async fn cleanup_all(
+    sh: Arc<Shared>,
+    ids: Vec<SvcId>,
+    tx: mpsc::UnboundedSender<Msg>,
+    kill: CancellationToken,
+) {
+    let renderer = sh_renderer(&sh);
+    let never = CancellationToken::new();
+    let mut failures = Vec::new();
+    for id in ids {
+        let Some(pb) = &sh.model.services[id].playbook else {
+            continue;
+        };
+        let mut g = DoneGuard {
+            tx: Some(tx.clone()),
+            id,
+        };
+        for step in pb.cleanup.iter().filter(|s| s.runs_in(sh.mode)) {
+            let label = format!("cleanup/{}", step.name);
+            match run_step(&sh, &renderer, id, &g, step, &label, &never, &kill).await {
+                StepEnd::Ok => {}
+                StepEnd::Failed { error, .. } => failures.push(format!(
+                    "{}/{}: {}",
+                    sh.model.name(id),
+                    step.name,
+                    sh.masker.mask(&error)
+                )),
+                StepEnd::Interrupted => {
+                    failures.push(format!("{}/{}: interrupted", sh.model.name(id), step.name))
+                }
+            }
+        }
+        g.tx = None;
+    }
+    let _ = tx.send(Msg::CleanupDone(failures));
 }
 
 /// Sends the driver's outcome; if the driver panics, reports the service failed instead of

@@ -112,6 +112,12 @@ impl RunReport {
                 }
             }
         }
+        if !self.cleanup_failures.is_empty() {
+            let _ = writeln!(o, "\nCleanup failures (check what is still running):");
+            for f in &self.cleanup_failures {
+                let _ = writeln!(o, "  {f}");
+            }
+        }
         if self.dry_run {
             o.push_str(&self.timeline());
         }
