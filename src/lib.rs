@@ -10,8 +10,10 @@ pub mod exec;
 pub mod load;
 pub mod mask;
 pub mod model;
+pub mod notify;
 pub mod plan;
 pub mod progress;
+pub mod stub;
 pub mod template;
 pub mod util;
 

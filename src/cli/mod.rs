@@ -69,6 +69,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// A drill: same as `run --drill`.
     Drill(run::RunArgs),
+    /// A stand-in HTTP/TCP service for rehearsals, demos and tests.
+    Stub(crate::stub::StubArgs),
 }
 
 /// The DR directory positional argument shared by most commands.
@@ -161,6 +163,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Validate(a) => validate::run(g, &a),
         Command::Run(a) => run::run(g, &a, false),
         Command::Drill(a) => run::run(g, &a, true),
+        Command::Stub(a) => crate::stub::run(&a),
     }
 }
 
