@@ -98,6 +98,21 @@ fn mask_event(m: &Masker, mut ev: Event) -> Event {
     ev
 }
 
+/// Forwards every record to `tracing` (target `meeseeks::event`, level info),
+/// so `RUST_LOG` and `--log-format json` give a machine-readable event log on stderr.
+pub struct TracingSubscriber;
+
+impl Subscriber for TracingSubscriber {
+    fn on_record(&mut self, rec: &Record) {
+        let json = serde_json::to_string(&rec.event).unwrap_or_default();
+        let name = rec.event.name();
+        let service = rec.event.service().unwrap_or("");
+        // Info, not warn: failures already reach the operator through the progress display;
+        // this is the machine log, on demand (`-v`, `RUST_LOG`).
+        tracing::info!(target: "meeseeks::event", seq = rec.seq, event = name, service, "{json}");
+    }
+}
+
 /// A subscriber that keeps every record; for tests and for building the end-of-run summary.
 #[derive(Clone, Default)]
 pub struct Collector(pub std::sync::Arc<std::sync::Mutex<Vec<Record>>>);

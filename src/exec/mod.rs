@@ -10,7 +10,7 @@ pub mod runner;
 pub mod walker;
 
 pub use approval::{Approval, ApprovalSource, AutoApprove, NeverApprove, TtyApproval};
-pub use bus::{Bus, Collector, Durability, Subscriber};
+pub use bus::{Bus, Collector, Durability, Subscriber, TracingSubscriber};
 pub use executor::{Executor, RealExecutor, SimExecutor};
 pub use runner::{
     Interrupter, OnFailure, RunOptions, RunReport, Runner, RunnerInput, ServiceReport,
@@ -125,6 +125,10 @@ pub fn execute(model: Model, mut s: Session) -> crate::Result<RunReport> {
             false,
         ))),
         (Display::Bars, false) => runner.subscribe(Box::new(crate::progress::Bars::new(rto))),
+    }
+    // Only when someone listens: formatting every record as JSON is not free.
+    if tracing::enabled!(target: "meeseeks::event", tracing::Level::INFO) {
+        runner.subscribe(Box::new(TracingSubscriber));
     }
     for sub in s.subscribers {
         runner.subscribe(sub);

@@ -166,6 +166,8 @@ pub struct RunReport {
     pub services: Vec<ServiceReport>,
     /// Cleanup steps that failed after a drill ("service/step: error").
     pub cleanup_failures: Vec<String>,
+    /// Cleanup steps that ran after a drill.
+    pub cleaned_up: usize,
 }
 
 /// Lets tests and embedders deliver what SIGINT would: first call stops scheduling, second
@@ -188,7 +190,7 @@ enum Outcome {
 enum Msg {
     Event(Event),
     Done(SvcId, Outcome),
-    CleanupDone(Vec<String>),
+    CleanupDone(usize, Vec<String>),
 }
 
 /// Everything a driver task needs, shared read-only.
@@ -433,7 +435,7 @@ impl Runner {
                         Msg::Event(ev) => {
                             self.bus.emit(clock.now_ts(), ev);
                         }
-                        Msg::CleanupDone(_) => {}
+                        Msg::CleanupDone(..) => {}
                         Msg::Done(id, outcome) => {
                             let name = model.name(id).to_string();
                             let at = clock.since_declared();
@@ -494,6 +496,7 @@ impl Runner {
         // After a drill: cleanup steps of every service that was started, dependents first, so
         // that nothing the drill brought up is left running.
         let mut cleanup_failures = Vec::new();
+        let mut cleaned_up = 0;
         if opts.cleanup && opts.mode == Mode::Drill && interrupts == 0 {
             let ids: Vec<SvcId> = ord
                 .topo
@@ -508,7 +511,7 @@ impl Runner {
                     biased;
                     msg = rx.recv() => match msg {
                         Some(Msg::Event(ev)) => { self.bus.emit(clock.now_ts(), ev); }
-                        Some(Msg::CleanupDone(f)) => { cleanup_failures = f; break; }
+                        Some(Msg::CleanupDone(n, f)) => { cleaned_up = n; cleanup_failures = f; break; }
                         Some(Msg::Done(..)) => {}
                         None => break,
                     },
@@ -630,6 +633,7 @@ impl Runner {
             makespan_s: last_done,
             services,
             cleanup_failures,
+            cleaned_up,
         }
     }
 }
@@ -693,6 +697,7 @@ async fn cleanup_all(
     let renderer = sh_renderer(&sh);
     let never = CancellationToken::new();
     let mut failures = Vec::new();
+    let mut ran = 0;
     for id in ids {
         let Some(pb) = &sh.model.services[id].playbook else {
             continue;
@@ -703,6 +708,7 @@ async fn cleanup_all(
         };
         for step in pb.cleanup.iter().filter(|s| s.runs_in(sh.mode)) {
             let label = format!("cleanup/{}", step.name);
+            ran += 1;
             match run_step(&sh, &renderer, id, &g, step, &label, &never, &kill).await {
                 StepEnd::Ok => {}
                 StepEnd::Failed { error, .. } => failures.push(format!(
@@ -718,7 +724,7 @@ async fn cleanup_all(
         }
         g.tx = None;
     }
-    let _ = tx.send(Msg::CleanupDone(failures));
+    let _ = tx.send(Msg::CleanupDone(ran, failures));
 }
 
 /// Sends the driver's outcome; if the driver panics, reports the service failed instead of

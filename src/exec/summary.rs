@@ -112,6 +112,14 @@ impl RunReport {
                 }
             }
         }
+        if self.cleaned_up > 0 {
+            let _ = writeln!(
+                o,
+                "Cleanup: {} of {} steps succeeded",
+                self.cleaned_up - self.cleanup_failures.len(),
+                self.cleaned_up
+            );
+        }
         if !self.cleanup_failures.is_empty() {
             let _ = writeln!(o, "\nCleanup failures (check what is still running):");
             for f in &self.cleanup_failures {
