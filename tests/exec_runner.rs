@@ -652,3 +652,29 @@ async fn drill_cleans_up_started_services_dependents_first() {
             .is_some()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_at_in_the_past_counts_against_the_rto() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = svc("db", &[], vec![run("x", "true")]);
+    s.rto = Duration::from_secs(3600);
+    let mut opts = options(dir.path(), 1);
+    let declared = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2);
+    opts.declared_at = Some(declared);
+    let out = execute(
+        model(dir.path(), vec![s]),
+        opts,
+        RunnerInput::default(),
+        auto(),
+    )
+    .await;
+    // The RTO elapsed an hour before the run started: breached at once, recovered late.
+    let names: Vec<&str> = out.events().iter().map(|e| e.name()).collect();
+    assert_eq!(names[1], "rto.breached", "{names:?}");
+    let db = &out.report.services[0];
+    assert!(db.ready_s.unwrap() >= 7200.0);
+    assert_eq!(db.rto_met, Some(false));
+    assert!(
+        matches!(&out.records[0].event, Event::RunStarted { declared_at, .. } if *declared_at == declared)
+    );
+}

@@ -407,6 +407,24 @@ impl Runner {
         let mut last_done = 0.0f64;
 
         loop {
+            // Deadlines already past (a `--declared-at` long ago, or resume) are journaled
+            // before anything else happens.
+            while let Some(&Reverse((t, id))) = deadlines.peek() {
+                if t > Instant::now() {
+                    break;
+                }
+                deadlines.pop();
+                if walker.state(id) != SvcState::Recovered {
+                    breached[id] = true;
+                    self.bus.emit(
+                        clock.now_ts(),
+                        Event::RtoBreached {
+                            service: model.name(id).to_string(),
+                            rto_s: model.services[id].rto.as_secs_f64(),
+                        },
+                    );
+                }
+            }
             while let Some(id) = walker.next_ready() {
                 started_s[id] = Some(clock.since_declared());
                 start_order.push(id);

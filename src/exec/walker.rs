@@ -449,3 +449,105 @@ mod tests {
         assert!(w.is_done());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::model::{Defaults, Mode, Service};
+    use crate::plan::{self, Scope};
+    use proptest::prelude::*;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    /// A random DAG (edges only to lower indices), a parallel limit, a mode, and for each
+    /// completion a choice of which running service finishes and whether it fails.
+    fn case() -> impl Strategy<Value = (Vec<Vec<usize>>, usize, bool, Vec<(usize, bool)>)> {
+        (1usize..25)
+            .prop_flat_map(|n| {
+                let deps = (0..n)
+                    .map(|i| proptest::collection::vec(0..i.max(1), 0..3.min(i + 1)))
+                    .collect::<Vec<_>>();
+                (
+                    deps,
+                    0usize..4,
+                    any::<bool>(),
+                    proptest::collection::vec((0usize..100, proptest::bool::weighted(0.15)), 60),
+                )
+            })
+            .prop_map(|(deps, p, eager, picks)| {
+                let deps = deps
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, d)| d.into_iter().filter(|&j| j < i).collect())
+                    .collect();
+                (deps, p, eager, picks)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn walk_invariants((deps, parallel, eager, picks) in case()) {
+            let n = deps.len();
+            let name = |i: usize| format!("s{i:03}");
+            let m = Model::from_parts(
+                PathBuf::from("."),
+                Defaults::default(),
+                (0..n)
+                    .map(|i| {
+                        (
+                            Service::new(name(i), 1, Duration::from_secs(60)),
+                            deps[i].iter().map(|&j| name(j)).collect(),
+                            vec![],
+                        )
+                    })
+                    .collect(),
+            );
+            let scope = Scope::all(&m);
+            let ord = plan::ordering(&m, &scope, Mode::Failover);
+            let mode = if eager { WalkMode::Eager } else { WalkMode::Waves };
+            let mut w = Walker::new(&m, &scope, &ord, mode, parallel, &[]);
+            let mut running: Vec<SvcId> = Vec::new();
+            let mut picks = picks.into_iter().cycle();
+            let mut steps = 0;
+            loop {
+                while let Some(id) = w.next_ready() {
+                    // Every essential dependency is recovered before a service starts.
+                    for &d in &m.services[id].depends_on {
+                        prop_assert_eq!(w.state(d), SvcState::Recovered);
+                    }
+                    if !eager {
+                        // Waves: every earlier-wave service is terminal.
+                        for j in 0..n {
+                            if ord.wave[j] < ord.wave[id] {
+                                prop_assert!(w.state(j).is_terminal());
+                            }
+                        }
+                    }
+                    running.push(id);
+                    prop_assert!(parallel == 0 || running.len() <= parallel);
+                }
+                if w.is_done() {
+                    break;
+                }
+                prop_assert!(!running.is_empty(), "not done but nothing runs: deadlock");
+                let (k, fail) = picks.next().unwrap();
+                let id = running.swap_remove(k % running.len());
+                for (b, cause) in w.complete(id, !fail) {
+                    prop_assert!(m.services[b].depends_on.contains(&cause));
+                }
+                steps += 1;
+                prop_assert!(steps <= n);
+            }
+            // Everything ends terminal; blocked exactly when a dependency is failed/blocked.
+            for i in 0..n {
+                let st = w.state(i);
+                prop_assert!(st.is_terminal(), "{} is {:?}", i, st);
+                let bad_dep = m.services[i]
+                    .depends_on
+                    .iter()
+                    .any(|&d| matches!(w.state(d), SvcState::Failed | SvcState::Blocked));
+                prop_assert_eq!(st == SvcState::Blocked, bad_dep);
+            }
+        }
+    }
+}
