@@ -461,7 +461,10 @@ mod props {
 
     /// A random DAG (edges only to lower indices), a parallel limit, a mode, and for each
     /// completion a choice of which running service finishes and whether it fails.
-    fn case() -> impl Strategy<Value = (Vec<Vec<usize>>, usize, bool, Vec<(usize, bool)>)> {
+    /// (dependencies per service, parallel, eager, completion picks).
+    type Case = (Vec<Vec<usize>>, usize, bool, Vec<(usize, bool)>);
+
+    fn case() -> impl Strategy<Value = Case> {
         (1usize..25)
             .prop_flat_map(|n| {
                 let deps = (0..n)
