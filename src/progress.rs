@@ -169,6 +169,14 @@ fn describe(ev: &Event, rto: &HashMap<String, f64>, dry_run: bool) -> Option<Str
     })
 }
 
+/// How to approve from another terminal.
+fn approve_hint(run_id: &str, service: &str) -> String {
+    if run_id.is_empty() {
+        return String::new();
+    }
+    format!(" (or from another terminal: meeseeks approve {run_id} {service})")
+}
+
 /// Plain timestamped lines.
 pub struct Lines<W: Write + Send> {
     out: W,
@@ -176,6 +184,7 @@ pub struct Lines<W: Write + Send> {
     /// Show times relative to the RTO clock start (dry-run: virtual time).
     dry_run: bool,
     declared_at: Option<jiff::Timestamp>,
+    run_id: String,
 }
 
 impl<W: Write + Send> Lines<W> {
@@ -186,18 +195,28 @@ impl<W: Write + Send> Lines<W> {
             rto,
             dry_run,
             declared_at: None,
+            run_id: String::new(),
         }
     }
 }
 
 impl<W: Write + Send> Subscriber for Lines<W> {
     fn on_record(&mut self, rec: &Record) {
-        if let Event::RunStarted { declared_at, .. } = &rec.event {
+        if let Event::RunStarted {
+            declared_at,
+            run_id,
+            ..
+        } = &rec.event
+        {
             self.declared_at = Some(*declared_at);
+            self.run_id = run_id.clone();
         }
-        let Some(line) = describe(&rec.event, &self.rto, self.dry_run) else {
+        let Some(mut line) = describe(&rec.event, &self.rto, self.dry_run) else {
             return;
         };
+        if let (Event::ManualWaiting { service, .. }, false) = (&rec.event, self.dry_run) {
+            line.push_str(&approve_hint(&self.run_id, service));
+        }
         let when = match (self.dry_run, self.declared_at) {
             (true, Some(d)) => format!("T+{}", fmt_secs(rec.ts.duration_since(d).as_secs_f64())),
             _ => rec.ts.strftime("%H:%M:%S").to_string(),
@@ -217,6 +236,7 @@ pub struct Bars {
     running: HashMap<String, ProgressBar>,
     rto: HashMap<String, f64>,
     style: ProgressStyle,
+    run_id: String,
 }
 
 impl Bars {
@@ -240,7 +260,16 @@ impl Bars {
             running: HashMap::new(),
             rto,
             style,
+            run_id: String::new(),
         }
+    }
+
+    /// Prints a line above the bars (for the TTY approval prompt).
+    pub fn printer(&self) -> std::sync::Arc<dyn Fn(&str) + Send + Sync> {
+        let mp = self.mp.clone();
+        std::sync::Arc::new(move |line: &str| {
+            let _ = mp.println(line);
+        })
     }
 
     fn done(&mut self, service: &str) {
@@ -256,8 +285,11 @@ impl Subscriber for Bars {
     fn on_record(&mut self, rec: &Record) {
         let ev = &rec.event;
         match ev {
-            Event::RunStarted { services, .. } => {
+            Event::RunStarted {
+                services, run_id, ..
+            } => {
                 self.overall.set_length(services.len() as u64);
+                self.run_id = run_id.clone();
             }
             Event::ServiceStarted { service } => {
                 let pb = self.mp.add(ProgressBar::new_spinner());
@@ -288,7 +320,10 @@ impl Subscriber for Bars {
                 | Event::CheckPassed { .. }
         ) {
             // Shown by the bars themselves.
-        } else if let Some(line) = describe(ev, &self.rto, false) {
+        } else if let Some(mut line) = describe(ev, &self.rto, false) {
+            if let Event::ManualWaiting { service, .. } = ev {
+                line.push_str(&approve_hint(&self.run_id, service));
+            }
             let _ = self
                 .mp
                 .println(format!("{} {line}", rec.ts.strftime("%H:%M:%S")));

@@ -20,6 +20,12 @@ pub enum OnFailureArg {
     Stop,
 }
 
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunFormat {
+    Text,
+    Json,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -60,6 +66,9 @@ pub struct RunArgs {
     /// `cleanup` steps, dependents first). Clean up later with `meeseeks cleanup`.
     #[arg(long)]
     pub no_cleanup: bool,
+    /// Format of the final result on stdout (`json`: `meeseeks.run/v1`).
+    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+    pub format: RunFormat,
     /// Time between SIGTERM and SIGKILL when a step times out.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub kill_grace: Duration,
@@ -128,7 +137,16 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
         masker: Masker::new(),
     };
     let report = crate::exec::execute(model, session)?;
-    let text = report.render_text();
-    super::emit(None, &format!("\n{text}"))?;
+    let text = match a.format {
+        RunFormat::Text => format!("\n{}", report.render_text()),
+        RunFormat::Json => {
+            let mut v = serde_json::to_value(&report).map_err(|e| Error::Other(e.to_string()))?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("schema".into(), "meeseeks.run/v1".into());
+            }
+            format!("{v:#}\n")
+        }
+    };
+    super::emit(None, &text)?;
     Ok(report.exit_code)
 }

@@ -55,16 +55,28 @@ impl<A: ApprovalSource, B: ApprovalSource> ApprovalSource for Either<A, B> {
 
 /// Prompts on the terminal (stderr, answer on stdin). Prompts are asked one at a time, in the
 /// order services reach them; each is asked on its own thread so the runner never blocks.
+/// Prints one line for the operator (above progress bars when there are some).
+pub type Printer = Arc<dyn Fn(&str) + Send + Sync>;
+
 #[derive(Default)]
 pub struct TtyApproval {
     answers: Arc<Mutex<HashMap<(String, String), Approval>>>,
     /// Serialises prompts: two services must not both read stdin.
     prompt_lock: Arc<Mutex<()>>,
+    printer: Option<Printer>,
 }
 
 impl TtyApproval {
     pub fn new() -> TtyApproval {
         TtyApproval::default()
+    }
+
+    /// Prompts through `printer` (e.g. above indicatif bars) instead of raw stderr.
+    pub fn with_printer(printer: Printer) -> TtyApproval {
+        TtyApproval {
+            printer: Some(printer),
+            ..Default::default()
+        }
     }
 }
 
@@ -85,15 +97,21 @@ impl ApprovalSource for TtyApproval {
         let answers = self.answers.clone();
         let lock = self.prompt_lock.clone();
         let prompt = prompt.to_string();
+        let printer = self.printer.clone();
         std::thread::spawn(move || {
             let _g = lock.lock().unwrap_or_else(|e| e.into_inner());
-            let mut err = std::io::stderr();
-            let _ = write!(
-                err,
-                "\n[{}] manual step \"{}\": {}\n  approve? [y/N] ",
+            let text = format!(
+                "[{}] manual step \"{}\": {}\n  approve? [y/N] ",
                 key.0, key.1, prompt
             );
-            let _ = err.flush();
+            match &printer {
+                Some(p) => p(text.trim_end()),
+                None => {
+                    let mut err = std::io::stderr();
+                    let _ = write!(err, "\n{text}");
+                    let _ = err.flush();
+                }
+            }
             let mut line = String::new();
             let answer = match std::io::stdin().lock().read_line(&mut line) {
                 Ok(n) if n > 0 && matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") => {

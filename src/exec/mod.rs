@@ -90,14 +90,6 @@ pub fn execute(model: Model, mut s: Session) -> crate::Result<RunReport> {
                 .map_err(crate::Error::Other)?,
         )
     };
-    let fallback: Arc<dyn ApprovalSource> = s.approvals.take().unwrap_or(Arc::new(NeverApprove));
-    let approvals: Arc<dyn ApprovalSource> = if s.yes {
-        Arc::new(AutoApprove)
-    } else if std::io::stdin().is_terminal() && !dry {
-        Arc::new(approval::Either(TtyApproval::new(), ArcSource(fallback)))
-    } else {
-        fallback
-    };
     let rto: HashMap<String, f64> = s
         .scope
         .ids
@@ -109,22 +101,42 @@ pub fn execute(model: Model, mut s: Session) -> crate::Result<RunReport> {
             )
         })
         .collect();
-    let masker = s.masker.clone();
-    let mut runner = Runner::new(model, s.scope, s.opts, s.input, executor, approvals, masker);
-    match (s.display, dry) {
+    let mut printer = None;
+    let display: Option<Box<dyn Subscriber>> = match (s.display, dry) {
+        (Display::Quiet, _) => None,
         // A dry-run's action list is its product: stdout, in virtual time.
-        (Display::Quiet, _) => {}
-        (_, true) => runner.subscribe(Box::new(crate::progress::Lines::new(
+        (_, true) => Some(Box::new(crate::progress::Lines::new(
             std::io::stdout(),
             rto,
             true,
         ))),
-        (Display::Lines, false) => runner.subscribe(Box::new(crate::progress::Lines::new(
+        (Display::Lines, false) => Some(Box::new(crate::progress::Lines::new(
             std::io::stderr(),
             rto,
             false,
         ))),
-        (Display::Bars, false) => runner.subscribe(Box::new(crate::progress::Bars::new(rto))),
+        (Display::Bars, false) => {
+            let bars = crate::progress::Bars::new(rto);
+            printer = Some(bars.printer());
+            Some(Box::new(bars))
+        }
+    };
+    let fallback: Arc<dyn ApprovalSource> = s.approvals.take().unwrap_or(Arc::new(NeverApprove));
+    let approvals: Arc<dyn ApprovalSource> = if s.yes {
+        Arc::new(AutoApprove)
+    } else if std::io::stdin().is_terminal() && !dry {
+        let tty = match printer {
+            Some(p) => TtyApproval::with_printer(p),
+            None => TtyApproval::new(),
+        };
+        Arc::new(approval::Either(tty, ArcSource(fallback)))
+    } else {
+        fallback
+    };
+    let masker = s.masker.clone();
+    let mut runner = Runner::new(model, s.scope, s.opts, s.input, executor, approvals, masker);
+    if let Some(d) = display {
+        runner.subscribe(d);
     }
     // Only when someone listens: formatting every record as JSON is not free.
     if tracing::enabled!(target: "meeseeks::event", tracing::Level::INFO) {
