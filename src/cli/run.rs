@@ -66,6 +66,9 @@ pub struct RunArgs {
     /// `cleanup` steps, dependents first). Clean up later with `meeseeks cleanup`.
     #[arg(long)]
     pub no_cleanup: bool,
+    /// Exit 1 when any RTO was breached, even if every service recovered.
+    #[arg(long)]
+    pub strict: bool,
     /// Format of the final result on stdout (`json`: `meeseeks.run/v1`).
     #[arg(long, value_enum, default_value_t = RunFormat::Text)]
     pub format: RunFormat,
@@ -80,6 +83,13 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
         require_playbooks: true,
         graph_only: false,
     };
+    if let Some(t) = a.declared_at
+        && t > jiff::Timestamp::now()
+    {
+        return Err(Error::Usage(format!(
+            "--declared-at {t} is in the future: it is when the disaster was declared"
+        )));
+    }
     let model = super::load_model(g, &a.dir.dir, &opts)?;
     let scope = crate::plan::select_scope(&model, &a.scope.spec())?;
     let mode = if a.drill || force_drill {
@@ -148,5 +158,9 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
         }
     };
     super::emit(None, &text)?;
+    let breached = report.services.iter().any(|s| s.rto_met == Some(false));
+    if a.strict && breached && report.exit_code == crate::error::exit::OK {
+        return Ok(crate::error::exit::NEGATIVE);
+    }
     Ok(report.exit_code)
 }
