@@ -678,3 +678,41 @@ async fn declared_at_in_the_past_counts_against_the_rto() {
         matches!(&out.records[0].event, Event::RunStarted { declared_at, .. } if *declared_at == declared)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_cancels_a_retry_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("attempted");
+    let mut s = run("flaky", &format!("echo x >> {}; exit 1", marker.display()));
+    s.retries = 5;
+    s.retry_delay = Duration::from_secs(3600);
+    let mk = marker.clone();
+    let out = execute_with(
+        model(dir.path(), vec![svc("a", &[], vec![s])]),
+        options(dir.path(), 1),
+        RunnerInput::default(),
+        auto(),
+        Arc::new(
+            meeseeks::exec::RealExecutor::new(dir.path().into(), vec![], Duration::from_secs(1))
+                .unwrap(),
+        ),
+        move |r| {
+            let int = r.interrupter();
+            tokio::spawn(async move {
+                while !mk.exists() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                int.interrupt();
+            });
+        },
+    )
+    .await;
+    assert_eq!(out.report.exit_code, 130);
+    assert_eq!(out.status("a"), ServiceStatus::Interrupted);
+    // (Had the hour-long backoff not been cancelled, this test would never end.)
+    assert_eq!(
+        log_lines(&marker).len(),
+        1,
+        "no new attempt after the interrupt"
+    );
+}
