@@ -1,5 +1,17 @@
 //! Execution: the walker (pure), the executor (real and simulated), the runner actor loop,
 //! and the event bus that feeds every subscriber.
+//!
+//! Entry point: `execute(model, Session)` (blocking; builds its own runtime — a paused,
+//! virtual-time one for `--dry-run`). Everything that watches or feeds a run plugs into
+//! `Session`:
+//! - `subscribers`: more `Subscriber`s of the record stream (journal writer, webhooks); each
+//!   gets every `Record` (seq + UTC ts + masked event) in order, and `finish()` at the end;
+//! - `durability`: the runner awaits `durable(seq)` of `run.finished` / `run.interrupted`
+//!   before returning;
+//! - `input: RunnerInput`: prior progress for resume (`already_recovered`, `done_steps`,
+//!   `first_seq`, `resumed`), and the RTO clock start is `opts.declared_at`;
+//! - `approvals`: an `ApprovalSource` polled about once a second while a manual step waits
+//!   (`meeseeks approve`); `--yes` and the TTY prompt are built in.
 
 pub mod approval;
 pub mod bus;
