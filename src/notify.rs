@@ -465,6 +465,9 @@ pub fn slack_text(rec: &Record, run_id: &str, mode: Option<Mode>, masker: &Maske
             secs(*recovered_s)
         ),
         Event::ServiceFailed { service, error } => format!(":x: {service} failed: {error}"),
+        Event::ServiceSkipped { service, reason } => {
+            format!(":fast_forward: {service} skipped ({reason})")
+        }
         Event::ServiceBlocked { service, because } => {
             format!(":no_entry: {service} blocked: {because} did not recover")
         }
@@ -479,7 +482,10 @@ pub fn slack_text(rec: &Record, run_id: &str, mode: Option<Mode>, masker: &Maske
                 ":double_vertical_bar: DR run interrupted ({reason}); resume with `meeseeks resume {run_id}`"
             )
         }
-        Event::RunAbandoned {} => ":wastebasket: DR run abandoned".to_string(),
+        Event::RunAbandoned { by } if !by.is_empty() => {
+            format!(":wastebasket: DR run abandoned by {by}")
+        }
+        Event::RunAbandoned { .. } => ":wastebasket: DR run abandoned".to_string(),
         Event::RunFinished {
             outcome,
             recovered,

@@ -157,7 +157,8 @@ fn describe(ev: &Event, rto: &HashMap<String, f64>, dry_run: bool) -> Option<Str
             )
         }
         Event::RunInterrupted { reason } => format!("run interrupted: {reason}"),
-        Event::RunAbandoned {} => "run abandoned".into(),
+        Event::RunAbandoned { .. } => "run abandoned".into(),
+        Event::ServiceSkipped { service, reason } => format!("{service}: skipped: {reason}"),
         Event::RunFinished {
             outcome,
             recovered,

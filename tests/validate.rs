@@ -175,7 +175,7 @@ fn one_broken_service_does_not_hide_the_next() {
 
 fn bin() -> Command {
     let mut c = Command::cargo_bin("meeseeks").unwrap();
-    c.env("NO_COLOR", "1");
+    c.env("NO_COLOR", "1").env_remove("TOKEN");
     c
 }
 

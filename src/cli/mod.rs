@@ -12,6 +12,7 @@ use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
 pub mod run;
+pub mod runs;
 pub mod validate;
 
 #[derive(Parser, Debug)]
@@ -69,6 +70,14 @@ pub enum Command {
     Run(run::RunArgs),
     /// A drill: same as `run --drill`.
     Drill(run::RunArgs),
+    /// State of a run, per service and step, from its journal.
+    Status(runs::StatusArgs),
+    /// List runs in the state directory.
+    Runs(runs::RunsArgs),
+    /// Report of a run or drill: text, markdown, html, json or junit.
+    Report(runs::ReportArgs),
+    /// Approve a pending manual step from another terminal.
+    Approve(runs::ApproveArgs),
     /// A stand-in HTTP/TCP service for rehearsals, demos and tests.
     Stub(crate::stub::StubArgs),
 }
@@ -163,6 +172,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Validate(a) => validate::run(g, &a),
         Command::Run(a) => run::run(g, &a, false),
         Command::Drill(a) => run::run(g, &a, true),
+        Command::Status(a) => runs::status(g, &a),
+        Command::Runs(a) => runs::runs(g, &a),
+        Command::Report(a) => runs::report(g, &a),
+        Command::Approve(a) => runs::approve(g, &a),
         Command::Stub(a) => crate::stub::run(&a),
     }
 }

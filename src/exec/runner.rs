@@ -371,6 +371,7 @@ impl Runner {
                     "vars": opts.vars.keys().collect::<Vec<_>>(),
                 }),
                 input_hash: self.input.input_hash.clone(),
+                plan: planned(&model, &self.scope, &ord, opts.mode),
             },
             Some(r) => Event::RunResumed {
                 changes: r.changes,
@@ -654,6 +655,43 @@ impl Runner {
             cleaned_up,
         }
     }
+}
+
+/// The plan carried by `run.started`, so status and reports need no re-plan.
+fn planned(
+    model: &Model,
+    scope: &Scope,
+    ord: &plan::Ordering,
+    mode: Mode,
+) -> Vec<crate::events::PlannedService> {
+    scope
+        .ids
+        .iter()
+        .map(|&id| {
+            let s = &model.services[id];
+            crate::events::PlannedService {
+                name: s.name.clone(),
+                tier: s.tier,
+                rto_s: Some(s.rto.as_secs_f64()),
+                wave: Some(ord.wave[id]),
+                start_s: None,
+                ready_s: None,
+                depends_on: s
+                    .depends_on
+                    .iter()
+                    .filter(|&&d| scope.member[d])
+                    .map(|&d| model.name(d).to_string())
+                    .collect(),
+                steps: s
+                    .playbook
+                    .iter()
+                    .flat_map(|p| p.steps.iter())
+                    .filter(|st| st.runs_in(mode))
+                    .map(|st| st.name.clone())
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 async fn sleep_until(t: Option<Instant>) {
