@@ -211,3 +211,83 @@ fn two_sigints_exit_130_and_leave_no_process_behind() {
         "nothing new starts after an interrupt"
     );
 }
+
+#[test]
+fn manual_step_without_tty_waits_for_meeseeks_approve_and_the_run_is_journaled() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let state = dir.join("state");
+    write(
+        dir,
+        "graph.toml",
+        "[services.db]\ntier = 0\n[services.cache]\ntier = 0\n",
+    );
+    write(
+        dir,
+        "playbooks/db.toml",
+        "[[steps]]\nname = \"confirm\"\nmanual = \"Replica lag below 5s?\"\n[[steps]]\nname = \"after\"\nrun = \"touch approved-and-went-on\"\n",
+    );
+    write(
+        dir,
+        "playbooks/cache.toml",
+        "[[steps]]\nname = \"s\"\nrun = \"true\"\n",
+    );
+    let child = meeseeks()
+        .args(["run", "--no-progress", "--state-dir"])
+        .arg(&state)
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the journal says the manual step waits (the runner's own record).
+    let journal = || -> Option<(String, String)> {
+        let runs = std::fs::read_dir(state.join("runs")).ok()?;
+        for e in runs.flatten() {
+            let text = std::fs::read_to_string(e.path().join("journal.jsonl")).ok()?;
+            if text.contains("\"manual.waiting\"") {
+                return Some((e.file_name().to_string_lossy().into_owned(), text));
+            }
+        }
+        None
+    };
+    let run_id = loop {
+        if let Some((id, _)) = journal() {
+            break id;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let ok = meeseeks()
+        .args(["approve", &run_id, "db", "--by", "dba@site", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("meeseeks approve"),
+        "the operator is told how: {stderr}"
+    );
+    assert!(dir.join("approved-and-went-on").exists());
+    let text =
+        std::fs::read_to_string(state.join("runs").join(&run_id).join("journal.jsonl")).unwrap();
+    assert!(text.contains(r#""by":"dba@site""#), "{text}");
+    let last = text.lines().last().unwrap();
+    assert!(last.contains("\"run.finished\""), "{last}");
+    // `status` reads the same journal.
+    let st = meeseeks()
+        .args(["status", "--format", "json", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let st = String::from_utf8_lossy(&st.stdout);
+    assert!(st.contains("\"recovered\""), "{st}");
+}

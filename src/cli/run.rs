@@ -77,6 +77,30 @@ pub struct RunArgs {
     pub kill_grace: Duration,
 }
 
+/// The input files of a run (paths relative to the DR directory, contents), whose hashes let
+/// `resume` tell the operator what changed.
+fn input_files(model: &crate::model::Model) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut add = |p: &std::path::Path| {
+        let abs = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            model.dir.join(p)
+        };
+        if let Ok(bytes) = std::fs::read(&abs) {
+            let rel = abs.strip_prefix(&model.dir).unwrap_or(&abs).to_path_buf();
+            files.push((rel, bytes));
+        }
+    };
+    add(std::path::Path::new("graph.toml"));
+    for s in &model.services {
+        if let Some(pb) = &s.playbook {
+            add(&pb.file);
+        }
+    }
+    files
+}
+
 pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
     let opts = LoadOptions {
         cli_vars: a.vars.map(),
@@ -101,17 +125,36 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
         .state_dir
         .clone()
         .unwrap_or_else(|| model.dir.join(".meeseeks"));
-    let run_id = crate::exec::new_run_id();
-    let run_dir = if a.dry_run {
-        // A dry-run writes nothing; the path is only rendered into templates.
-        state_dir.join("runs").join(&run_id)
+    let run_id = crate::journal::new_run_id(jiff::Timestamp::now());
+    let declared_at = a.declared_at.unwrap_or_else(jiff::Timestamp::now);
+    let options = serde_json::json!({
+        "parallel": a.parallel.unwrap_or(model.defaults.parallel),
+        "eager": a.eager,
+        "on_failure": format!("{:?}", a.on_failure).to_lowercase(),
+        "rollback": a.rollback,
+        "services": a.scope.services,
+        "tags": a.scope.tags,
+        "max_tier": a.scope.max_tier,
+        "vars": a.vars.map().keys().collect::<Vec<_>>(),
+    });
+    let files = input_files(&model);
+    let masker = Masker::new();
+    // A dry-run writes nothing: no lock, no journal; the run dir is only rendered into
+    // templates.
+    let (run_dir, lock, input_hash) = if a.dry_run {
+        (state_dir.join("runs").join(&run_id), None, String::new())
     } else {
-        crate::exec::create_run_dir(&state_dir, &run_id).map_err(|e| {
-            Error::io(
-                format!("cannot create the run directory in {}", state_dir.display()),
-                e,
-            )
-        })?
+        let meta = crate::journal::RunMeta::new(
+            &run_id,
+            mode,
+            &model.dir,
+            declared_at,
+            false,
+            options,
+            &files,
+        );
+        let (run, lock) = crate::journal::StateDir::open(&state_dir)?.begin_run(&meta)?;
+        (run.path, Some(lock), meta.input_hash)
     };
     let mut ro = RunOptions::new(mode, run_id, run_dir);
     ro.walk = if a.eager {
@@ -126,27 +169,42 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
     };
     ro.rollback = a.rollback;
     ro.dry_run = a.dry_run;
-    ro.declared_at = a.declared_at;
+    ro.declared_at = Some(declared_at);
     ro.vars = a.vars.map();
     ro.kill_grace = a.kill_grace;
     ro.handle_signals = true;
     ro.cleanup = !a.no_cleanup;
     let display = Display::pick(g.quiet, g.no_progress);
+    let mut attach: Vec<crate::exec::Attach> = Vec::new();
+    if lock.is_some() {
+        let dir = ro.run_dir.clone();
+        let m = masker.clone();
+        attach.push(Box::new(move |runner| {
+            let journal = crate::journal::JournalWriter::create(&dir, m)?;
+            runner.subscribe(Box::new(journal.clone()));
+            runner.set_durability(Box::new(journal));
+            Ok(())
+        }));
+    }
     let session = Session {
         scope,
         opts: ro,
         input: RunnerInput {
             first_seq: 1,
+            input_hash,
             ..Default::default()
         },
         display,
         yes: a.yes,
-        approvals: None,
+        approvals: Some(std::sync::Arc::new(crate::exec::DropBoxApprovals)),
         subscribers: Vec::new(),
         durability: None,
-        masker: Masker::new(),
+        attach,
+        masker,
     };
     let report = crate::exec::execute(model, session)?;
+    // The lock is held until the journal's last record is durable (awaited by the runner).
+    drop(lock);
     let text = match a.format {
         RunFormat::Text => format!("\n{}", report.render_text()),
         RunFormat::Json => {

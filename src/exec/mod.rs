@@ -33,7 +33,7 @@ pub mod summary;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::mask::Masker;
@@ -77,7 +77,45 @@ pub struct Session {
     /// More subscribers (journal, webhooks).
     pub subscribers: Vec<Box<dyn Subscriber>>,
     pub durability: Option<Box<dyn Durability>>,
+    /// Hooks run inside the run's tokio runtime just before the walk starts: for subscribers
+    /// that need a runtime to exist (the journal's group-commit writer task).
+    pub attach: Vec<Attach>,
     pub masker: Masker,
+}
+
+/// See `Session::attach`.
+pub type Attach = Box<dyn FnOnce(&mut Runner) -> crate::Result<()> + Send>;
+
+/// The journal is one more subscriber of the record stream, and the runner's durability hook.
+impl Subscriber for crate::journal::JournalHandle {
+    fn on_record(&mut self, rec: &crate::events::Record) {
+        self.append(rec.clone());
+    }
+}
+
+impl Durability for crate::journal::JournalHandle {
+    fn durable(
+        &self,
+        seq: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send + '_>> {
+        Box::pin(crate::journal::JournalHandle::durable(self, seq))
+    }
+}
+
+/// Approvals dropped by `meeseeks approve RUN_ID SERVICE` into the run directory.
+pub struct DropBoxApprovals;
+
+impl ApprovalSource for DropBoxApprovals {
+    fn check(&self, run_dir: &Path, service: &str, step: &str, _prompt: &str) -> Approval {
+        match crate::journal::take_approval(run_dir, service, step) {
+            Ok(Some(a)) => Approval::Approved(a.by),
+            Ok(None) => Approval::Pending,
+            Err(e) => {
+                tracing::warn!("cannot read approvals in {}: {e}", run_dir.display());
+                Approval::Pending
+            }
+        }
+    }
 }
 
 /// Runs (or, with `opts.dry_run`, simulates in virtual time) a recovery, blocking until it ends.
@@ -171,7 +209,12 @@ pub fn execute(model: Model, mut s: Session) -> crate::Result<RunReport> {
             .build()
     }
     .map_err(|e| crate::Error::io("cannot start the async runtime", e))?;
-    Ok(rt.block_on(runner.run()))
+    rt.block_on(async move {
+        for a in s.attach {
+            a(&mut runner)?;
+        }
+        Ok(runner.run().await)
+    })
 }
 
 struct ArcSource(Arc<dyn ApprovalSource>);
@@ -180,24 +223,4 @@ impl ApprovalSource for ArcSource {
     fn check(&self, run_dir: &Path, service: &str, step: &str, prompt: &str) -> Approval {
         self.0.check(run_dir, service, step, prompt)
     }
-}
-
-/// A new run id: UTC time (so ids sort by time) and 4 hex digits against collisions.
-/// Placeholder until `journal::store` provides ids and directories.
-pub fn new_run_id() -> String {
-    let now = jiff::Timestamp::now();
-    let nanos = now.subsec_nanosecond() as u32 ^ std::process::id().rotate_left(16);
-    format!("{}-{:04x}", now.strftime("%Y%m%dT%H%M%SZ"), nanos & 0xffff)
-}
-
-/// `STATE/runs/<run_id>`, created 0700 (the state directory too). Placeholder until
-/// `journal::store`.
-pub fn create_run_dir(state_dir: &Path, run_id: &str) -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = state_dir.join("runs").join(run_id);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
-    Ok(dir)
 }
