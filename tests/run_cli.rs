@@ -291,3 +291,55 @@ fn manual_step_without_tty_waits_for_meeseeks_approve_and_the_run_is_journaled()
     let st = String::from_utf8_lossy(&st.stdout);
     assert!(st.contains("\"recovered\""), "{st}");
 }
+
+#[test]
+fn webhooks_receive_run_events() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let g = got.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let g = g.clone();
+            async move {
+                g.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let base = rt.block_on(common::serve(router));
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write(
+        dir,
+        "graph.toml",
+        &format!(
+            "[[notify]]\nurl = \"{base}/hook\"\nevents = [\"run.started\", \"service.failed\", \"run.finished\"]\n\n[services.a]\ntier = 0\n"
+        ),
+    );
+    write(
+        dir,
+        "playbooks/a.toml",
+        "[[steps]]\nname = \"s\"\nrun = \"echo {{ secret.HOOK_SECRET }}; exit 1\"\n",
+    );
+    let out = meeseeks()
+        .args(["run", "-q"])
+        .arg(dir)
+        .env("HOOK_SECRET", "s3cr3t-hook")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let bodies = got.lock().unwrap().clone();
+    let all = bodies.join("\n");
+    assert_eq!(bodies.len(), 3, "{all}");
+    assert!(
+        all.contains("run.started")
+            && all.contains("service.failed")
+            && all.contains("run.finished")
+    );
+    assert!(!all.contains("s3cr3t-hook"), "{all}");
+}

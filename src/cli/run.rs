@@ -186,6 +186,26 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
             Ok(())
         }));
     }
+    let mut after: Vec<crate::exec::After> = Vec::new();
+    if !model.notify.is_empty() && !a.dry_run {
+        let sub = crate::exec::NotifySubscriber::default();
+        let (hooks, m, id, s2) = (
+            model.notify.clone(),
+            masker.clone(),
+            ro.run_id.clone(),
+            sub.clone(),
+        );
+        attach.push(Box::new(move |runner| {
+            *s2.0.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(crate::notify::Notifier::new(&hooks, m, &id, Some(mode)));
+            runner.subscribe(Box::new(s2));
+            Ok(())
+        }));
+        // A dead webhook never holds the operator for long: bounded grace at exit.
+        after.push(Box::new(move || {
+            Box::pin(async move { sub.close(Duration::from_secs(5)).await })
+        }));
+    }
     let session = Session {
         scope,
         opts: ro,
@@ -200,6 +220,7 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
         subscribers: Vec::new(),
         durability: None,
         attach,
+        after,
         masker,
     };
     let report = crate::exec::execute(model, session)?;

@@ -80,7 +80,38 @@ pub struct Session {
     /// Hooks run inside the run's tokio runtime just before the walk starts: for subscribers
     /// that need a runtime to exist (the journal's group-commit writer task).
     pub attach: Vec<Attach>,
+    /// Async hooks run inside the runtime after the walk ended and the journal is durable
+    /// (flush webhooks with a grace period).
+    pub after: Vec<After>,
     pub masker: Masker,
+}
+
+/// See `Session::after`.
+pub type After =
+    Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
+
+/// Webhooks (`[[notify]]`) as a subscriber; `close` in an `After` hook delivers what is queued.
+#[derive(Clone, Default)]
+pub struct NotifySubscriber(pub Arc<std::sync::Mutex<Option<crate::notify::Notifier>>>);
+
+impl Subscriber for NotifySubscriber {
+    fn on_record(&mut self, rec: &crate::events::Record) {
+        if let Ok(g) = self.0.lock()
+            && let Some(n) = g.as_ref()
+        {
+            n.send(rec);
+        }
+    }
+}
+
+impl NotifySubscriber {
+    /// Stops accepting records and waits up to `grace` for queued deliveries.
+    pub async fn close(&self, grace: std::time::Duration) {
+        let n = self.0.lock().ok().and_then(|mut g| g.take());
+        if let Some(n) = n {
+            n.close(grace).await;
+        }
+    }
 }
 
 /// See `Session::attach`.
@@ -213,7 +244,11 @@ pub fn execute(model: Model, mut s: Session) -> crate::Result<RunReport> {
         for a in s.attach {
             a(&mut runner)?;
         }
-        Ok(runner.run().await)
+        let report = runner.run().await;
+        for a in s.after {
+            a().await;
+        }
+        Ok(report)
     })
 }
 
