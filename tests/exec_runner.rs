@@ -714,3 +714,47 @@ async fn an_interrupt_cancels_a_retry_backoff() {
         "no new attempt after the interrupt"
     );
 }
+
+/// Resume: a journal of an interrupted run, folded into `RunState`, fed back to the runner —
+/// nothing that succeeded runs again, numbering continues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_journal_feeds_the_resumed_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let l = log.display().to_string();
+    let build = || {
+        model(
+            dir.path(),
+            vec![
+                svc("db", &[], vec![run("s", &format!("echo db >> {l}"))]),
+                svc(
+                    "api",
+                    &["db"],
+                    vec![
+                        run("one", &format!("echo one >> {l}")),
+                        run("two", &format!("echo two >> {l}; test -e {l}.ok")),
+                    ],
+                ),
+            ],
+        )
+    };
+    // First attempt: api's second step fails.
+    let first = execute(
+        build(),
+        options(dir.path(), 2),
+        RunnerInput::default(),
+        auto(),
+    )
+    .await;
+    assert_eq!(first.status("api"), ServiceStatus::Failed);
+    assert_eq!(log_lines(&log), ["db", "one", "two"]);
+    std::fs::write(format!("{l}.ok"), "").unwrap();
+    // Resume from the folded journal.
+    let state = meeseeks::journal::RunState::fold(&first.records);
+    let input = RunnerInput::from_state(&state);
+    assert_eq!(input.first_seq, first.records.last().unwrap().seq + 1);
+    let second = execute(build(), options(dir.path(), 2), input, auto()).await;
+    assert_eq!(second.report.exit_code, 0);
+    assert_eq!(log_lines(&log), ["db", "one", "two", "two"]);
+    assert!(matches!(second.records[0].event, Event::RunResumed { .. }));
+}

@@ -109,6 +109,37 @@ pub struct Resumed {
     pub changes: Vec<String>,
 }
 
+impl RunnerInput {
+    /// Prior progress replayed from a run's journal (resume): services recovered or skipped
+    /// are not started again, steps whose `step.succeeded`/`step.skipped` is journaled are
+    /// skipped, and numbering continues after the last record. Set `resumed.changes` and
+    /// `input_hash` from the run's meta.
+    pub fn from_state(state: &crate::journal::RunState) -> RunnerInput {
+        let mut input = RunnerInput {
+            first_seq: state.last_seq + 1,
+            resumed: Some(Resumed::default()),
+            input_hash: state.input_hash.clone().unwrap_or_default(),
+            ..Default::default()
+        };
+        for s in &state.services {
+            if s.is_done() {
+                input.already_recovered.insert(s.name.clone());
+                continue;
+            }
+            let done: BTreeSet<String> = s
+                .steps
+                .iter()
+                .filter(|st| s.step_done(&st.name))
+                .map(|st| st.name.clone())
+                .collect();
+            if !done.is_empty() {
+                input.done_steps.insert(s.name.clone(), done);
+            }
+        }
+        input
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceStatus {
