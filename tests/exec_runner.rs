@@ -758,3 +758,45 @@ async fn a_replayed_journal_feeds_the_resumed_runner() {
     assert_eq!(log_lines(&log), ["db", "one", "two", "two"]);
     assert!(matches!(second.records[0].event, Event::RunResumed { .. }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_check_stops_the_others_and_their_process_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("probe.pid");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut s = svc("a", &[], vec![]);
+    let mut refused = check("port", CheckKind::Tcp(format!("127.0.0.1:{port}")));
+    refused.timeout = Duration::from_millis(100);
+    // A probe that hangs with a grandchild; it must not outlive the decision.
+    let probe = check(
+        "slow probe",
+        CheckKind::Run(format!("sleep 60 & echo $! > {}; wait", pidfile.display())),
+    );
+    s.checks = vec![probe, refused];
+    let out = execute(
+        model(dir.path(), vec![s]),
+        options(dir.path(), 1),
+        RunnerInput::default(),
+        auto(),
+    )
+    .await;
+    assert_eq!(out.status("a"), ServiceStatus::Failed);
+    // The probe may not even have written its pid before it was stopped.
+    if let Ok(t) = std::fs::read_to_string(&pidfile)
+        && let Ok(pid) = t.trim().parse::<i32>()
+    {
+        // SIGKILL is delivered asynchronously: give the kernel a moment (bounded).
+        let mut dead = pid_dead(pid);
+        for _ in 0..100 {
+            if dead {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            dead = pid_dead(pid);
+        }
+        assert!(dead, "the aborted probe's grandchild {pid} survived");
+    }
+}

@@ -149,6 +149,9 @@ pub async fn run(
         }
     };
     let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    // If this future is dropped mid-attempt (a check aborted because another one failed), the
+    // whole group goes, not only the leader `kill_on_drop` would kill.
+    let mut guard = GroupGuard(pgid);
     let ring = Arc::new(Mutex::new(Ring::default()));
     let mut readers = tokio::task::JoinSet::new();
     if let Some(o) = child.stdout.take() {
@@ -182,6 +185,8 @@ pub async fn run(
         }
         _ => {}
     }
+    // The leader is gone: what is left in the group was started on purpose (a daemon).
+    guard.0 = 0;
     // Drain the pipes. A background grandchild may hold them open forever: bound the wait.
     let drained = tokio::time::timeout(Duration::from_millis(250), async {
         while readers.join_next().await.is_some() {}
@@ -199,6 +204,16 @@ pub async fn run(
         String::from_utf8_lossy(&v).into_owned()
     };
     ProcResult { exit, output }
+}
+
+struct GroupGuard(i32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            killpg(self.0, libc::SIGKILL);
+        }
+    }
 }
 
 /// After SIGTERM: wait until every member of the group is gone, at most `grace`, then SIGKILL
