@@ -25,8 +25,12 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
+/// The demo listens on fixed ports: its drills must not overlap.
+static PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn drill_of_the_shop_demo_recovers_everything_and_leaves_nothing_running() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let state = tempfile::tempdir().unwrap();
     let out = Command::new(cargo_bin("meeseeks"))
         .args(["drill", "--no-progress", "--state-dir"])
@@ -51,4 +55,34 @@ fn drill_of_the_shop_demo_recovers_everything_and_leaves_nothing_running() {
     );
     let left = processes_mentioning(&state.path().display().to_string());
     assert!(left.is_empty(), "still running after the drill: {left:?}");
+}
+
+#[test]
+fn a_drill_kept_running_is_cleaned_up_by_meeseeks_cleanup() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let state = tempfile::tempdir().unwrap();
+    let needle = state.path().display().to_string();
+    let out = Command::new(cargo_bin("meeseeks"))
+        .args(["drill", "-q", "--no-cleanup", "--state-dir"])
+        .arg(state.path())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/shop"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let running = processes_mentioning(&needle);
+    assert_eq!(running.len(), 27, "one stand-in per service: {running:?}");
+    let out = Command::new(cargo_bin("meeseeks"))
+        .args(["cleanup", "--no-progress", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("27 of 27 steps succeeded"), "{stdout}");
+    // Dependents first: checkout stops before the databases it needs.
+    let pos = |s: &str| stderr.find(&format!("{s}: step \"cleanup/")).expect(s);
+    assert!(pos("checkout") < pos("orders-db"), "{stderr}");
+    let left = processes_mentioning(&needle);
+    assert!(left.is_empty(), "still running after cleanup: {left:?}");
 }

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
+pub mod cleanup;
 pub mod run;
 pub mod runs;
 pub mod validate;
@@ -70,6 +71,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// A drill: same as `run --drill`.
     Drill(run::RunArgs),
+    /// Run the cleanup steps of a drill's services, dependents first.
+    Cleanup(cleanup::CleanupArgs),
     /// State of a run, per service and step, from its journal.
     Status(runs::StatusArgs),
     /// List runs in the state directory.
@@ -172,6 +175,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Validate(a) => validate::run(g, &a),
         Command::Run(a) => run::run(g, &a, false),
         Command::Drill(a) => run::run(g, &a, true),
+        Command::Cleanup(a) => cleanup::run(g, &a),
         Command::Status(a) => runs::status(g, &a),
         Command::Runs(a) => runs::runs(g, &a),
         Command::Report(a) => runs::report(g, &a),

@@ -26,7 +26,7 @@ pub use bus::{Bus, Collector, Durability, Subscriber, TracingSubscriber};
 pub use executor::{Executor, RealExecutor, SimExecutor};
 pub use runner::{
     Interrupter, OnFailure, RunOptions, RunReport, Runner, RunnerInput, ServiceReport,
-    ServiceStatus,
+    ServiceStatus, cleanup_services,
 };
 pub use walker::{WalkMode, Walker};
 pub mod summary;

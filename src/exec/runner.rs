@@ -773,6 +773,71 @@ async fn interrupt(s: &mut Signals, rx: &mut mpsc::UnboundedReceiver<&'static st
     }
 }
 
+/// `meeseeks cleanup`: runs the cleanup steps of `ids` (give them dependents first), outside a
+/// walk, with `subscribers` watching. Returns (steps run, failures).
+#[allow(clippy::too_many_arguments)]
+pub async fn cleanup_services(
+    model: Arc<Model>,
+    ids: Vec<SvcId>,
+    opts: &RunOptions,
+    executor: Arc<dyn Executor>,
+    masker: Masker,
+    subscribers: Vec<Box<dyn Subscriber>>,
+) -> (usize, Vec<String>) {
+    let shared = Arc::new(Shared {
+        model: model.clone(),
+        cli_vars: opts.vars.clone(),
+        builtins: Builtins::new(
+            &opts.run_id,
+            opts.mode,
+            opts.run_dir.clone(),
+            model.dir.clone(),
+        ),
+        executor,
+        approvals: Arc::new(super::approval::NeverApprove),
+        mode: opts.mode,
+        rollback: false,
+        run_dir: opts.run_dir.clone(),
+        approval_poll: opts.approval_poll,
+        done_steps: BTreeMap::new(),
+        masker: masker.clone(),
+    });
+    sh_renderer(&shared).prepare_secrets(&ids);
+    let mut bus = Bus::new(1, masker);
+    for s in subscribers {
+        bus.subscribe(s);
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let kill = CancellationToken::new();
+    tokio::spawn(cleanup_all(shared, ids, tx, kill.clone()));
+    let mut signals = if opts.handle_signals {
+        Signals::new()
+    } else {
+        Signals::none()
+    };
+    let (_int_tx, mut int_rx) = mpsc::unbounded_channel();
+    let mut result = (0, Vec::new());
+    loop {
+        tokio::select! {
+            biased;
+            msg = rx.recv() => match msg {
+                Some(Msg::Event(ev)) => {
+                    bus.emit(jiff::Timestamp::now(), ev);
+                }
+                Some(Msg::CleanupDone(n, f)) => {
+                    result = (n, f);
+                    break;
+                }
+                Some(Msg::Done(..)) => {}
+                None => break,
+            },
+            _ = interrupt(&mut signals, &mut int_rx) => kill.cancel(),
+        }
+    }
+    bus.finish();
+    result
+}
+
 /// Runs the cleanup steps of `ids` in order (each step once with its retries; a failure is
 /// recorded and cleanup goes on: leaving the rest running would be worse).
 async fn cleanup_all(
