@@ -12,6 +12,7 @@ use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
 pub mod cleanup;
+pub mod plan;
 pub mod run;
 pub mod runs;
 pub mod validate;
@@ -67,6 +68,8 @@ impl Global {
 pub enum Command {
     /// Load and check graph + playbooks; report every problem at once.
     Validate(validate::ValidateArgs),
+    /// The recovery schedule and RTO analysis (the audit/planning report).
+    Plan(plan::PlanArgs),
     /// Execute a failover (`--drill` for a drill, `--dry-run` to execute nothing).
     Run(run::RunArgs),
     /// A drill: same as `run --drill`.
@@ -173,6 +176,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
     match cli.command {
         Command::Validate(a) => validate::run(g, &a),
+        Command::Plan(a) => plan::run(g, &a),
         Command::Run(a) => run::run(g, &a, false),
         Command::Drill(a) => run::run(g, &a, true),
         Command::Cleanup(a) => cleanup::run(g, &a),
