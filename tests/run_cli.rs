@@ -343,3 +343,42 @@ fn webhooks_receive_run_events() {
     );
     assert!(!all.contains("s3cr3t-hook"), "{all}");
 }
+
+/// The dry-run walks with the simulated executor; the planner schedules by list scheduling.
+/// Same ordering core, so they must agree to the millisecond, service by service.
+#[test]
+fn dry_run_timeline_equals_the_plan_for_the_shop_demo() {
+    let shop = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/shop");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = meeseeks().args(args).output().unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    for extra in [
+        &[][..],
+        &["--eager"][..],
+        &["--drill"][..],
+        &["--drill", "--eager"][..],
+    ] {
+        let mut p = vec!["plan", shop, "--format", "json"];
+        p.extend_from_slice(extra);
+        let mut d = vec!["run", shop, "--dry-run", "-q", "--format", "json"];
+        d.extend_from_slice(extra);
+        let (plan, dry) = (json(&p), json(&d));
+        assert_eq!(plan["makespan_s"], dry["makespan_s"], "{extra:?}");
+        let ready = |v: &serde_json::Value| -> std::collections::BTreeMap<String, f64> {
+            v["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s["name"].as_str().unwrap().to_string(),
+                        s["ready_s"].as_f64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(ready(&plan), ready(&dry), "{extra:?}");
+    }
+}

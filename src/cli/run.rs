@@ -174,6 +174,27 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
     ro.kill_grace = a.kill_grace;
     ro.handle_signals = true;
     ro.cleanup = !a.no_cleanup;
+    // The planner's timeline goes into `run.started` (planned vs actual in status/report).
+    match crate::plan::build_plan(
+        &model,
+        &crate::plan::PlanOptions {
+            scope: a.scope.spec(),
+            parallel: Some(ro.parallel),
+            eager: a.eager,
+            mode,
+            history: None,
+        },
+    ) {
+        Ok(plan) => {
+            for p in &plan.services {
+                ro.planned.insert(
+                    model.name(p.id).to_string(),
+                    (p.start as f64 / 1000.0, p.ready as f64 / 1000.0),
+                );
+            }
+        }
+        Err(e) => tracing::warn!("no planned timeline for this run: {e}"),
+    }
     let display = Display::pick(g.quiet, g.no_progress);
     let mut attach: Vec<crate::exec::Attach> = Vec::new();
     if lock.is_some() {

@@ -66,6 +66,9 @@ pub struct RunOptions {
     pub handle_signals: bool,
     /// After a drill, run the `cleanup` steps of every service that was started.
     pub cleanup: bool,
+    /// Planned (start_s, ready_s) per service name, from the planner; journaled in
+    /// `run.started` so status and reports compare planned with actual.
+    pub planned: BTreeMap<String, (f64, f64)>,
 }
 
 impl RunOptions {
@@ -85,6 +88,7 @@ impl RunOptions {
             approval_poll: Duration::from_secs(1),
             handle_signals: false,
             cleanup: true,
+            planned: BTreeMap::new(),
         }
     }
 }
@@ -402,7 +406,7 @@ impl Runner {
                     "vars": opts.vars.keys().collect::<Vec<_>>(),
                 }),
                 input_hash: self.input.input_hash.clone(),
-                plan: planned(&model, &self.scope, &ord, opts.mode),
+                plan: planned(&model, &self.scope, &ord, &opts),
             },
             Some(r) => Event::RunResumed {
                 changes: r.changes,
@@ -693,20 +697,22 @@ fn planned(
     model: &Model,
     scope: &Scope,
     ord: &plan::Ordering,
-    mode: Mode,
+    opts: &RunOptions,
 ) -> Vec<crate::events::PlannedService> {
+    let mode = opts.mode;
     scope
         .ids
         .iter()
         .map(|&id| {
             let s = &model.services[id];
+            let times = opts.planned.get(&s.name);
             crate::events::PlannedService {
                 name: s.name.clone(),
                 tier: s.tier,
                 rto_s: Some(s.rto.as_secs_f64()),
                 wave: Some(ord.wave[id]),
-                start_s: None,
-                ready_s: None,
+                start_s: times.map(|t| t.0),
+                ready_s: times.map(|t| t.1),
                 depends_on: s
                     .depends_on
                     .iter()
