@@ -11,7 +11,10 @@ use crate::error::{Error, Result};
 use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
+pub mod cleanup;
 pub mod init;
+pub mod plan;
+pub mod run;
 pub mod runs;
 pub mod templates;
 pub mod validate;
@@ -71,6 +74,14 @@ pub enum Command {
     Templates(templates::TemplatesArgs),
     /// Scaffold a DR directory: a commented graph.toml and one playbook per service.
     Init(init::InitArgs),
+    /// The recovery schedule and RTO analysis (the audit/planning report).
+    Plan(plan::PlanArgs),
+    /// Execute a failover (`--drill` for a drill, `--dry-run` to execute nothing).
+    Run(run::RunArgs),
+    /// A drill: same as `run --drill`.
+    Drill(run::RunArgs),
+    /// Run the cleanup steps of a drill's services, dependents first.
+    Cleanup(cleanup::CleanupArgs),
     /// State of a run, per service and step, from its journal.
     Status(runs::StatusArgs),
     /// List runs in the state directory.
@@ -173,6 +184,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Validate(a) => validate::run(g, &a),
         Command::Templates(a) => templates::run(g, &a),
         Command::Init(a) => init::run(g, &a),
+        Command::Plan(a) => plan::run(g, &a),
+        Command::Run(a) => run::run(g, &a, false),
+        Command::Drill(a) => run::run(g, &a, true),
+        Command::Cleanup(a) => cleanup::run(g, &a),
         Command::Status(a) => runs::status(g, &a),
         Command::Runs(a) => runs::runs(g, &a),
         Command::Report(a) => runs::report(g, &a),
