@@ -1,24 +1,14 @@
-//! Every shipped template, run for real: its steps and checks execute against fake CLIs put
-//! first on PATH (small scripts that record their argv and answer like the real tool) and, for
-//! the HTTP templates, against a real HTTP server on 127.0.0.1. The exact argv / request each
-//! template produces is asserted.
-//!
-//! The executor (`src/exec/`) is not on main yet, so the expanded steps run through a tiny
-//! runner here: rendered by the real `template::Renderer` (the run's rendering path), then
-//! `cmd` via `std::process::Command` (no shell), `run` via `/bin/sh -c`, `http` via reqwest.
+//! Every shipped template, run for real by the real binary: `meeseeks run DIR --yes` on a
+//! temp DR directory whose playbooks use each template, with fake CLIs put first on PATH
+//! (small scripts that record their argv and answer like the real tool) and, for the HTTP
+//! templates, a real HTTP server on 127.0.0.1. The exact argv / request each template
+//! produces is asserted, and the secrets they send never appear in any output or journal.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use meeseeks::load::{LoadOptions, load};
-use meeseeks::mask::Masker;
-use meeseeks::model::{CheckKind, HttpSpec, Mode, Model, Step, StepKind};
-use meeseeks::template::{Builtins, Renderer, describe_step};
-
-/// Serialises the tests that read the environment (spawning a process does) with the one that
-/// sets the secrets.
-static ENV: Mutex<()> = Mutex::new(());
+use assert_cmd::cargo::cargo_bin;
 
 /// The fake tools: each appends `tool<TAB>arg<TAB>arg...` to $FAKE_LOG, then prints what the
 /// real tool prints on success.
@@ -105,101 +95,6 @@ async fn serve(seen: Arc<Mutex<Vec<Seen>>>) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
-}
-
-/// Runs one service's steps, then each of its checks once; panics on the first failure.
-/// Returns the rendered steps' descriptions, secrets masked.
-async fn run_service(m: &Model, svc: &str, path: &str, log: &Path) -> Vec<String> {
-    let id = m.id(svc).unwrap();
-    let r = Renderer::new(
-        m,
-        BTreeMap::new(),
-        Builtins::new("r1", Mode::Failover, m.dir.join("run"), m.dir.clone()),
-        Masker::new(),
-    );
-    assert!(
-        r.prepare_secrets(&[id]).is_empty(),
-        "{svc}: secrets missing"
-    );
-    let pb = m.services[id].playbook.as_ref().unwrap();
-    let client = reqwest::Client::new();
-    let mut shown = Vec::new();
-    for step in &pb.steps {
-        let s = r.render_step(id, step).unwrap();
-        shown.push(format!(
-            "{}: {}",
-            s.name,
-            describe_step(&s.kind, r.masker())
-        ));
-        let ok = run_step(&client, &s, path, log).await;
-        assert!(ok || s.optional, "{svc}: step `{}` failed", s.name);
-    }
-    for check in &pb.checks {
-        let c = r.render_check(id, check).unwrap();
-        let ok = match &c.kind {
-            CheckKind::Cmd(argv) => exec(argv, path, log),
-            CheckKind::Run(line) => exec(&["sh".into(), "-c".into(), line.clone()], path, log),
-            CheckKind::Http(h) => http(&client, h).await,
-            CheckKind::Tcp(a) => tokio::net::TcpStream::connect(a).await.is_ok(),
-        };
-        assert!(ok, "{svc}: check `{}` failed", c.name);
-    }
-    shown
-}
-
-/// One rendered step, with its retries (delay doubled after each failed attempt).
-async fn run_step(client: &reqwest::Client, s: &Step, path: &str, log: &Path) -> bool {
-    let mut delay = s.retry_delay;
-    for attempt in 0..=s.retries {
-        if attempt > 0 {
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-        }
-        let ok = match &s.kind {
-            StepKind::Cmd(argv) => exec(argv, path, log),
-            StepKind::Run(line) => exec(&["sh".into(), "-c".into(), line.clone()], path, log),
-            StepKind::Http(h) => http(client, h).await,
-            StepKind::Wait(d) => {
-                tokio::time::sleep(*d).await;
-                true
-            }
-            other => panic!("unexpected step kind {other:?}"),
-        };
-        if ok {
-            return true;
-        }
-    }
-    false
-}
-
-fn exec(argv: &[String], path: &str, log: &Path) -> bool {
-    let out = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .env("PATH", path)
-        .env("FAKE_LOG", log)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start {argv:?}: {e}"));
-    out.status.success()
-}
-
-async fn http(client: &reqwest::Client, h: &HttpSpec) -> bool {
-    let method = reqwest::Method::from_bytes(h.method.as_bytes()).unwrap();
-    let mut req = client.request(method, &h.url);
-    for (k, v) in &h.headers {
-        req = req.header(k, v);
-    }
-    if let Some(b) = &h.body {
-        req = req.body(b.clone());
-    }
-    let Ok(resp) = req.send().await else {
-        return false;
-    };
-    let st = resp.status().as_u16();
-    if h.expect_status.is_empty() {
-        (200..300).contains(&st)
-    } else {
-        h.expect_status.contains(&st)
-    }
 }
 
 const GRAPH: &str = r#"
@@ -331,176 +226,127 @@ fn the_run_covers_the_whole_library() {
     }
 }
 
+/// Collects the files under `dir` (the state directory: journals, reports) as text.
+fn all_text(dir: &Path, out: &mut String) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            all_text(&p, out);
+        } else if let Ok(t) = std::fs::read_to_string(&p) {
+            out.push_str(&t);
+        }
+    }
+}
+
 #[test]
 fn every_shipped_template_runs_for_real() {
-    let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
-    // SAFETY: the tests of this binary that spawn processes or read the environment hold
-    // `ENV`, so nothing reads the environment while it changes.
-    unsafe {
-        std::env::set_var("DNS_API_TOKEN", "dns-s3cret");
-        std::env::set_var("LB_API_TOKEN", "lb-s3cret");
-    }
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let addr = rt.block_on(serve(seen.clone()));
+    let base = format!("http://{addr}");
+
     let d = tempfile::tempdir().unwrap();
     let bin = d.path().join("fakebin");
     std::fs::create_dir_all(&bin).unwrap();
     write_fakes(&bin);
     let log = d.path().join("argv.log");
     std::fs::write(&log, "").unwrap();
+    let dr: PathBuf = d.path().join("dr");
+    std::fs::create_dir_all(dr.join("playbooks")).unwrap();
+    std::fs::write(dr.join("graph.toml"), GRAPH).unwrap();
+    for (svc, text) in playbooks(&base) {
+        std::fs::write(dr.join(format!("playbooks/{svc}.toml")), text).unwrap();
+    }
+    let state = d.path().join("state");
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-
-    rt.block_on(async {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let addr = serve(seen.clone()).await;
-        let base = format!("http://{addr}");
-        let dr: PathBuf = d.path().join("dr");
-        std::fs::create_dir_all(dr.join("playbooks")).unwrap();
-        std::fs::write(dr.join("graph.toml"), GRAPH).unwrap();
-        for (svc, text) in playbooks(&base) {
-            std::fs::write(dr.join(format!("playbooks/{svc}.toml")), text).unwrap();
-        }
-        let l = load(&dr, &LoadOptions::default());
-        assert!(!l.diags.has_errors(), "{}", l.diags.render(false));
-        let m = l.model.unwrap();
-
-        let mut argv_by_service = Vec::new();
-        let mut shown = Vec::new();
-        for svc in [
-            "web",
-            "orders-db",
-            "legacy-db",
-            "cache",
-            "dns",
-            "lb",
-            "nginx",
-            "billing",
-        ] {
-            let before = std::fs::read_to_string(&log).unwrap().lines().count();
-            shown.extend(run_service(&m, svc, &path, &log).await);
-            let lines: Vec<String> = std::fs::read_to_string(&log)
-                .unwrap()
-                .lines()
-                .skip(before)
-                .map(|l| l.replace('\t', " ⇥ "))
-                .collect();
-            argv_by_service.push((svc, lines));
-        }
-
-        let mut out = String::new();
-        for (svc, lines) in &argv_by_service {
-            out.push_str(&format!("[{svc}]\n"));
-            for l in lines {
-                out.push_str(&format!("{l}\n"));
-            }
-        }
-        insta::assert_snapshot!("argv", out);
-
-        // The HTTP templates: the exact requests, with the real token on the wire...
-        let reqs: Vec<Seen> = seen
-            .lock()
+    let meeseeks = |args: &[&str]| {
+        Command::new(cargo_bin("meeseeks"))
+            .args(args)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg(&dr)
+            .env("PATH", &path)
+            .env("FAKE_LOG", &log)
+            .env("DNS_API_TOKEN", "dns-s3cret")
+            .env("LB_API_TOKEN", "lb-s3cret")
+            .env("NO_COLOR", "1")
+            .output()
             .unwrap()
-            .iter()
-            .filter(|s| s.path != "/healthz")
-            .cloned()
-            .collect();
-        assert_eq!(
-            reqs,
-            vec![
-                Seen {
-                    method: "PUT".into(),
-                    path: "/zones/z1/dns_records/r1".into(),
-                    authorization: "Bearer dns-s3cret".into(),
-                    content_type: "application/json".into(),
-                    body: r#"{"type": "A", "name": "shop.example.com", "content": "203.0.113.10", "ttl": 30}"#.into(),
-                },
-                Seen {
-                    method: "POST".into(),
-                    path: "/api/pools/shop-dr".into(),
-                    authorization: "Bearer lb-s3cret".into(),
-                    content_type: "application/json".into(),
-                    body: r#"{"enabled": true}"#.into(),
-                },
-            ]
-        );
-        assert!(seen.lock().unwrap().iter().any(|s| s.path == "/healthz"));
-        // ...and masked in everything shown.
-        let shown = shown.join("\n").replace(&base, "BASE");
-        assert!(!shown.contains("s3cret"), "{shown}");
-        insta::assert_snapshot!("rendered", shown);
-    });
-}
-
-/// The shop demo's own template (`examples/shop/playbooks/_templates/shop/stand-in.toml`) and
-/// `http/wait-healthy`, run for real: the expanded steps start a real `meeseeks stub`, wait
-/// through its cold start, pass the service's checks, and the cleanup stops it.
-#[test]
-fn shop_stand_in_and_wait_healthy_run_for_real() {
-    let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
-    let l = load(&shop, &LoadOptions::default());
-    assert!(!l.diags.has_errors(), "{}", l.diags.render(false));
-    let m = l.model.unwrap();
-    let id = m.id("api-gateway").unwrap();
-    let run_dir = tempfile::tempdir().unwrap();
-    let builtins = Builtins {
-        run_id: "r1".into(),
-        mode: Mode::Drill,
-        run_dir: run_dir.path().to_path_buf(),
-        dr_dir: shop.clone(),
-        meeseeks: PathBuf::from(env!("CARGO_BIN_EXE_meeseeks")),
     };
-    // A free port instead of the demo's 18101, so a concurrent drill of the demo elsewhere in
-    // the test suite cannot collide with this one (`--var` beats the playbook's [vars]).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+
+    // One service at a time (`--parallel 1`), so the argv log has a stable order.
+    let out = meeseeks(&["run", "--yes", "--no-progress", "--parallel", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("8/8 recovered"), "{stdout}");
+
+    let argv = std::fs::read_to_string(&log).unwrap().replace('\t', " ⇥ ");
+    insta::assert_snapshot!("argv", argv);
+
+    // The HTTP templates: the exact requests, with the real token on the wire...
+    let reqs: Vec<Seen> = seen
+        .lock()
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let vars = BTreeMap::from([("port".to_string(), serde_json::json!(port))]);
-    let r = Renderer::new(&m, vars, builtins, Masker::new());
-    let pb = m.services[id].playbook.as_ref().unwrap();
-    let names: Vec<&str> = pb.steps.iter().map(|s| s.name.as_str()).collect();
+        .iter()
+        .filter(|s| s.path != "/healthz")
+        .cloned()
+        .collect();
     assert_eq!(
-        names[..2],
-        [
-            "scale up the API gateway in the DR site/start stand-in",
-            "wait until the API gateway answers/poll"
+        reqs,
+        vec![
+            Seen {
+                method: "PUT".into(),
+                path: "/zones/z1/dns_records/r1".into(),
+                authorization: "Bearer dns-s3cret".into(),
+                content_type: "application/json".into(),
+                body: r#"{"type": "A", "name": "shop.example.com", "content": "203.0.113.10", "ttl": 30}"#.into(),
+            },
+            Seen {
+                method: "POST".into(),
+                path: "/api/pools/shop-dr".into(),
+                authorization: "Bearer lb-s3cret".into(),
+                content_type: "application/json".into(),
+                body: r#"{"enabled": true}"#.into(),
+            },
         ]
     );
-    let log = run_dir.path().join("argv.log");
-    let path = std::env::var("PATH").unwrap_or_default();
-    rt.block_on(async {
-        let client = reqwest::Client::new();
-        // The first two steps (the third enables a pool on the edge LB, not running here).
-        for step in &pb.steps[..2] {
-            let s = r.render_step(id, step).unwrap();
-            assert!(run_step(&client, &s, &path, &log).await, "{}", s.name);
-        }
-        for check in &pb.checks {
-            let c = r.render_check(id, check).unwrap();
-            let CheckKind::Http(h) = &c.kind else {
-                panic!("{c:?}")
-            };
-            assert!(http(&client, h).await, "{}", c.name);
-        }
-        for step in &pb.cleanup {
-            let s = r.render_step(id, step).unwrap();
-            assert!(run_step(&client, &s, &path, &log).await, "{}", s.name);
-        }
-    });
+    assert!(seen.lock().unwrap().iter().any(|s| s.path == "/healthz"));
+
+    // ...and never in what meeseeks prints or writes.
+    let mut written = String::new();
+    all_text(&state, &mut written);
+    for (what, text) in [
+        ("stdout", &stdout),
+        ("stderr", &stderr),
+        ("state", &written),
+    ] {
+        assert!(!text.contains("s3cret"), "secret in {what}:\n{text}");
+    }
+
+    // The dry-run shows the same expanded steps, fully rendered, secrets masked.
+    let out = meeseeks(&["run", "--dry-run", "--no-progress", "--parallel", "1"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+    for want in [
+        "step \"k8s/scale/scale\": cmd: kubectl --context dc2 --namespace shop scale deployment/web --replicas=6",
+        "step \"dns/switch-record/update record\": http: PUT",
+        "-H 'Authorization: Bearer ***'",
+        "step \"kafka/failover-consumer-group/reset offsets\": cmd: kafka-consumer-groups --bootstrap-server kafka-dr:9092 --group billing --topic invoices --reset-offsets --to-datetime=2026-11-26T10:00:00.000 --execute",
+    ] {
+        assert!(text.contains(want), "dry-run lacks {want:?}:\n{text}");
+    }
 }
