@@ -266,6 +266,15 @@ with = { app = "checkout" }
         show(&m, "checkout"),
         "step  k8s/scale/scale  [cmd: ./bin/scale checkout '{{ dr_site }}'] line=2\n"
     );
+    let pb = m.services[m.id("checkout").unwrap()]
+        .playbook
+        .as_ref()
+        .unwrap();
+    let used: Vec<_> = pb.templates.iter().collect();
+    assert_eq!(
+        used,
+        [&d.path().join("playbooks/_templates/k8s/scale.toml")]
+    );
     // `_templates/` is not mistaken for a service's playbook.
     assert!(!diags(d.path()).contains("unknown-playbook"));
 }

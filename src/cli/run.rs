@@ -93,10 +93,16 @@ fn input_files(model: &crate::model::Model) -> Vec<(PathBuf, Vec<u8>)> {
         }
     };
     add(std::path::Path::new("graph.toml"));
+    // Local templates the playbooks' `uses` steps expanded are inputs too (each once).
+    let mut templates = std::collections::BTreeSet::new();
     for s in &model.services {
         if let Some(pb) = &s.playbook {
             add(&pb.file);
+            templates.extend(pb.templates.iter());
         }
+    }
+    for t in templates {
+        add(t);
     }
     files
 }

@@ -184,6 +184,8 @@ pub(super) struct Ctx<'a, 'b> {
     pub cache: &'b RefCell<super::uses::Cache>,
     /// Checks contributed by `uses` steps, appended to the playbook's checks.
     pub extra_checks: Vec<Check>,
+    /// Local template files expanded into this playbook.
+    pub templates: BTreeSet<std::path::PathBuf>,
 }
 
 impl Ctx<'_, '_> {
@@ -340,6 +342,7 @@ fn read_playbook(
         with_params: None,
         cache,
         extra_checks: Vec::new(),
+        templates: BTreeSet::new(),
     };
     cx.r.unknown_keys(root, PLAYBOOK_KEYS, "a playbook");
     let mut pb = Playbook {
@@ -386,6 +389,7 @@ fn read_playbook(
     pb.checks.append(&mut cx.extra_checks);
     pb.secrets = std::mem::take(&mut cx.secrets);
     pb.envs = std::mem::take(&mut cx.envs);
+    pb.templates = std::mem::take(&mut cx.templates);
     Some(pb)
 }
 

@@ -302,6 +302,7 @@ pub(super) fn expand(
         with_params: Some(def.params.iter().map(|p| p.name.clone()).collect()),
         cache: cx.cache,
         extra_checks: Vec::new(),
+        templates: Default::default(),
     };
     let texts: Vec<(String, Scalar, String)> = values
         .iter()
@@ -363,6 +364,9 @@ pub(super) fn expand(
     drop(tcx);
     cx.secrets.extend(secrets);
     cx.envs.extend(envs);
+    if let library::Origin::Local(p) = &def.origin {
+        cx.templates.insert(p.clone());
+    }
     let failed = scratch.has_errors();
     cx.cache.borrow_mut().merge(scratch, cx.r.diags);
     if failed {
