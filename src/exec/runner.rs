@@ -106,6 +106,12 @@ pub struct RunnerInput {
     pub resumed: Option<Resumed>,
     /// sha256 of the input files (for `run.started` / `run.resumed`).
     pub input_hash: String,
+    /// Events journaled right after `run.started` / `run.resumed`, before anything runs: what
+    /// the operator decided on resume (`--skip`: `service.skipped`, `step.skipped`). The
+    /// matching services must be in `already_recovered` and steps in `done_steps`.
+    pub prelude: Vec<Event>,
+    /// Services whose `rto.breached` is journaled already (resume): not journaled twice.
+    pub already_breached: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -125,6 +131,7 @@ impl RunnerInput {
             input_hash: state.input_hash.clone().unwrap_or_default(),
             ..Default::default()
         };
+        input.already_breached = state.breaches.iter().map(|b| b.service.clone()).collect();
         for s in &state.services {
             if s.is_done() {
                 input.already_recovered.insert(s.name.clone());
@@ -414,6 +421,9 @@ impl Runner {
             },
         };
         self.bus.emit(clock.now_ts(), first);
+        for e in std::mem::take(&mut self.input.prelude) {
+            self.bus.emit(clock.now_ts(), e);
+        }
 
         let mut started_s = vec![None; n];
         let mut ready_s = vec![None; n];
@@ -421,12 +431,17 @@ impl Runner {
         let mut blocked_by = vec![None; n];
         let mut interrupted_svc = vec![false; n];
         let mut breached = vec![false; n];
+        for name in &self.input.already_breached {
+            if let Some(id) = model.id(name) {
+                breached[id] = true;
+            }
+        }
         let mut start_order = Vec::with_capacity(self.scope.len());
         let mut deadlines: BinaryHeap<Reverse<(Instant, SvcId)>> = self
             .scope
             .ids
             .iter()
-            .filter(|&&i| !already[i])
+            .filter(|&&i| !already[i] && !self.input.already_breached.contains(model.name(i)))
             .map(|&i| Reverse((clock.deadline(model.services[i].rto), i)))
             .collect();
 
@@ -984,12 +999,9 @@ async fn drive_inner(
             });
             continue;
         }
+        // Done earlier in this run (succeeded, or skipped by the operator): its outcome is
+        // journaled already; a new record would only overwrite why it was skipped.
         if done.is_some_and(|d| d.contains(&step.name)) {
-            g.event(Event::StepSkipped {
-                service: name.into(),
-                step: step.name.clone(),
-                reason: "succeeded in an earlier attempt of this run".into(),
-            });
             continue;
         }
         if stop.is_cancelled() {
