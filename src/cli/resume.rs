@@ -243,7 +243,12 @@ pub fn run(g: &Global, a: &ResumeArgs) -> Result<i32> {
     let mut input = RunnerInput::from_state(&st);
     input.first_seq = st.last_seq + 1;
     input.input_hash = input_hash;
-    if let Some(r) = input.resumed.as_mut() {
+    // Killed before its first record was written: there is nothing to continue, so the run
+    // starts its journal now (with `run.started`, the clock still from meta.json).
+    let fresh = st.last_seq == 0;
+    if fresh {
+        input.resumed = None;
+    } else if let Some(r) = input.resumed.as_mut() {
         r.changes = changes;
     }
     // Work done by hand.
@@ -389,11 +394,17 @@ pub fn run(g: &Global, a: &ResumeArgs) -> Result<i32> {
         let m = masker.clone();
         // The journal continues (torn tail cut) inside the run's runtime, which its writer
         // task needs; numbering goes on after the last record.
+        let create = !dir.join(crate::journal::writer::JOURNAL_FILE).exists();
         attach.push(Box::new(move |runner| {
-            let (journal, replay) = crate::journal::JournalWriter::append_existing(&dir, m)?;
-            for w in replay.warnings {
-                tracing::warn!("{w}");
-            }
+            let journal = if create {
+                crate::journal::JournalWriter::create(&dir, m)?
+            } else {
+                let (journal, replay) = crate::journal::JournalWriter::append_existing(&dir, m)?;
+                for w in replay.warnings {
+                    tracing::warn!("{w}");
+                }
+                journal
+            };
             runner.subscribe(Box::new(journal.clone()));
             runner.set_durability(Box::new(journal));
             Ok(())

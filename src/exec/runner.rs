@@ -231,6 +231,10 @@ enum Outcome {
 
 enum Msg {
     Event(Event),
+    /// Journal this, then answer once it is durable: `step.started` must be on disk before
+    /// the step's side effects can happen, or a crash in between would hide from `resume`
+    /// that the step may have run.
+    EventDurable(Event, tokio::sync::oneshot::Sender<()>),
     Done(SvcId, Outcome),
     CleanupDone(usize, Vec<String>),
 }
@@ -298,7 +302,7 @@ pub struct Runner {
     approvals: Arc<dyn ApprovalSource>,
     masker: Masker,
     bus: Bus,
-    durability: Option<Box<dyn Durability>>,
+    durability: Option<Arc<dyn Durability>>,
     int_tx: mpsc::UnboundedSender<&'static str>,
     int_rx: mpsc::UnboundedReceiver<&'static str>,
 }
@@ -335,7 +339,7 @@ impl Runner {
 
     /// The runner awaits durability of `run.finished` / `run.interrupted` before returning.
     pub fn set_durability(&mut self, d: Box<dyn Durability>) {
-        self.durability = Some(d);
+        self.durability = Some(Arc::from(d));
     }
 
     pub fn interrupter(&self) -> Interrupter {
@@ -504,6 +508,10 @@ impl Runner {
                         Msg::Event(ev) => {
                             self.bus.emit(clock.now_ts(), ev);
                         }
+                        Msg::EventDurable(ev, ack) => {
+                            let seq = self.bus.emit(clock.now_ts(), ev);
+                            ack_when_durable(self.durability.clone(), seq, ack);
+                        }
                         Msg::CleanupDone(..) => {}
                         Msg::Done(id, outcome) => {
                             let name = model.name(id).to_string();
@@ -580,6 +588,10 @@ impl Runner {
                     biased;
                     msg = rx.recv() => match msg {
                         Some(Msg::Event(ev)) => { self.bus.emit(clock.now_ts(), ev); }
+                        Some(Msg::EventDurable(ev, ack)) => {
+                            let seq = self.bus.emit(clock.now_ts(), ev);
+                            ack_when_durable(self.durability.clone(), seq, ack);
+                        }
                         Some(Msg::CleanupDone(n, f)) => { cleaned_up = n; cleanup_failures = f; break; }
                         Some(Msg::Done(..)) => {}
                         None => break,
@@ -845,6 +857,10 @@ pub async fn cleanup_services(
                 Some(Msg::Event(ev)) => {
                     bus.emit(jiff::Timestamp::now(), ev);
                 }
+                Some(Msg::EventDurable(ev, ack)) => {
+                    bus.emit(jiff::Timestamp::now(), ev);
+                    let _ = ack.send(());
+                }
                 Some(Msg::CleanupDone(n, f)) => {
                     result = (n, f);
                     break;
@@ -902,6 +918,28 @@ async fn cleanup_all(
 
 /// Sends the driver's outcome; if the driver panics, reports the service failed instead of
 /// leaving the runner waiting forever.
+/// Answers `ack` once record `seq` is durable (at once without a journal). A journal that
+/// cannot sync is logged, not fatal: the run goes on, as it does for other records.
+fn ack_when_durable(
+    d: Option<Arc<dyn Durability>>,
+    seq: u64,
+    ack: tokio::sync::oneshot::Sender<()>,
+) {
+    match d {
+        None => {
+            let _ = ack.send(());
+        }
+        Some(d) => {
+            tokio::spawn(async move {
+                if let Err(e) = d.durable(seq).await {
+                    tracing::error!("the journal could not be made durable: {e}");
+                }
+                let _ = ack.send(());
+            });
+        }
+    }
+}
+
 struct DoneGuard {
     tx: Option<mpsc::UnboundedSender<Msg>>,
     id: SvcId,
@@ -911,6 +949,16 @@ impl DoneGuard {
     fn event(&self, ev: Event) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(Msg::Event(ev));
+        }
+    }
+
+    /// Journals `ev` and waits until it is durable (write-ahead for side effects).
+    async fn event_durable(&self, ev: Event) {
+        if let Some(tx) = &self.tx {
+            let (ack, done) = tokio::sync::oneshot::channel();
+            if tx.send(Msg::EventDurable(ev, ack)).is_ok() {
+                let _ = done.await;
+            }
         }
     }
 
@@ -1174,12 +1222,13 @@ async fn run_step(
     let attempts = step.retries + 1;
     let mut delay = step.retry_delay;
     for attempt in 1..=attempts {
-        g.event(Event::StepStarted {
+        g.event_durable(Event::StepStarted {
             service: service.into(),
             step: label.into(),
             attempt,
             action: Some(template::describe_step(&step.kind, &sh.masker)),
-        });
+        })
+        .await;
         let a = sh
             .executor
             .step(&step, step.effective_timeout(), kill)
