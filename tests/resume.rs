@@ -608,3 +608,64 @@ fn an_in_flight_step_that_is_not_idempotent_needs_a_decision() {
     assert_eq!(code, 0, "{so}{se}");
     assert_eq!(log_lines(&log), ["db/flip", "db/flip"]);
 }
+
+/// A drill killed midway, then resumed: the cleanup at its end covers the services recovered
+/// before the kill too.
+#[test]
+fn a_resumed_drill_cleans_up_what_the_first_attempt_started() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let state = dir.join(".meeseeks");
+    let log = dir.join("log");
+    let pids = dir.join("pids");
+    let fast = dir.join("fast");
+    write(
+        dir,
+        "graph.toml",
+        "[services.a]\ntier = 0\nrto = \"30m\"\n[services.b]\ntier = 1\nrto = \"30m\"\ndepends_on = [\"a\"]\n",
+    );
+    let l = log.display();
+    write(
+        dir,
+        "playbooks/a.toml",
+        &format!(
+            "[[steps]]\nname = \"up\"\nrun = \"echo a/up >> {l}\"\n[[cleanup]]\nname = \"down\"\nrun = \"echo a/down >> {l}\"\n"
+        ),
+    );
+    write(
+        dir,
+        "playbooks/b.toml",
+        &format!(
+            "[[steps]]\nname = \"up\"\nrun = \"echo $$ >> {}; echo b/up >> {l}; test -e {} || sleep 30\"\n[[cleanup]]\nname = \"down\"\nrun = \"echo b/down >> {l}\"\n",
+            pids.display(),
+            fast.display()
+        ),
+    );
+    let mut live = meeseeks()
+        .args(["drill", "--no-progress"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_event(&state, "step.started");
+    while !log_lines(&log).contains(&"b/up".to_string()) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    live.kill().unwrap();
+    live.wait().unwrap();
+    for p in log_lines(&pids) {
+        let pid: i32 = p.trim().parse().unwrap();
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    std::fs::write(&fast, "").unwrap();
+    let (code, so, se) = out(meeseeks().args(["resume", "--no-progress", "-C"]).arg(dir));
+    assert_eq!(code, 0, "{so}{se}");
+    let lines = log_lines(&log);
+    assert_eq!(lines[..3], ["a/up", "b/up", "b/up"], "{lines:?}");
+    // Dependents first.
+    assert_eq!(lines[3..], ["b/down", "a/down"], "{lines:?}");
+}

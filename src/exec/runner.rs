@@ -112,6 +112,9 @@ pub struct RunnerInput {
     pub prelude: Vec<Event>,
     /// Services whose `rto.breached` is journaled already (resume): not journaled twice.
     pub already_breached: BTreeSet<String>,
+    /// Services started by an earlier attempt of this run (resume): a drill's cleanup covers
+    /// them too, as `meeseeks cleanup` would.
+    pub started_earlier: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -132,6 +135,12 @@ impl RunnerInput {
             ..Default::default()
         };
         input.already_breached = state.breaches.iter().map(|b| b.service.clone()).collect();
+        input.started_earlier = state
+            .services
+            .iter()
+            .filter(|s| s.starts > 0)
+            .map(|s| s.name.clone())
+            .collect();
         for s in &state.services {
             if s.is_done() {
                 input.already_recovered.insert(s.name.clone());
@@ -580,7 +589,9 @@ impl Runner {
                 .iter()
                 .rev()
                 .copied()
-                .filter(|&i| started_s[i].is_some())
+                .filter(|&i| {
+                    started_s[i].is_some() || self.input.started_earlier.contains(model.name(i))
+                })
                 .collect();
             tokio::spawn(cleanup_all(shared.clone(), ids, tx.clone(), kill.clone()));
             loop {
