@@ -669,3 +669,48 @@ fn a_resumed_drill_cleans_up_what_the_first_attempt_started() {
     // Dependents first.
     assert_eq!(lines[3..], ["b/down", "a/down"], "{lines:?}");
 }
+
+/// A failed run does not block a new one; once it is being resumed, it does.
+#[test]
+fn a_failed_run_being_resumed_blocks_a_new_run() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let state = dir.join(".meeseeks");
+    write(
+        dir,
+        "graph.toml",
+        "[services.db]\ntier = 0\nrto = \"30m\"\n",
+    );
+    write(
+        dir,
+        "playbooks/db.toml",
+        "[[steps]]\nname = \"promote\"\nrun = \"exit 3\"\n",
+    );
+    let (code, _, se) = out(meeseeks().args(["run", "--no-progress"]).arg(dir));
+    assert_eq!(code, 1, "{se}");
+    write(
+        dir,
+        "playbooks/db.toml",
+        "[[steps]]\nname = \"promote\"\nmanual = \"Promote db by hand, then approve\"\n",
+    );
+    let mut live = meeseeks()
+        .args(["resume", "--no-progress", "-C"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_event(&state, "manual.waiting");
+    let (code, _, se) = out(meeseeks().args(["run"]).arg(dir));
+    assert_eq!(code, 3, "{se}");
+    assert!(se.contains(&format!("running (pid {}", live.id())), "{se}");
+    let run_id = run_dir(&state)
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let (code, so, se) = out(meeseeks().args(["approve", &run_id, "db", "-C"]).arg(dir));
+    assert_eq!(code, 0, "{so}{se}");
+    assert_eq!(live.wait().unwrap().code(), Some(0));
+}

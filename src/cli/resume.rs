@@ -146,6 +146,7 @@ pub fn run(g: &Global, a: &ResumeArgs) -> Result<i32> {
     });
     let sd = StateDir::open_existing(&state_dir)?;
     let run = sd.resolve(a.run_id.as_deref())?;
+    let state_guard = sd.lock_state()?;
     // The lock first: everything below reads a journal that nobody else may be writing.
     let lock = RunLock::acquire(&run.path).map_err(|e| match e {
         LockError::Held { .. } => {
@@ -185,6 +186,8 @@ pub fn run(g: &Global, a: &ResumeArgs) -> Result<i32> {
             &others,
         )));
     }
+    // From here on the run's lock marks it live for any `run` that checks.
+    drop(state_guard);
     for w in &st.warnings {
         tracing::warn!("{w}");
     }
