@@ -410,6 +410,7 @@ async fn done_steps_and_recovered_services_are_not_rerun() {
         first_seq: 41,
         resumed: Some(Default::default()),
         input_hash: String::new(),
+        ..Default::default()
     };
     let out = execute(m, options(dir.path(), 2), input, auto()).await;
     assert_eq!(out.report.exit_code, 0);

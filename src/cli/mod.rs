@@ -14,6 +14,7 @@ use crate::model::{Model, VarValue};
 pub mod cleanup;
 pub mod init;
 pub mod plan;
+pub mod resume;
 pub mod run;
 pub mod runs;
 pub mod templates;
@@ -80,6 +81,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// A drill: same as `run --drill`.
     Drill(run::RunArgs),
+    /// Continue an interrupted, crashed or failed run from its journal.
+    Resume(resume::ResumeArgs),
     /// Run the cleanup steps of a drill's services, dependents first.
     Cleanup(cleanup::CleanupArgs),
     /// State of a run, per service and step, from its journal.
@@ -187,6 +190,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Plan(a) => plan::run(g, &a),
         Command::Run(a) => run::run(g, &a, false),
         Command::Drill(a) => run::run(g, &a, true),
+        Command::Resume(a) => resume::run(g, &a),
         Command::Cleanup(a) => cleanup::run(g, &a),
         Command::Status(a) => runs::status(g, &a),
         Command::Runs(a) => runs::runs(g, &a),

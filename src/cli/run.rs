@@ -75,11 +75,15 @@ pub struct RunArgs {
     /// Time between SIGTERM and SIGKILL when a step times out.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub kill_grace: Duration,
+    /// Give up an unfinished run (default: the latest) so that a new run may start; runs
+    /// nothing. Write `DIR --abandon` or `--abandon=RUN_ID` when also giving a DR directory.
+    #[arg(long, value_name = "RUN_ID", num_args = 0..=1, default_missing_value = "")]
+    pub abandon: Option<String>,
 }
 
 /// The input files of a run (paths relative to the DR directory, contents), whose hashes let
 /// `resume` tell the operator what changed.
-fn input_files(model: &crate::model::Model) -> Vec<(PathBuf, Vec<u8>)> {
+pub(crate) fn input_files(model: &crate::model::Model) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
     let mut add = |p: &std::path::Path| {
         let abs = if p.is_absolute() {
@@ -108,6 +112,17 @@ fn input_files(model: &crate::model::Model) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
+    if let Some(id) = &a.abandon {
+        let state_dir = a
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| a.dir.dir.join(".meeseeks"));
+        let id = Some(id.as_str()).filter(|s| !s.is_empty());
+        let (text, code) = crate::journal::cmd::cmd_abandon(&state_dir, id)?;
+        let _ = g;
+        super::emit(None, &text)?;
+        return Ok(code);
+    }
     let opts = LoadOptions {
         cli_vars: a.vars.map(),
         require_playbooks: true,
@@ -142,6 +157,9 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
         "tags": a.scope.tags,
         "max_tier": a.scope.max_tier,
         "vars": a.vars.map().keys().collect::<Vec<_>>(),
+        // `resume` runs the same commands: it needs the values, not only the names. They are
+        // plain variables (secrets come from the environment) and meta.json is 0600.
+        "var_values": a.vars.vars.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
     });
     let files = input_files(&model);
     let masker = Masker::new();

@@ -106,6 +106,15 @@ pub struct RunnerInput {
     pub resumed: Option<Resumed>,
     /// sha256 of the input files (for `run.started` / `run.resumed`).
     pub input_hash: String,
+    /// Events journaled right after `run.started` / `run.resumed`, before anything runs: what
+    /// the operator decided on resume (`--skip`: `service.skipped`, `step.skipped`). The
+    /// matching services must be in `already_recovered` and steps in `done_steps`.
+    pub prelude: Vec<Event>,
+    /// Services whose `rto.breached` is journaled already (resume): not journaled twice.
+    pub already_breached: BTreeSet<String>,
+    /// Services started by an earlier attempt of this run (resume): a drill's cleanup covers
+    /// them too, as `meeseeks cleanup` would.
+    pub started_earlier: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -125,6 +134,13 @@ impl RunnerInput {
             input_hash: state.input_hash.clone().unwrap_or_default(),
             ..Default::default()
         };
+        input.already_breached = state.breaches.iter().map(|b| b.service.clone()).collect();
+        input.started_earlier = state
+            .services
+            .iter()
+            .filter(|s| s.starts > 0)
+            .map(|s| s.name.clone())
+            .collect();
         for s in &state.services {
             if s.is_done() {
                 input.already_recovered.insert(s.name.clone());
@@ -224,6 +240,10 @@ enum Outcome {
 
 enum Msg {
     Event(Event),
+    /// Journal this, then answer once it is durable: `step.started` must be on disk before
+    /// the step's side effects can happen, or a crash in between would hide from `resume`
+    /// that the step may have run.
+    EventDurable(Event, tokio::sync::oneshot::Sender<()>),
     Done(SvcId, Outcome),
     CleanupDone(usize, Vec<String>),
 }
@@ -291,7 +311,7 @@ pub struct Runner {
     approvals: Arc<dyn ApprovalSource>,
     masker: Masker,
     bus: Bus,
-    durability: Option<Box<dyn Durability>>,
+    durability: Option<Arc<dyn Durability>>,
     int_tx: mpsc::UnboundedSender<&'static str>,
     int_rx: mpsc::UnboundedReceiver<&'static str>,
 }
@@ -328,7 +348,7 @@ impl Runner {
 
     /// The runner awaits durability of `run.finished` / `run.interrupted` before returning.
     pub fn set_durability(&mut self, d: Box<dyn Durability>) {
-        self.durability = Some(d);
+        self.durability = Some(Arc::from(d));
     }
 
     pub fn interrupter(&self) -> Interrupter {
@@ -414,6 +434,9 @@ impl Runner {
             },
         };
         self.bus.emit(clock.now_ts(), first);
+        for e in std::mem::take(&mut self.input.prelude) {
+            self.bus.emit(clock.now_ts(), e);
+        }
 
         let mut started_s = vec![None; n];
         let mut ready_s = vec![None; n];
@@ -421,12 +444,17 @@ impl Runner {
         let mut blocked_by = vec![None; n];
         let mut interrupted_svc = vec![false; n];
         let mut breached = vec![false; n];
+        for name in &self.input.already_breached {
+            if let Some(id) = model.id(name) {
+                breached[id] = true;
+            }
+        }
         let mut start_order = Vec::with_capacity(self.scope.len());
         let mut deadlines: BinaryHeap<Reverse<(Instant, SvcId)>> = self
             .scope
             .ids
             .iter()
-            .filter(|&&i| !already[i])
+            .filter(|&&i| !already[i] && !self.input.already_breached.contains(model.name(i)))
             .map(|&i| Reverse((clock.deadline(model.services[i].rto), i)))
             .collect();
 
@@ -488,6 +516,10 @@ impl Runner {
                     match msg {
                         Msg::Event(ev) => {
                             self.bus.emit(clock.now_ts(), ev);
+                        }
+                        Msg::EventDurable(ev, ack) => {
+                            let seq = self.bus.emit(clock.now_ts(), ev);
+                            ack_when_durable(self.durability.clone(), seq, ack);
                         }
                         Msg::CleanupDone(..) => {}
                         Msg::Done(id, outcome) => {
@@ -557,7 +589,9 @@ impl Runner {
                 .iter()
                 .rev()
                 .copied()
-                .filter(|&i| started_s[i].is_some())
+                .filter(|&i| {
+                    started_s[i].is_some() || self.input.started_earlier.contains(model.name(i))
+                })
                 .collect();
             tokio::spawn(cleanup_all(shared.clone(), ids, tx.clone(), kill.clone()));
             loop {
@@ -565,6 +599,10 @@ impl Runner {
                     biased;
                     msg = rx.recv() => match msg {
                         Some(Msg::Event(ev)) => { self.bus.emit(clock.now_ts(), ev); }
+                        Some(Msg::EventDurable(ev, ack)) => {
+                            let seq = self.bus.emit(clock.now_ts(), ev);
+                            ack_when_durable(self.durability.clone(), seq, ack);
+                        }
                         Some(Msg::CleanupDone(n, f)) => { cleaned_up = n; cleanup_failures = f; break; }
                         Some(Msg::Done(..)) => {}
                         None => break,
@@ -830,6 +868,10 @@ pub async fn cleanup_services(
                 Some(Msg::Event(ev)) => {
                     bus.emit(jiff::Timestamp::now(), ev);
                 }
+                Some(Msg::EventDurable(ev, ack)) => {
+                    bus.emit(jiff::Timestamp::now(), ev);
+                    let _ = ack.send(());
+                }
                 Some(Msg::CleanupDone(n, f)) => {
                     result = (n, f);
                     break;
@@ -887,6 +929,28 @@ async fn cleanup_all(
 
 /// Sends the driver's outcome; if the driver panics, reports the service failed instead of
 /// leaving the runner waiting forever.
+/// Answers `ack` once record `seq` is durable (at once without a journal). A journal that
+/// cannot sync is logged, not fatal: the run goes on, as it does for other records.
+fn ack_when_durable(
+    d: Option<Arc<dyn Durability>>,
+    seq: u64,
+    ack: tokio::sync::oneshot::Sender<()>,
+) {
+    match d {
+        None => {
+            let _ = ack.send(());
+        }
+        Some(d) => {
+            tokio::spawn(async move {
+                if let Err(e) = d.durable(seq).await {
+                    tracing::error!("the journal could not be made durable: {e}");
+                }
+                let _ = ack.send(());
+            });
+        }
+    }
+}
+
 struct DoneGuard {
     tx: Option<mpsc::UnboundedSender<Msg>>,
     id: SvcId,
@@ -896,6 +960,16 @@ impl DoneGuard {
     fn event(&self, ev: Event) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(Msg::Event(ev));
+        }
+    }
+
+    /// Journals `ev` and waits until it is durable (write-ahead for side effects).
+    async fn event_durable(&self, ev: Event) {
+        if let Some(tx) = &self.tx {
+            let (ack, done) = tokio::sync::oneshot::channel();
+            if tx.send(Msg::EventDurable(ev, ack)).is_ok() {
+                let _ = done.await;
+            }
         }
     }
 
@@ -984,12 +1058,9 @@ async fn drive_inner(
             });
             continue;
         }
+        // Done earlier in this run (succeeded, or skipped by the operator): its outcome is
+        // journaled already; a new record would only overwrite why it was skipped.
         if done.is_some_and(|d| d.contains(&step.name)) {
-            g.event(Event::StepSkipped {
-                service: name.into(),
-                step: step.name.clone(),
-                reason: "succeeded in an earlier attempt of this run".into(),
-            });
             continue;
         }
         if stop.is_cancelled() {
@@ -1162,12 +1233,13 @@ async fn run_step(
     let attempts = step.retries + 1;
     let mut delay = step.retry_delay;
     for attempt in 1..=attempts {
-        g.event(Event::StepStarted {
+        g.event_durable(Event::StepStarted {
             service: service.into(),
             step: label.into(),
             attempt,
             action: Some(template::describe_step(&step.kind, &sh.masker)),
-        });
+        })
+        .await;
         let a = sh
             .executor
             .step(&step, step.effective_timeout(), kill)
