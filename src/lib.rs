@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod events;
+pub mod graph_ops;
 pub mod mask;
 pub mod model;
 pub mod plan;
