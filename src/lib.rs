@@ -3,12 +3,15 @@
 //! One-way flow (see DESIGN.md): files → `load` → `model` → `plan` → walk (`exec`) → `events`
 //! → subscribers (journal, progress, notify); `RunState` = fold(journal).
 
+pub mod cli;
 pub mod error;
 pub mod events;
 pub mod graph_ops;
+pub mod load;
 pub mod mask;
 pub mod model;
 pub mod plan;
+pub mod template;
 pub mod util;
 
 pub use error::{Error, Result};

@@ -122,6 +122,10 @@ pub struct Playbook {
     pub checks: Vec<Check>,
     pub rollback: Vec<Step>,
     pub cleanup: Vec<Step>,
+    /// Names read through `{{ secret.NAME }}` (their values are masked everywhere).
+    pub secrets: std::collections::BTreeSet<String>,
+    /// Names read through `{{ env.NAME }}`.
+    pub envs: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

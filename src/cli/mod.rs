@@ -1,0 +1,181 @@
+//! Command-line interface: every flag defined once (clap), validated into options before any
+//! work starts; one small module per command. `main.rs` only maps the result to an exit code.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{Error, Result};
+use crate::load::{LoadOptions, Loaded};
+use crate::model::{Model, VarValue};
+
+pub mod validate;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "meeseeks",
+    version,
+    about = "Disaster-recovery orchestration: plan, drill and execute service failovers in dependency order, within their RTOs",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print only the result.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Plain timestamped lines instead of progress bars.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Global {
+    /// Colour on stdout: only on a terminal and never with NO_COLOR.
+    pub fn color_stdout(&self) -> bool {
+        std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+    }
+
+    pub fn color_stderr(&self) -> bool {
+        std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load and check graph + playbooks; report every problem at once.
+    Validate(validate::ValidateArgs),
+}
+
+/// The DR directory positional argument shared by most commands.
+#[derive(Args, Debug, Clone)]
+pub struct DirArg {
+    /// DR directory holding graph.toml and playbooks/ (default: the current directory).
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+}
+
+/// `--var k=v`, repeatable.
+#[derive(Args, Debug, Clone, Default)]
+pub struct VarArgs {
+    /// Template variable, highest precedence (repeatable): --var dr_site=dc2
+    #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+impl VarArgs {
+    pub fn map(&self) -> BTreeMap<String, VarValue> {
+        self.vars
+            .iter()
+            .map(|(k, v)| (k.clone(), VarValue::String(v.clone())))
+            .collect()
+    }
+}
+
+fn parse_var(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not K=V (e.g. --var dr_site=dc2)")),
+    }
+}
+
+/// Scope selection shared by plan / run / drill.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ScopeArgs {
+    /// Recover only these services (comma-separated) and their essential dependencies.
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub services: Vec<String>,
+    /// Only services with this tag (repeatable, all must match), plus their dependencies.
+    #[arg(long = "tag", value_name = "K=V", value_parser = parse_var)]
+    pub tags: Vec<(String, String)>,
+    /// Only services of tier <= N, plus their dependencies.
+    #[arg(long, value_name = "N")]
+    pub max_tier: Option<u32>,
+}
+
+impl ScopeArgs {
+    pub fn spec(&self) -> crate::plan::ScopeSpec {
+        crate::plan::ScopeSpec {
+            services: self.services.clone(),
+            tags: self.tags.iter().cloned().collect(),
+            max_tier: self.max_tier,
+        }
+    }
+}
+
+/// Loads a DR directory (or a lone graph file), printing warnings to stderr unless quiet.
+/// Invalid input becomes `Error::Invalid` with every diagnostic rendered (exit 2).
+pub fn load_model(global: &Global, path: &std::path::Path, opts: &LoadOptions) -> Result<Model> {
+    let loaded: Loaded = crate::load::load(path, opts);
+    let color = global.color_stderr();
+    let (model, diags) = loaded.into_result(color)?;
+    if !global.quiet && !diags.is_empty() {
+        eprint!("{}", diags.render(color));
+    }
+    Ok(model)
+}
+
+/// Writes command output to `--out FILE` or stdout.
+pub fn emit(out: Option<&std::path::Path>, text: &str) -> Result<()> {
+    match out {
+        Some(p) => std::fs::write(p, text)
+            .map_err(|e| Error::io(format!("cannot write {}", p.display()), e)),
+        None => {
+            use std::io::Write;
+            let mut so = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth a stack trace.
+            let _ = so.write_all(text.as_bytes());
+            let _ = so.flush();
+            Ok(())
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Validate(a) => validate::run(g, &a),
+    }
+}
+
+/// Sets up `tracing` on stderr: RUST_LOG wins, else -v/-q pick the level.
+pub fn init_tracing(g: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let default = if g.quiet {
+        "error"
+    } else {
+        match g.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(g.color_stderr());
+    let _ = match g.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
