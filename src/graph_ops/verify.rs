@@ -91,9 +91,14 @@ pub fn parse_observed(
     }
 }
 
+/// Invalid input (exit 2). `Error::Invalid` carries text already rendered for stderr.
+fn bad_input(msg: String) -> crate::Error {
+    crate::Error::Invalid(format!("error: {msg}\n"))
+}
+
 fn parse_jaeger(text: &str, source: &str) -> crate::Result<Vec<Observed>> {
     let err = |e: serde_json::Error| {
-        crate::Error::Invalid(format!(
+        bad_input(format!(
             "{source}:{}:{}: not Jaeger dependencies JSON ([{{\"parent\",\"child\",\"callCount\"}}]): {e}",
             e.line(),
             e.column()
@@ -141,20 +146,20 @@ fn parse_csv(text: &str, source: &str) -> crate::Result<Vec<Observed>> {
             continue;
         }
         if !(2..=3).contains(&cols.len()) {
-            return Err(crate::Error::Invalid(format!(
+            return Err(bad_input(format!(
                 "{source}:{n}: expected `caller,callee[,count]`, got {} field(s): {line}",
                 cols.len()
             )));
         }
         if cols[0].is_empty() || cols[1].is_empty() {
-            return Err(crate::Error::Invalid(format!(
+            return Err(bad_input(format!(
                 "{source}:{n}: empty service name: {line}"
             )));
         }
         let calls = match cols.get(2) {
             None | Some(&"") => 1,
             Some(c) => c.parse::<u64>().map_err(|_| {
-                crate::Error::Invalid(format!(
+                bad_input(format!(
                     "{source}:{n}: call count `{c}` is not a non-negative integer"
                 ))
             })?,
@@ -582,23 +587,27 @@ web,web,5
         assert_eq!(e.exit_code(), 2);
         assert_eq!(
             e.to_string(),
-            "obs.csv:2: call count `many` is not a non-negative integer"
+            "error: obs.csv:2: call count `many` is not a non-negative integer\n"
         );
         let e = parse_observed("a,b\n\nc\n", "obs.csv", ObservedFormat::Csv).unwrap_err();
-        assert!(e.to_string().starts_with("obs.csv:3: expected"), "{e}");
+        assert!(
+            e.to_string().starts_with("error: obs.csv:3: expected"),
+            "{e}"
+        );
         let e = parse_observed("a,,3\n", "obs.csv", ObservedFormat::Csv).unwrap_err();
         assert!(
-            e.to_string().starts_with("obs.csv:1: empty service name"),
+            e.to_string()
+                .starts_with("error: obs.csv:1: empty service name"),
             "{e}"
         );
         let bad = "[\n {\"parent\": \"a\", \"child\": \"b\"},\n {\"parent\": \"a\"}\n]";
         let e = parse_observed(bad, "deps.json", ObservedFormat::Auto).unwrap_err();
         assert_eq!(e.exit_code(), 2);
-        assert!(e.to_string().starts_with("deps.json:3:"), "{e}");
+        assert!(e.to_string().starts_with("error: deps.json:3:"), "{e}");
         assert!(e.to_string().contains("missing field `child`"), "{e}");
         let e =
             parse_observed("[{\"parent\": \"a\",", "deps.json", ObservedFormat::Auto).unwrap_err();
-        assert!(e.to_string().starts_with("deps.json:1:"), "{e}");
+        assert!(e.to_string().starts_with("error: deps.json:1:"), "{e}");
     }
 
     #[test]
