@@ -458,26 +458,30 @@ fn rto_unachievable(model: &Model, topo: &[SvcId], mode: Mode, sink: &mut Sink) 
     }
 }
 
-/// Tier-0 services per bitset pass (4 × 64 bits: one 32-byte word per service, cache-friendly).
-const SPOF_WORDS: usize = 4;
+/// Tier-0 services per bitset pass: 8 × 64 bits, one cache line per service.
+const SPOF_WORDS: usize = 8;
+
+#[derive(Clone, Copy)]
+#[repr(align(64))]
+struct Line([u64; SPOF_WORDS]);
 
 /// For each service X, how many tier-0 services other than X go down when X is lost, i.e. have
-/// X among their transitive essential dependencies, plus a few of their names.
+/// X among their transitive essential dependencies, plus up to `sample` of them.
 ///
 /// Exact counting is a reachability problem, so a BFS per service would be O(V·(V+E)). Instead,
-/// tier-0 services are taken 256 at a time: each service gets a 256-bit set of the tier-0
-/// services (of this batch) that depend on it, computed in reverse topological order as its own
-/// bit OR the sets of its essential dependents. Popcounts accumulate across batches.
-/// Time O((V+E)·⌈T/256⌉), memory O(V) words, for T tier-0 services (T is small in practice).
+/// tier-0 services are taken 512 at a time: each service gets a 512-bit set of the tier-0
+/// services (of this batch) that depend on it, computed dependents-first as the OR of its
+/// essential dependents' sets (and their own bits). Popcounts accumulate across batches.
+/// Time O((V+E)·⌈T/512⌉) for T tier-0 services, memory O(V+E); only services that some tier-0
+/// service needs take part, in a compact array ordered so that a batch starts at its first
+/// tier-0 service (nothing before it can get a bit).
 pub fn spof_counts(model: &Model, topo: &[SvcId], sample: usize) -> (Vec<usize>, Vec<Vec<SvcId>>) {
     let n = model.services.len();
-    let tier0: Vec<SvcId> = (0..n).filter(|&i| model.services[i].tier == 0).collect();
     let mut count = vec![0usize; n];
     let mut names: Vec<Vec<SvcId>> = vec![Vec::new(); n];
-    // Only services some tier-0 service needs can have a non-empty set: skip the rest.
     let mut relevant = vec![false; n];
-    let mut stack: Vec<SvcId> = tier0.clone();
-    for &t in &tier0 {
+    let mut stack: Vec<SvcId> = (0..n).filter(|&i| model.services[i].tier == 0).collect();
+    for &t in &stack {
         relevant[t] = true;
     }
     while let Some(id) = stack.pop() {
@@ -488,49 +492,78 @@ pub fn spof_counts(model: &Model, topo: &[SvcId], sample: usize) -> (Vec<usize>,
             }
         }
     }
+    // Dependents first; `pos` is the index in this order.
     let order: Vec<SvcId> = topo
         .iter()
         .rev()
         .copied()
         .filter(|&i| relevant[i])
         .collect();
-    let mut slot = vec![usize::MAX; n];
-    for (k, &t) in tier0.iter().enumerate() {
-        slot[t] = k;
+    let mut pos = vec![u32::MAX; n];
+    for (p, &id) in order.iter().enumerate() {
+        pos[id] = p as u32;
     }
-    let mut bits = vec![[0u64; SPOF_WORDS]; n];
-    for base in (0..tier0.len()).step_by(SPOF_WORDS * 64) {
-        for &id in &order {
+    // Dependents as compact positions (all smaller than the service's own).
+    let mut off = Vec::with_capacity(order.len() + 1);
+    let mut adj: Vec<u32> = Vec::new();
+    off.push(0usize);
+    for &id in &order {
+        adj.extend(
+            model.dependents[id]
+                .iter()
+                .filter(|&&t| relevant[t])
+                .map(|&t| pos[t]),
+        );
+        off.push(adj.len());
+    }
+    let tier0: Vec<usize> = (0..order.len())
+        .filter(|&p| model.services[order[p]].tier == 0)
+        .collect();
+    let mut bits = vec![Line([0; SPOF_WORDS]); order.len()];
+    let per_pass = SPOF_WORDS * 64;
+    // Positions before a batch's first tier-0 service hold no bit of it: they are not
+    // recomputed, only cleared of the previous batch's bits.
+    let mut clean_upto = 0;
+    for (batch, chunk) in tier0.chunks(per_pass).enumerate() {
+        let first = chunk[0];
+        for line in &mut bits[clean_upto..first] {
+            *line = Line([0; SPOF_WORDS]);
+        }
+        clean_upto = first;
+        let mut next_slot = 0;
+        for p in first..order.len() {
             let mut b = [0u64; SPOF_WORDS];
-            for &t in &model.dependents[id] {
-                if relevant[t] {
-                    for (w, x) in b.iter_mut().zip(bits[t]) {
-                        *w |= x;
-                    }
+            for &q in &adj[off[p]..off[p + 1]] {
+                let x = &bits[q as usize].0;
+                for w in 0..SPOF_WORDS {
+                    b[w] |= x[w];
                 }
             }
-            // Count before adding its own bit: X's loss taking X down is not news.
             let c: u32 = b.iter().map(|w| w.count_ones()).sum();
-            count[id] += c as usize;
-            if c > 0 && names[id].len() < sample {
-                'words: for (wi, &w) in b.iter().enumerate() {
-                    let mut w = w;
-                    while w != 0 {
-                        let bit = w.trailing_zeros() as usize;
-                        w &= w - 1;
-                        names[id].push(tier0[base + wi * 64 + bit]);
-                        if names[id].len() >= sample {
-                            break 'words;
+            if c > 0 {
+                let id = order[p];
+                count[id] += c as usize;
+                if names[id].len() < sample {
+                    'words: for (wi, &w) in b.iter().enumerate() {
+                        let mut w = w;
+                        while w != 0 {
+                            let bit = w.trailing_zeros() as usize;
+                            w &= w - 1;
+                            let k = batch * per_pass + wi * 64 + bit;
+                            names[id].push(order[tier0[k]]);
+                            if names[id].len() >= sample {
+                                break 'words;
+                            }
                         }
                     }
                 }
             }
-            let k = slot[id];
-            if k != usize::MAX && k >= base && k < base + SPOF_WORDS * 64 {
-                let off = k - base;
-                b[off / 64] |= 1 << (off % 64);
+            // Its own bit after counting: X's loss taking X down is not news.
+            if next_slot < chunk.len() && chunk[next_slot] == p {
+                b[next_slot / 64] |= 1 << (next_slot % 64);
+                next_slot += 1;
             }
-            bits[id] = b;
+            bits[p].0 = b;
         }
     }
     (count, names)
@@ -844,7 +877,7 @@ mod tests {
         assert_eq!(audit(&m, &o, None).unwrap_err().exit_code(), 2);
     }
 
-    /// Deterministic pseudo-random DAGs, more than 256 tier-0 services (several bitset
+    /// Deterministic pseudo-random DAGs, more than 512 tier-0 services (several bitset
     /// batches), checked against one BFS per service.
     #[test]
     fn spof_counts_match_brute_force() {
@@ -855,7 +888,7 @@ mod tests {
             x ^= x << 17;
             x % k
         };
-        let n = 700;
+        let n = 1400;
         let name = |i: usize| format!("s{i:04}");
         let mut parts = Vec::new();
         for i in 0..n {
@@ -870,7 +903,7 @@ mod tests {
         let m = model(parts);
         let topo = topo_order(&m, &Scope::all(&m));
         let (count, sample) = spof_counts(&m, &topo, 3);
-        assert!(m.services.iter().filter(|s| s.tier == 0).count() > 256);
+        assert!(m.services.iter().filter(|s| s.tier == 0).count() > 512);
         for x in 0..n {
             let mut seen = vec![false; n];
             let mut stack = vec![x];

@@ -227,52 +227,79 @@ fn declared(m: &Model, from: SvcId, to: SvcId) -> bool {
 }
 
 pub fn verify(model: &Model, observed: &[Observed], opts: &VerifyOptions) -> VerifyReport {
-    // Duplicates (several files concatenated, per-day exports) are summed.
-    let mut calls: HashMap<(&str, &str), u64> = HashMap::new();
+    // Names resolved once; known pairs aggregated by sorting ids (duplicates — several files
+    // concatenated, per-day exports — are summed), unknown ones in a small map.
+    let mut known: Vec<(u32, u32, u64)> = Vec::with_capacity(observed.len());
+    let mut other: HashMap<(&str, &str), (Option<SvcId>, u64)> = HashMap::new();
+    let mut unknown = BTreeSet::new();
     for o in observed.iter().filter(|o| o.from != o.to) {
-        *calls.entry((o.from.as_str(), o.to.as_str())).or_default() += o.calls;
+        let (f, t) = (model.id(&o.from), model.id(&o.to));
+        match (f, t) {
+            (Some(f), Some(t)) => known.push((f as u32, t as u32, o.calls)),
+            _ => {
+                if f.is_none() {
+                    unknown.insert(o.from.as_str());
+                }
+                if t.is_none() {
+                    unknown.insert(o.to.as_str());
+                }
+                other.entry((&o.from, &o.to)).or_insert((f, 0)).1 += o.calls;
+            }
+        }
+    }
+    known.sort_unstable_by_key(|&(f, t, _)| (f, t));
+    let mut edges: Vec<(u32, u32, u64)> = Vec::with_capacity(known.len());
+    for (f, t, c) in known {
+        match edges.last_mut() {
+            Some(last) if last.0 == f && last.1 == t => last.2 += c,
+            _ => edges.push((f, t, c)),
+        }
     }
     let n = model.services.len();
     let mut caller_seen = vec![false; n];
-    let mut seen: HashMap<SvcId, Vec<SvcId>> = HashMap::new();
-    let mut unknown = BTreeSet::new();
     let mut undeclared = Vec::new();
     let mut below = 0;
-    for (&(from, to), &c) in &calls {
-        let (f, t) = (model.id(from), model.id(to));
-        if f.is_none() {
-            unknown.insert(from.to_string());
-        }
-        if t.is_none() {
-            unknown.insert(to.to_string());
-        }
-        let Some(f) = f else { continue };
+    for &(f, t, c) in &edges {
+        let (f, t) = (f as SvcId, t as SvcId);
         caller_seen[f] = true;
-        if let Some(t) = t {
-            seen.entry(f).or_default().push(t);
-        }
         if c < opts.min_calls {
             below += 1;
-            continue;
+        } else if !declared(model, f, t) {
+            undeclared.push(Undeclared {
+                from: model.name(f).to_string(),
+                to: model.name(t).to_string(),
+                calls: c,
+                callee_unknown: false,
+                reverse_declared: declared(model, t, f),
+            });
         }
-        if t.is_some_and(|t| declared(model, f, t)) {
-            continue;
+    }
+    // Calls into services missing from the graph, from services in it.
+    for (&(from, to), &(f, c)) in &other {
+        let Some(f) = f else { continue };
+        caller_seen[f] = true;
+        if c < opts.min_calls {
+            below += 1;
+        } else {
+            undeclared.push(Undeclared {
+                from: from.to_string(),
+                to: to.to_string(),
+                calls: c,
+                callee_unknown: true,
+                reverse_declared: false,
+            });
         }
-        undeclared.push(Undeclared {
-            from: from.to_string(),
-            to: to.to_string(),
-            calls: c,
-            callee_unknown: t.is_none(),
-            reverse_declared: t.is_some_and(|t| declared(model, t, f)),
-        });
     }
     undeclared.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
-    for v in seen.values_mut() {
-        v.sort_unstable();
-    }
+    // `edges` is sorted by caller then callee: each caller's observed callees are one slice.
     let mut unobserved = Vec::new();
     let mut not_instrumented = Vec::new();
+    let mut i = 0;
     for (id, s) in model.services.iter().enumerate() {
+        let start = i;
+        while i < edges.len() && edges[i].0 as usize == id {
+            i += 1;
+        }
         if s.depends_on.is_empty() && s.soft_depends_on.is_empty() {
             continue;
         }
@@ -280,14 +307,14 @@ pub fn verify(model: &Model, observed: &[Observed], opts: &VerifyOptions) -> Ver
             not_instrumented.push(s.name.clone());
             continue;
         }
-        let got = seen.get(&id).map(Vec::as_slice).unwrap_or(&[]);
-        let edges = s
+        let got = &edges[start..i];
+        let decl = s
             .depends_on
             .iter()
             .map(|&d| (d, EdgeKind::Essential))
             .chain(s.soft_depends_on.iter().map(|&d| (d, EdgeKind::Optional)));
-        for (d, kind) in edges {
-            if got.binary_search(&d).is_err() {
+        for (d, kind) in decl {
+            if got.binary_search_by_key(&(d as u32), |e| e.1).is_err() {
                 unobserved.push(Unobserved {
                     from: s.name.clone(),
                     to: model.name(d).to_string(),
@@ -299,12 +326,12 @@ pub fn verify(model: &Model, observed: &[Observed], opts: &VerifyOptions) -> Ver
     unobserved.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
     VerifyReport {
         schema: "meeseeks.verify/v1",
-        observed_edges: calls.len(),
+        observed_edges: edges.len() + other.len(),
         below_min_calls: below,
         min_calls: opts.min_calls,
         undeclared,
         unobserved,
-        unknown_services: unknown.into_iter().collect(),
+        unknown_services: unknown.into_iter().map(str::to_string).collect(),
         not_instrumented,
     }
 }
