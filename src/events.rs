@@ -36,6 +36,11 @@ pub enum Event {
         options: serde_json::Value,
         /// sha256 of the input files, to tell an operator what changed on resume.
         input_hash: String,
+        /// The plan the run was started with, per service in scope (RTO, planned times, step
+        /// names), so that status and reports need no re-plan. Added by the journal module;
+        /// older journals without it still read (empty).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        plan: Vec<PlannedService>,
     },
     #[serde(rename = "run.resumed")]
     RunResumed {
@@ -122,6 +127,10 @@ pub enum Event {
     },
     #[serde(rename = "service.failed")]
     ServiceFailed { service: String, error: String },
+    /// The service is not recovered by this run but counts as done (`--skip SERVICE`, work
+    /// done by hand, or a step/mode filter that leaves nothing to do).
+    #[serde(rename = "service.skipped")]
+    ServiceSkipped { service: String, reason: String },
     #[serde(rename = "service.blocked")]
     ServiceBlocked {
         service: String,
@@ -135,7 +144,11 @@ pub enum Event {
     #[serde(rename = "run.interrupted")]
     RunInterrupted { reason: String },
     #[serde(rename = "run.abandoned")]
-    RunAbandoned {},
+    RunAbandoned {
+        /// Who abandoned it (`user@host`).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        by: String,
+    },
     #[serde(rename = "run.finished")]
     RunFinished {
         /// "succeeded" or "failed".
@@ -144,6 +157,29 @@ pub enum Event {
         failed: usize,
         blocked: usize,
     },
+}
+
+/// One service of the plan a run was started with (carried by `run.started`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct PlannedService {
+    pub name: String,
+    #[serde(default)]
+    pub tier: u32,
+    /// Seconds; `None` only in hand-written journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<u32>,
+    /// Planned start and ready time, seconds from the RTO clock's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Step names in playbook order (after `only` filtering), so status can show pending steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
 }
 
 impl Event {
@@ -168,7 +204,8 @@ impl Event {
             Event::RollbackStarted { .. } => "rollback.started",
             Event::RtoBreached { .. } => "rto.breached",
             Event::RunInterrupted { .. } => "run.interrupted",
-            Event::RunAbandoned {} => "run.abandoned",
+            Event::ServiceSkipped { .. } => "service.skipped",
+            Event::RunAbandoned { .. } => "run.abandoned",
             Event::RunFinished { .. } => "run.finished",
         }
     }
@@ -189,6 +226,7 @@ impl Event {
             | Event::ServiceRecovered { service, .. }
             | Event::ServiceFailed { service, .. }
             | Event::ServiceBlocked { service, .. }
+            | Event::ServiceSkipped { service, .. }
             | Event::RollbackStarted { service }
             | Event::RtoBreached { service, .. } => Some(service),
             _ => None,

@@ -7,10 +7,14 @@ pub mod cli;
 pub mod error;
 pub mod events;
 pub mod graph_ops;
+pub mod journal;
 pub mod load;
 pub mod mask;
 pub mod model;
+pub mod notify;
 pub mod plan;
+pub mod report;
+pub mod stub;
 pub mod template;
 pub mod util;
 

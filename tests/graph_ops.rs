@@ -243,3 +243,170 @@ fn audit_graph_deps_impact() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Graph whose only possible findings are about drills: every service has a playbook with a
+/// check, no stateful service, RTOs consistent, no tier-0 service shared.
+const DRILLED: &str = r#"
+[services.api]
+tier = 1
+rto = "1h"
+depends_on = ["db"]
+
+[services.db]
+tier = 1
+rto = "30m"
+stateful = true
+backup = { schedule = "5m" }
+"#;
+
+#[test]
+fn audit_drill_stale_from_the_run_history() {
+    use meeseeks::events::Event;
+    use meeseeks::journal::{RunMeta, StateDir, writer::append_sync};
+    use meeseeks::model::Mode;
+
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("dr");
+    std::fs::create_dir_all(dir.join("playbooks")).unwrap();
+    std::fs::write(dir.join("graph.toml"), DRILLED).unwrap();
+    for s in ["api", "db"] {
+        std::fs::write(dir.join("playbooks").join(format!("{s}.toml")), PLAYBOOK).unwrap();
+    }
+    // No run history yet: one note, exit 0.
+    let (code, out) = stdout(meeseeks().arg("audit").arg(&dir).args(["--format", "json"]));
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["findings"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(v["findings"][0]["severity"], "info");
+
+    // A drill, 10 days ago, in which db recovered and api failed.
+    let when = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(240);
+    let sd = StateDir::open(&dir.join(".meeseeks")).unwrap();
+    let meta = RunMeta::new::<&str, &[u8]>(
+        "20261116T000000Z-abcd",
+        Mode::Drill,
+        &dir,
+        when,
+        false,
+        serde_json::json!({}),
+        &[],
+    );
+    let (rd, lock) = sd.begin_run(&meta).unwrap();
+    let masker = meeseeks::mask::Masker::new();
+    std::fs::write(rd.journal_path(), "").unwrap();
+    for ev in [
+        Event::RunStarted {
+            run_id: meta.run_id.clone(),
+            mode: Mode::Drill,
+            dir: dir.display().to_string(),
+            declared_at: when,
+            services: vec!["api".into(), "db".into()],
+            options: serde_json::json!({}),
+            input_hash: String::new(),
+            plan: Vec::new(),
+        },
+        Event::ServiceRecovered {
+            service: "db".into(),
+            recovered_s: 60.0,
+        },
+        Event::ServiceFailed {
+            service: "api".into(),
+            error: "boom".into(),
+        },
+    ] {
+        append_sync(&rd.path, &lock, ev, &masker).unwrap();
+    }
+    drop(lock);
+    let (code, out) = stdout(meeseeks().arg("audit").arg(&dir).args(["--format", "json"]));
+    assert_eq!(code, 0, "warnings only: {out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let f = v["findings"].as_array().unwrap();
+    assert_eq!(f.len(), 1, "{out}");
+    assert_eq!(f[0]["id"], "drill-stale");
+    assert_eq!(f[0]["service"], "api");
+    assert_eq!(f[0]["message"], "never successfully drilled");
+    // With a 5-day limit the db drill is stale too.
+    let (_, out) = stdout(meeseeks().arg("audit").arg(&dir).args([
+        "--drill-max-age",
+        "5d",
+        "--format",
+        "json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["findings"].as_array().unwrap().len(), 2, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_sends_new_dependents_to_subscribed_webhooks() {
+    use axum::{Router, extract::State, routing::post};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, serde_json::Value)>();
+    let app = Router::new()
+        .route(
+            "/{name}",
+            post(
+                |State(tx): State<
+                    tokio::sync::mpsc::UnboundedSender<(String, serde_json::Value)>,
+                >,
+                 axum::extract::Path(name): axum::extract::Path<String>,
+                 body: axum::body::Bytes| async move {
+                    let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                    let _ = tx.send((name, v));
+                    "ok"
+                },
+            ),
+        )
+        .with_state(tx);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+
+    let t = tempfile::tempdir().unwrap();
+    let old = t.path().join("old.toml");
+    std::fs::write(&old, OLD).unwrap();
+    let hooks = format!(
+        "[[notify]]\nurl = \"http://{addr}/wanted\"\nevents = [\"graph.new_dependents\"]\n\n\
+         [[notify]]\nurl = \"http://{addr}/unrelated\"\nevents = [\"run.started\"]\n\n\
+         [[notify]]\nurl = \"http://{addr}/slack\"\nevents = [\"graph.new_dependents\"]\nformat = \"slack\"\n"
+    );
+    let new = t.path().join("graph.toml");
+    std::fs::write(&new, format!("{hooks}{}", new_graph())).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_meeseeks"));
+    cmd.arg("diff").arg(&old).arg(&new).env("NO_COLOR", "1");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // The binary has exited: every delivery it made is already in the channel.
+    let mut got = Vec::new();
+    while let Ok(x) = rx.try_recv() {
+        got.push(x);
+    }
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["slack", "wanted"],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        got[0].1["text"]
+            .as_str()
+            .unwrap()
+            .contains("payments gained 1 dependent(s): fraud")
+    );
+    assert_eq!(got[1].1["event"], "graph.new_dependents");
+    assert_eq!(
+        got[1].1["new_dependents"]["payments"],
+        serde_json::json!(["fraud"])
+    );
+
+    // --no-notify: nothing sent.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_meeseeks"));
+    cmd.arg("diff").arg(&old).arg(&new).arg("--no-notify");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(rx.try_recv().is_err());
+}

@@ -161,12 +161,31 @@ pub struct AuditArgs {
     /// Accept a finding kind (repeatable or comma-separated): not reported, never fails.
     #[arg(long, value_name = "ID", value_delimiter = ',')]
     pub allow: Vec<String>,
+    /// State directory with the run history (default: DIR/.meeseeks).
+    #[arg(long, value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
 }
 
-/// The run history `drill-stale` needs. Hook for the journal: until `crate::journal` can list
-/// finished drills, there is none and the check is skipped with a note.
-pub fn drill_history(_model: &Model) -> Option<audit::DrillHistory> {
-    None
+/// The run history `drill-stale` needs, replayed from the state directory's journals.
+/// `None` (the check is skipped with a note) when no run was ever recorded there; a run whose
+/// journal cannot be read is left out with a warning rather than failing the audit.
+pub fn drill_history(state_dir: &Path) -> Option<audit::DrillHistory> {
+    let sd = crate::journal::StateDir::open_existing(state_dir).ok()?;
+    let ids = match sd.list_runs() {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!("drill-stale: cannot list runs: {e}");
+            return None;
+        }
+    };
+    let mut states = Vec::with_capacity(ids.len());
+    for id in ids {
+        match sd.open_run(&id).and_then(|r| r.load_state()) {
+            Ok(st) => states.push(st),
+            Err(e) => tracing::warn!("drill-stale: run {id} left out: {e}"),
+        }
+    }
+    Some(audit::DrillHistory::from_runs(&states))
 }
 
 pub fn audit(g: &Global, a: &AuditArgs) -> Result<i32> {
@@ -182,7 +201,11 @@ pub fn audit(g: &Global, a: &AuditArgs) -> Result<i32> {
     opts.drill_max_age = a.drill_max_age;
     opts.spof_share = a.spof_share;
     opts.allow = a.allow.clone();
-    let history = drill_history(&m);
+    let state_dir = a
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| a.dir.dir.join(".meeseeks"));
+    let history = drill_history(&state_dir);
     let r = audit::audit(&m, &opts, history.as_ref())?;
     emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
     Ok(r.exit_code())
@@ -215,25 +238,49 @@ pub fn diff(g: &Global, a: &DiffArgs) -> Result<i32> {
         },
     )?;
     emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
-    if !a.no_notify
-        && let Some(payload) = r.notification()
-    {
-        send_new_dependents(&new, &payload);
+    if !a.no_notify {
+        send_new_dependents(&new, &r, g.quiet);
     }
     Ok(r.exit_code())
 }
 
-/// Sends `graph.new_dependents` to NEW's subscribed webhooks, once each.
-/// Hook: `crate::notify` (one-shot send) is not on this branch yet; until it is wired here the
-/// hooks are only named on stderr so that a CI log shows what would have been notified.
-pub fn send_new_dependents(new: &Model, payload: &serde_json::Value) {
-    let hooks = diff::new_dependents_webhooks(new);
-    for h in hooks {
-        tracing::warn!(
-            url = %h.url,
-            event = diff::NEW_DEPENDENTS_EVENT,
-            "webhook sending not wired yet; payload: {payload}"
-        );
+/// Sends `graph.new_dependents` once to each of NEW's webhooks that subscribe to it, waiting
+/// at most 30 s in all. Delivery problems are warnings: the exit code already says "new
+/// dependents", and a dead webhook must not turn a CI check into a usage error.
+pub fn send_new_dependents(new: &Model, r: &diff::DiffReport, quiet: bool) {
+    let Some(json) = r.notification() else {
+        return;
+    };
+    if diff::new_dependents_webhooks(new).is_empty() {
+        return;
+    }
+    let msg = crate::notify::Message {
+        event: diff::NEW_DEPENDENTS_EVENT.to_string(),
+        text: json["text"].as_str().unwrap_or_default().to_string(),
+        json,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("warning: cannot send webhooks: {e}");
+            return;
+        }
+    };
+    let deliveries = rt.block_on(crate::notify::send_once(
+        &new.notify,
+        &crate::mask::Masker::new(),
+        &msg,
+        std::time::Duration::from_secs(30),
+    ));
+    for d in deliveries {
+        match d.result {
+            Ok(()) if !quiet => eprintln!("notified {} ({})", d.endpoint, msg.event),
+            Ok(()) => {}
+            Err(e) => eprintln!("warning: webhook {} failed: {e}", d.endpoint),
+        }
     }
 }
 

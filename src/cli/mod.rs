@@ -12,6 +12,7 @@ use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
 pub mod graph_ops;
+pub mod runs;
 pub mod validate;
 
 #[derive(Parser, Debug)]
@@ -65,6 +66,16 @@ impl Global {
 pub enum Command {
     /// Load and check graph + playbooks; report every problem at once.
     Validate(validate::ValidateArgs),
+    /// State of a run, per service and step, from its journal.
+    Status(runs::StatusArgs),
+    /// List runs in the state directory.
+    Runs(runs::RunsArgs),
+    /// Report of a run or drill: text, markdown, html, json or junit.
+    Report(runs::ReportArgs),
+    /// Approve a pending manual step from another terminal.
+    Approve(runs::ApproveArgs),
+    /// A stand-in HTTP/TCP service for rehearsals, demos and tests.
+    Stub(crate::stub::StubArgs),
     /// Export the graph: --format dot|mermaid|json, --focus SVC --depth N.
     Graph(graph_ops::GraphArgs),
     /// What SERVICE needs, transitively, with the paths.
@@ -167,6 +178,11 @@ pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
     match cli.command {
         Command::Validate(a) => validate::run(g, &a),
+        Command::Status(a) => runs::status(g, &a),
+        Command::Runs(a) => runs::runs(g, &a),
+        Command::Report(a) => runs::report(g, &a),
+        Command::Approve(a) => runs::approve(g, &a),
+        Command::Stub(a) => crate::stub::run(&a),
         Command::Graph(a) => graph_ops::graph(g, &a),
         Command::Deps(a) => graph_ops::deps(g, &a),
         Command::Impact(a) => graph_ops::impact(g, &a),

@@ -20,7 +20,21 @@ pub fn run(g: &Global, a: &ValidateArgs) -> Result<i32> {
         require_playbooks: true,
         graph_only: false,
     };
-    let loaded = crate::load::load(&a.dir.dir, &opts);
+    let mut loaded = crate::load::load(&a.dir.dir, &opts);
+    if let Some(m) = &loaded.model {
+        // Secrets are rarely present where `validate` runs (CI): a warning, not an error.
+        for (name, what) in missing_env(m) {
+            loaded.diags.push(
+                crate::load::Diag::warning(
+                    "env-unset",
+                    format!("{name}: {what} is not set in this environment"),
+                )
+                .help(
+                    "it must be set when `meeseeks run` starts, which refuses to begin without it",
+                ),
+            );
+        }
+    }
     let color = g.color_stderr();
     let diags = &loaded.diags;
     if !diags.is_empty() {
@@ -41,4 +55,20 @@ pub fn run(g: &Global, a: &ValidateArgs) -> Result<i32> {
         );
     }
     Ok(exit::OK)
+}
+
+/// `env.`/`secret.` references whose variable is unset: (service, "secret.NAME").
+pub fn missing_env(m: &crate::model::Model) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for s in &m.services {
+        let Some(pb) = &s.playbook else { continue };
+        for (kind, names) in [("secret", &pb.secrets), ("env", &pb.envs)] {
+            for n in names {
+                if std::env::var_os(n).is_none() {
+                    out.push((s.name.clone(), format!("{kind}.{n}")));
+                }
+            }
+        }
+    }
+    out
 }

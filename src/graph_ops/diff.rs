@@ -379,6 +379,8 @@ impl DiffReport {
             .collect::<Vec<_>>()
             .join("; ");
         Some(serde_json::json!({
+            "schema": "meeseeks.event/v1",
+            "ts": jiff::Timestamp::now().to_string(),
             "event": NEW_DEPENDENTS_EVENT,
             "new_dependents": self.new_dependents,
             "text": text,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource};
 
@@ -22,22 +22,40 @@ pub struct SourceFile {
     /// Path as shown to the user.
     pub path: PathBuf,
     pub text: String,
+    /// Byte offset of each line start, built on first use (positions are looked up for every
+    /// service of a 100 000-service graph: scanning from the top each time would be quadratic).
+    line_starts: OnceLock<Vec<usize>>,
 }
 
 impl SourceFile {
     pub fn new(path: PathBuf, text: String) -> Arc<SourceFile> {
-        Arc::new(SourceFile { path, text })
+        Arc::new(SourceFile {
+            path,
+            text,
+            line_starts: OnceLock::new(),
+        })
     }
 
     /// 1-based (line, column) of a byte offset; columns count characters.
     pub fn line_col(&self, offset: usize) -> (u32, u32) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(&self.text, offset)];
-        let line = before.bytes().filter(|&b| b == b'\n').count() as u32 + 1;
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let col = before[line_start..].chars().count() as u32 + 1;
-        (line, col)
+        let offset = floor_char_boundary(&self.text, offset.min(self.text.len()));
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(memchr_newlines(&self.text))
+                .collect()
+        });
+        let line = starts.partition_point(|&s| s <= offset).max(1);
+        let line_start = starts[line - 1];
+        let col = self.text[line_start..offset].chars().count() as u32 + 1;
+        (line as u32, col)
     }
+}
+
+fn memchr_newlines(text: &str) -> impl Iterator<Item = usize> + '_ {
+    text.bytes()
+        .enumerate()
+        .filter(|&(_, b)| b == b'\n')
+        .map(|(i, _)| i + 1)
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -257,4 +275,21 @@ pub fn display_path(base: &Path, path: &Path) -> PathBuf {
     path.strip_prefix(base)
         .map(|p| p.to_path_buf())
         .unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_lines_and_chars() {
+        let f = SourceFile::new("x.toml".into(), "ab\nçd\n\nz".into());
+        assert_eq!(f.line_col(0), (1, 1));
+        assert_eq!(f.line_col(1), (1, 2));
+        assert_eq!(f.line_col(3), (2, 1));
+        assert_eq!(f.line_col(5), (2, 2)); // after the 2-byte ç
+        assert_eq!(f.line_col(7), (3, 1));
+        assert_eq!(f.line_col(8), (4, 1));
+        assert_eq!(f.line_col(999), (4, 2));
+    }
 }

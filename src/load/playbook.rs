@@ -129,25 +129,38 @@ pub(super) fn load_playbooks(
     for (id, pb) in loaded {
         model.services[id].playbook = Some(pb);
     }
-    for (id, s) in model.services.iter().enumerate() {
-        if s.playbook.is_none() {
-            let msg = format!(
-                "service `{}` has no playbook (expected {})",
-                s.name,
-                Path::new("playbooks")
-                    .join(format!("{}.toml", s.name))
-                    .display()
-            );
-            let d = if opts.require_playbooks {
-                Diag::error("no-playbook", msg)
-            } else {
-                Diag::warning("no-playbook", msg)
-            };
-            diags.push(
-                d.at(gfile, name_spans[id].clone())
-                    .help(format!("create playbooks/{}.toml with its recovery steps and checks (`meeseeks init` scaffolds one)", s.name)),
-            );
+    // Thousands of services without a playbook (a freshly imported graph) must not cost a
+    // diagnostic each: the first few are shown where they are, the rest counted in one line.
+    const SHOWN: usize = 5;
+    let missing: Vec<usize> = (0..model.services.len())
+        .filter(|&id| model.services[id].playbook.is_none())
+        .collect();
+    let diag = |msg: String| {
+        if opts.require_playbooks {
+            Diag::error("no-playbook", msg)
+        } else {
+            Diag::warning("no-playbook", msg)
         }
+    };
+    for &id in missing.iter().take(SHOWN) {
+        let s = &model.services[id];
+        let msg = format!(
+            "service `{}` has no playbook (expected {})",
+            s.name,
+            Path::new("playbooks")
+                .join(format!("{}.toml", s.name))
+                .display()
+        );
+        diags.push(diag(msg).at(gfile, name_spans[id].clone()).help(format!(
+            "create playbooks/{}.toml with its recovery steps and checks (`meeseeks init` scaffolds one)",
+            s.name
+        )));
+    }
+    if missing.len() > SHOWN {
+        diags.push(diag(format!(
+            "... and {} more services have no playbook",
+            missing.len() - SHOWN
+        )));
     }
 }
 

@@ -1,0 +1,3 @@
+//! Reports rendered from a `Plan` or a `RunState`.
+
+pub mod run;

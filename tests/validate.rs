@@ -1,0 +1,218 @@
+//! `meeseeks validate`: one test per validation rule (library level), plus end-to-end runs of
+//! the binary on fixture directories with snapshots of what a person reads.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use meeseeks::load::{LoadOptions, Severity, load};
+
+/// Writes a DR directory and returns the (code, line, col) of every diagnostic.
+fn problems(graph: &str, playbooks: &[(&str, &str)]) -> Vec<(String, Severity, u32, u32)> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("graph.toml"), graph).unwrap();
+    std::fs::create_dir(dir.path().join("playbooks")).unwrap();
+    for (name, text) in playbooks {
+        std::fs::write(
+            dir.path().join("playbooks").join(format!("{name}.toml")),
+            text,
+        )
+        .unwrap();
+    }
+    let opts = LoadOptions {
+        require_playbooks: true,
+        ..Default::default()
+    };
+    let loaded = load(dir.path(), &opts);
+    loaded
+        .diags
+        .items
+        .iter()
+        .map(|d| {
+            let (l, c) = d
+                .file
+                .as_ref()
+                .map(|f| f.line_col(d.span.start))
+                .unwrap_or((0, 0));
+            (d.code.to_string(), d.severity, l, c)
+        })
+        .collect()
+}
+
+fn codes(graph: &str, playbooks: &[(&str, &str)]) -> Vec<String> {
+    problems(graph, playbooks)
+        .into_iter()
+        .map(|p| p.0)
+        .collect()
+}
+
+const OK_PLAYBOOK: &str =
+    "[[steps]]\nname = \"start\"\nrun = \"true\"\n\n[[checks]]\ntcp = \"127.0.0.1:1\"\n";
+
+#[test]
+fn clean_directory_has_no_problems() {
+    let g = "[services.db]\ntier = 0\n\n[services.api]\ntier = 1\ndepends_on = [\"db\"]\n";
+    assert!(codes(g, &[("db", OK_PLAYBOOK), ("api", OK_PLAYBOOK)]).is_empty());
+}
+
+#[test]
+fn toml_syntax_error_is_located() {
+    let p = problems("[services.db\ntier = 0\n", &[]);
+    assert!(p.iter().any(|x| x.0 == "syntax" && x.2 == 1), "{p:?}");
+}
+
+#[test]
+fn unknown_keys_in_graph_and_playbook() {
+    let g = "[services.db]\ntier = 0\nwath = true\n";
+    let pb = "[[steps]]\nname = \"a\"\nrun = \"true\"\ntimeot = \"1m\"\n";
+    let p = problems(g, &[("db", pb)]);
+    assert!(
+        p.contains(&("unknown-key".into(), Severity::Error, 3, 1)),
+        "{p:?}"
+    );
+    assert!(
+        p.contains(&("unknown-key".into(), Severity::Error, 4, 1)),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn bad_durations() {
+    let g = "[services.db]\ntier = 0\nrto = \"soon\"\n";
+    let pb = "[[steps]]\nname = \"a\"\nwait = 30\n";
+    let c = codes(g, &[("db", pb)]);
+    assert_eq!(c.iter().filter(|c| *c == "duration").count(), 2, "{c:?}");
+}
+
+#[test]
+fn unknown_dependency_and_self_dependency() {
+    let g = "[services.db]\ntier = 0\ndepends_on = [\"db\", \"cache\"]\n";
+    let c = codes(g, &[("db", OK_PLAYBOOK)]);
+    assert!(c.contains(&"self-dependency".to_string()), "{c:?}");
+    assert!(c.contains(&"unknown-dependency".to_string()), "{c:?}");
+}
+
+#[test]
+fn cycles_are_printed_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = "[services.a]\ntier = 1\ndepends_on = [\"b\"]\n[services.b]\ntier = 1\ndepends_on = [\"c\"]\n[services.c]\ntier = 1\ndepends_on = [\"a\"]\n[services.d]\ntier = 1\n";
+    std::fs::write(dir.path().join("graph.toml"), g).unwrap();
+    let loaded = load(dir.path(), &LoadOptions::default());
+    let cycle: Vec<_> = loaded
+        .diags
+        .items
+        .iter()
+        .filter(|d| d.code == "cycle")
+        .collect();
+    assert_eq!(cycle.len(), 1);
+    assert_eq!(cycle[0].message, "dependency cycle: a -> b -> c -> a");
+}
+
+#[test]
+fn playbook_for_unknown_service_and_service_without_playbook() {
+    let g = "[services.db]\ntier = 0\n";
+    let c = codes(g, &[("dbb", OK_PLAYBOOK)]);
+    assert!(c.contains(&"unknown-playbook".to_string()), "{c:?}");
+    assert!(c.contains(&"no-playbook".to_string()), "{c:?}");
+}
+
+#[test]
+fn missing_playbook_is_a_warning_for_planning() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("graph.toml"), "[services.db]\ntier = 0\n").unwrap();
+    let loaded = load(dir.path(), &LoadOptions::default());
+    assert_eq!(loaded.diags.errors(), 0);
+    assert_eq!(loaded.diags.warnings(), 1);
+    assert!(loaded.model.is_some());
+}
+
+#[test]
+fn duplicate_step_names() {
+    let pb = "[[steps]]\nname = \"a\"\nrun = \"true\"\n[[steps]]\nname = \"a\"\nrun = \"false\"\n";
+    let p = problems("[services.db]\ntier = 0\n", &[("db", pb)]);
+    assert!(
+        p.contains(&("duplicate-name".into(), Severity::Error, 5, 8)),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn step_with_zero_or_several_kinds() {
+    let pb = "[[steps]]\nname = \"a\"\n[[steps]]\nname = \"b\"\nrun = \"x\"\ncmd = [\"y\"]\n";
+    let c = codes("[services.db]\ntier = 0\n", &[("db", pb)]);
+    assert_eq!(c.iter().filter(|c| *c == "step-kind").count(), 2, "{c:?}");
+}
+
+#[test]
+fn undefined_template_variables() {
+    let g = "[vars]\nsite = \"dc2\"\n[services.db]\ntier = 0\n";
+    let pb = "[vars]\nn = 3\n[[steps]]\nname = \"a\"\nrun = \"echo {{ site }} {{ n }} {{ service }} {{ env.HOME }} {{ secret.X }} {{ nope }}\"\n";
+    let p = problems(g, &[("db", pb)]);
+    let undefined: Vec<_> = p.iter().filter(|x| x.0 == "undefined-var").collect();
+    assert_eq!(undefined.len(), 1, "{p:?}");
+    assert_eq!(undefined[0].2, 5);
+}
+
+#[test]
+fn nonsense_values() {
+    let g = "[defaults]\nparallel = 0\n[services.db]\ntier = -1\nrto = \"0s\"\n";
+    let pb = "[[steps]]\nname = \"a\"\ncmd = []\ntimeout = \"0s\"\nretries = -2\nonly = \"sometimes\"\n[[checks]]\ntcp = \"nohost\"\nhealthy_after = 0\n";
+    let c = codes(g, &[("db", pb)]);
+    // parallel, tier, rto, cmd, timeout, retries, only, tcp, healthy_after
+    assert!(c.iter().filter(|c| *c == "value").count() >= 8, "{c:?}");
+}
+
+#[test]
+fn one_broken_service_does_not_hide_the_next() {
+    let g = "[services.a]\ntier = \"zero\"\n[services.b]\ntier = 0\nrto = \"1 fortnight\"\n[services.c]\ntier = 0\nbogus = 1\n";
+    let c = codes(
+        g,
+        &[("a", OK_PLAYBOOK), ("b", OK_PLAYBOOK), ("c", OK_PLAYBOOK)],
+    );
+    assert!(c.contains(&"type".to_string()));
+    assert!(c.contains(&"duration".to_string()));
+    assert!(c.contains(&"unknown-key".to_string()));
+}
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("meeseeks").unwrap();
+    c.env("NO_COLOR", "1").env_remove("TOKEN");
+    c
+}
+
+#[test]
+fn broken_fixture_reports_everything_at_once() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let out = bin()
+        .current_dir(&fixtures)
+        .args(["validate", "broken"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("panicked"));
+    // Several kinds of mistakes in several files, each with file:line:col.
+    for needle in [
+        "broken/graph.toml:3:12",
+        "dependency cycle: a -> b -> c -> a",
+        "broken/playbooks/checkout.toml:3:7: undefined template variable `replica`",
+        "broken/playbooks/orders-db.toml:7:11",
+        "broken/playbooks/ghost.toml:1:1",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+    insta::assert_snapshot!("validate_broken", stderr);
+}
+
+#[test]
+fn missing_directory_is_a_clear_error() {
+    let out = bin()
+        .args(["validate", "/nonexistent/dr"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("cannot read /nonexistent/dr/graph.toml"),
+        "{stderr}"
+    );
+}
