@@ -57,14 +57,6 @@ pub(crate) fn dur_s(s: f64) -> String {
     fmt_duration(Duration::from_secs_f64(s))
 }
 
-/// `a -> b -> c`.
-pub(crate) fn chain(model: &Model, ids: &[SvcId]) -> String {
-    ids.iter()
-        .map(|&i| model.name(i))
-        .collect::<Vec<_>>()
-        .join(" -> ")
-}
-
 pub(crate) fn chain_names(ids: &[SvcId], model: &Model) -> Vec<String> {
     ids.iter().map(|&i| model.name(i).to_string()).collect()
 }
