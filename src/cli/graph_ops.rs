@@ -166,26 +166,27 @@ pub struct AuditArgs {
     pub state_dir: Option<PathBuf>,
 }
 
-/// The run history `drill-stale` needs, replayed from the state directory's journals.
-/// `None` (the check is skipped with a note) when no run was ever recorded there; a run whose
-/// journal cannot be read is left out with a warning rather than failing the audit.
+/// The run history `drill-stale` needs, replayed from the state directory's journals
+/// (`journal::history`, which leaves dry runs out). `None` — the check is skipped with a note —
+/// while no run was ever recorded there; unreadable runs are left out with a warning.
 pub fn drill_history(state_dir: &Path) -> Option<audit::DrillHistory> {
-    let sd = crate::journal::StateDir::open_existing(state_dir).ok()?;
-    let ids = match sd.list_runs() {
-        Ok(ids) => ids,
-        Err(e) => {
-            tracing::warn!("drill-stale: cannot list runs: {e}");
-            return None;
+    crate::journal::StateDir::open_existing(state_dir).ok()?;
+    match crate::journal::history::History::read(state_dir) {
+        Ok(h) => {
+            for w in &h.warnings {
+                tracing::warn!("drill-stale: {w}");
+            }
+            let mut d = audit::DrillHistory::new();
+            for (svc, at) in h.last_drill {
+                d.record(&svc, at);
+            }
+            Some(d)
         }
-    };
-    let mut states = Vec::with_capacity(ids.len());
-    for id in ids {
-        match sd.open_run(&id).and_then(|r| r.load_state()) {
-            Ok(st) => states.push(st),
-            Err(e) => tracing::warn!("drill-stale: run {id} left out: {e}"),
+        Err(e) => {
+            tracing::warn!("drill-stale: cannot read the run history: {e}");
+            None
         }
     }
-    Some(audit::DrillHistory::from_runs(&states))
 }
 
 pub fn audit(g: &Global, a: &AuditArgs) -> Result<i32> {

@@ -12,6 +12,7 @@ use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
 pub mod graph_ops;
+pub mod plan;
 pub mod runs;
 pub mod validate;
 
@@ -66,6 +67,8 @@ impl Global {
 pub enum Command {
     /// Load and check graph + playbooks; report every problem at once.
     Validate(validate::ValidateArgs),
+    /// The recovery schedule and RTO analysis (the audit/planning report).
+    Plan(plan::PlanArgs),
     /// State of a run, per service and step, from its journal.
     Status(runs::StatusArgs),
     /// List runs in the state directory.
@@ -178,6 +181,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
     match cli.command {
         Command::Validate(a) => validate::run(g, &a),
+        Command::Plan(a) => plan::run(g, &a),
         Command::Status(a) => runs::status(g, &a),
         Command::Runs(a) => runs::runs(g, &a),
         Command::Report(a) => runs::report(g, &a),

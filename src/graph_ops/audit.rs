@@ -28,7 +28,6 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{ReportFormat, chain_names, dur, dur_s, md_cell, secs, table};
-use crate::journal::{RunState, ServiceStatus};
 use crate::model::{Mode, Model, SvcId};
 use crate::plan::{Scope, estimate, topo_order};
 
@@ -106,7 +105,8 @@ impl Finding {
     }
 }
 
-/// Last successful drill per service, filled from the run journals by the caller.
+/// Last successful drill per service, filled by the caller from the run journals
+/// (`journal::history::History::last_drill`; see `cli::graph_ops::drill_history`).
 #[derive(Debug, Clone, Default)]
 pub struct DrillHistory {
     last_success: HashMap<String, jiff::Timestamp>,
@@ -127,33 +127,6 @@ impl DrillHistory {
 
     pub fn last(&self, service: &str) -> Option<jiff::Timestamp> {
         self.last_success.get(service).copied()
-    }
-
-    /// The history of replayed runs: a service recovered in a *drill* counts as successfully
-    /// drilled at the moment it recovered (failovers do not count: they are not rehearsals,
-    /// and a drill is what proves the playbook still works without an emergency).
-    pub fn from_runs<'a>(runs: impl IntoIterator<Item = &'a RunState>) -> DrillHistory {
-        let mut h = DrillHistory::new();
-        for st in runs {
-            if st.mode != Some(Mode::Drill) {
-                continue;
-            }
-            let Some(t0) = st.declared_at.or(st.first_at) else {
-                continue;
-            };
-            for s in &st.services {
-                if s.status != ServiceStatus::Recovered {
-                    continue;
-                }
-                let at = s
-                    .recovered_s
-                    .and_then(|x| t0.checked_add(jiff::SignedDuration::from_secs_f64(x)).ok())
-                    .or(st.last_at)
-                    .unwrap_or(t0);
-                h.record(&s.name, at);
-            }
-        }
-        h
     }
 }
 
@@ -1010,41 +983,6 @@ mod tests {
         assert_eq!(notes.len(), 1);
         assert_eq!(notes[0].severity, Severity::Info);
         assert_eq!(notes[0].service, None);
-    }
-
-    #[test]
-    fn drill_history_from_replayed_runs() {
-        use crate::events::{Event, Record};
-        let rec = |seq, ts: &str, event| Record {
-            seq,
-            ts: ts.parse().unwrap(),
-            event,
-        };
-        let started = |mode| Event::RunStarted {
-            run_id: "r".into(),
-            mode,
-            dir: ".".into(),
-            declared_at: "2026-06-01T10:00:00Z".parse().unwrap(),
-            services: vec!["a".into(), "b".into()],
-            options: serde_json::json!({}),
-            input_hash: String::new(),
-            plan: Vec::new(),
-        };
-        let recovered = |s: &str| Event::ServiceRecovered {
-            service: s.into(),
-            recovered_s: 600.0,
-        };
-        let drill = RunState::fold(&[
-            rec(1, "2026-06-01T10:00:00Z", started(Mode::Drill)),
-            rec(2, "2026-06-01T10:10:00Z", recovered("a")),
-        ]);
-        let failover = RunState::fold(&[
-            rec(1, "2026-11-01T10:00:00Z", started(Mode::Failover)),
-            rec(2, "2026-11-01T10:10:00Z", recovered("b")),
-        ]);
-        let h = DrillHistory::from_runs([&drill, &failover]);
-        assert_eq!(h.last("a"), Some("2026-06-01T10:10:00Z".parse().unwrap()));
-        assert_eq!(h.last("b"), None);
     }
 
     #[test]

@@ -327,7 +327,7 @@ impl StateDir {
         self.root.join(RUNS_DIR)
     }
 
-    fn run_dir(&self, id: &str) -> RunDir {
+    pub fn run_dir(&self, id: &str) -> RunDir {
         RunDir {
             id: id.to_string(),
             path: self.runs_dir().join(id),

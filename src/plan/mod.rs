@@ -4,9 +4,17 @@
 //! duration estimates and RTO-aware priority by modified deadlines — so that the planner's
 //! simulation and the real walker order services the same way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::model::{Mode, Model, Step, StepKind, SvcId};
+
+pub mod analysis;
+mod build;
+pub mod schedule;
+
+pub use build::{
+    Breach, Plan, PlanOptions, PlannedService, Strategy, Unachievable, build_plan, to_ms,
+};
 
 /// What the user asked to recover.
 #[derive(Debug, Clone, Default)]
@@ -281,12 +289,38 @@ pub struct Ordering {
 
 /// Computes the shared ordering data for `scope` using playbook estimates.
 pub fn ordering(model: &Model, scope: &Scope, mode: Mode) -> Ordering {
+    ordering_with(model, scope, mode, None)
+}
+
+/// Rounds seconds to whole milliseconds, the planner's time unit, so that deadlines, ranks and
+/// the schedule all see exactly the same numbers.
+pub fn round_ms(secs: f64) -> f64 {
+    if secs.is_finite() && secs > 0.0 {
+        (secs * 1000.0).round() / 1000.0
+    } else {
+        0.0
+    }
+}
+
+/// Like [`ordering`], with measured durations (`--estimates history`: p90 seconds by service
+/// name) replacing the playbook estimate of every service that has one.
+pub fn ordering_with(
+    model: &Model,
+    scope: &Scope,
+    mode: Mode,
+    history: Option<&HashMap<String, f64>>,
+) -> Ordering {
     let topo = topo_order(model, scope);
     let wave = waves(model, scope, &topo);
     let mut estimates = vec![None; model.services.len()];
     let mut dur = vec![0.0; model.services.len()];
     for &id in &scope.ids {
-        let e = estimate(model, id, mode);
+        let mut e = estimate(model, id, mode);
+        if let Some(&p90) = history.and_then(|h| h.get(&model.services[id].name)) {
+            e.secs = p90;
+            e.source = EstimateSource::History;
+        }
+        e.secs = round_ms(e.secs);
         dur[id] = e.secs;
         estimates[id] = Some(e);
     }

@@ -1,3 +1,4 @@
 //! Reports rendered from a `Plan` or a `RunState`.
 
+pub mod plan;
 pub mod run;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Times `meeseeks plan` on generated graphs (10k and 100k services, ~4 edges per service)
+# against `tsort` ordering the same edge list, in one run, and prints the figures and ratios.
+#
+# `meeseeks plan DIR --format json --out FILE` includes everything a user pays for: reading and
+# parsing graph.toml (with diagnostics), planning both modes, the RTO analysis and writing the
+# JSON report. `tsort` only orders the edges. Each measurement is repeated REPS times (default
+# 3), plan and tsort interleaved so that a busy machine slows both alike; the best run counts.
+#
+# usage: bench/plan_vs_tsort.sh [SIZES...]     (default: 10000 100000; REPS=N, KEEP=1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! [ -x /usr/bin/time ]; then
+    echo "GNU time is needed for peak memory: apt-get install -y time" >&2
+    exit 2
+fi
+command -v tsort >/dev/null || { echo "tsort (coreutils) not found" >&2; exit 2; }
+
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(10000 100000)
+REPS=${REPS:-3}
+
+cargo build --release --quiet --bin meeseeks --example gen_graph
+BIN=target/release/meeseeks
+GEN=target/release/examples/gen_graph
+
+WORK=$(mktemp -d)
+if [ -z "${KEEP:-}" ]; then trap 'rm -rf "$WORK"' EXIT; else echo "work dir: $WORK"; fi
+
+# measure OUT CMD... : runs CMD with stdout to /dev/null; writes "wall cpu maxrss_kb" to OUT.
+measure() {
+    local out=$1; shift
+    /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@" >/dev/null 2>"$WORK/stderr" || {
+        echo "failed: $*" >&2; cat "$WORK/stderr" >&2; exit 1; }
+    awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' "$WORK/time" >"$out"
+}
+
+# best OLD NEW : keeps the smaller wall (and smaller cpu, larger rss) of two measurements.
+best() {
+    if [ -s "$1" ]; then
+        paste -d' ' "$1" "$2" | awk '{ w = ($1 < $4) ? $1 : $4; c = ($2 < $5) ? $2 : $5;
+                                      m = ($3 > $6) ? $3 : $6; print w, c, m }' >"$1.tmp"
+        mv "$1.tmp" "$1"
+    else
+        cp "$2" "$1"
+    fi
+}
+
+printf '%-8s %-8s | %-26s | %-26s | %-13s\n' "" "" "meeseeks plan" "tsort" "plan / tsort"
+printf '%-8s %-8s | %8s %8s %8s | %8s %8s %8s | %6s %6s\n' \
+    services edges wall_s cpu_s rss_MB wall_s cpu_s rss_MB wall cpu
+for n in "${SIZES[@]}"; do
+    dir="$WORK/g$n"
+    "$GEN" "$n" "$dir" 2>/dev/null
+    edges=$(wc -l <"$dir/edges.txt")
+    : >"$WORK/plan.$n"; : >"$WORK/tsort.$n"
+    for _ in $(seq "$REPS"); do
+        measure "$WORK/p" "$BIN" plan "$dir" --format json --out "$WORK/plan.json"
+        best "$WORK/plan.$n" "$WORK/p"
+        measure "$WORK/t" tsort "$dir/edges.txt"
+        best "$WORK/tsort.$n" "$WORK/t"
+    done
+    read -r pw pc pm <"$WORK/plan.$n"
+    read -r tw tc tm <"$WORK/tsort.$n"
+    awk -v n="$n" -v e="$edges" -v pw="$pw" -v pc="$pc" -v pm="$pm" -v tw="$tw" -v tc="$tc" -v tm="$tm" \
+        'BEGIN { printf "%-8s %-8s | %8.2f %8.2f %8.1f | %8.2f %8.2f %8.1f | %6.2f %6.2f\n",
+                 n, e, pw, pc, pm / 1024, tw, tc, tm / 1024, pw / tw, (tc > 0 ? pc / tc : 0) }'
+done
+
+# Growth of plan's cost from the smallest to the largest size (linear: 10x services ≈ 10x).
+first=${SIZES[0]}; last=${SIZES[${#SIZES[@]}-1]}
+if [ "$first" != "$last" ]; then
+    read -r w1 c1 _ <"$WORK/plan.$first"
+    read -r w2 c2 _ <"$WORK/plan.$last"
+    awk -v a="$first" -v b="$last" -v w1="$w1" -v w2="$w2" -v c1="$c1" -v c2="$c2" \
+        'BEGIN { printf "plan growth %s -> %s services: wall x%.1f, cpu x%.1f (size x%.0f)\n",
+                 a, b, w2 / w1, (c1 > 0 ? c2 / c1 : 0), b / a }'
+fi

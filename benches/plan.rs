@@ -1,0 +1,39 @@
+//! Planner benchmarks on generated graphs (10k and 100k services, ~4 edges per service):
+//! `build_plan` alone and `build_plan` + JSON rendering. The graph comes from the same
+//! generator as `examples/gen_graph.rs`, built in memory.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use meeseeks::plan::{PlanOptions, build_plan};
+use meeseeks::report::plan::render_json;
+
+#[allow(dead_code)]
+#[path = "../examples/gen_graph.rs"]
+mod gen_graph;
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("plan");
+    group.sample_size(10);
+    for n in [10_000usize, 100_000] {
+        let model = gen_graph::to_model(&gen_graph::generate(n, 42));
+        let opts = PlanOptions::default();
+        group.bench_function(format!("build_plan/{n}"), |b| {
+            b.iter(|| black_box(build_plan(&model, &opts).map(|p| p.makespan)))
+        });
+        let eager = PlanOptions {
+            eager: true,
+            ..PlanOptions::default()
+        };
+        group.bench_function(format!("build_plan_eager+json/{n}"), |b| {
+            b.iter(|| {
+                let p = build_plan(&model, &eager).ok();
+                black_box(p.map(|p| render_json(&p, &model).len()))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

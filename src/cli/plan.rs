@@ -1,0 +1,121 @@
+//! `meeseeks plan [DIR]`: the recovery schedule and RTO analysis (SPEC §4).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::{DirArg, Global, ScopeArgs, VarArgs, emit, load_model};
+use crate::error::{Result, exit};
+use crate::load::LoadOptions;
+use crate::model::Mode;
+use crate::plan::{PlanOptions, build_plan};
+use crate::report::plan as render;
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+    Html,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EstimatesFrom {
+    /// Step estimates from the playbooks.
+    Playbook,
+    /// p90 of measured durations in finished runs of the state directory.
+    History,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// State directory holding past runs, for --estimates history (default: DIR/.meeseeks).
+    #[arg(long, value_name = "PATH")]
+    pub state_dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Max services recovering at once (default: defaults.parallel of graph.toml).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Report the eager schedule (start each service as soon as its dependencies are ready).
+    #[arg(long)]
+    pub eager: bool,
+    /// Plan a drill: steps marked `only = "failover"` do not count (and `only = "drill"` do).
+    #[arg(long)]
+    pub drill: bool,
+    /// Where duration estimates come from.
+    #[arg(long, value_enum, default_value_t = EstimatesFrom::Playbook)]
+    pub estimates: EstimatesFrom,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 1 when an RTO breach is predicted.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+pub fn run(g: &Global, a: &PlanArgs) -> Result<i32> {
+    let load = LoadOptions {
+        cli_vars: a.vars.map(),
+        // A service without a playbook is planned with defaults.estimate: a warning here.
+        require_playbooks: false,
+        graph_only: false,
+    };
+    let model = load_model(g, &a.dir.dir, &load)?;
+    let history = match a.estimates {
+        EstimatesFrom::Playbook => None,
+        EstimatesFrom::History => {
+            let state = a
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| a.dir.dir.join(".meeseeks"));
+            let h = crate::journal::history::History::read(&state)?;
+            if !g.quiet {
+                for w in &h.warnings {
+                    eprintln!("warning: {w}");
+                }
+                if h.durations.is_empty() {
+                    eprintln!(
+                        "note: no finished run in {} measured any service; every estimate comes from the playbooks",
+                        state.display()
+                    );
+                }
+            }
+            Some(h.p90())
+        }
+    };
+    let opts = PlanOptions {
+        scope: a.scope.spec(),
+        parallel: a.parallel,
+        eager: a.eager,
+        mode: if a.drill { Mode::Drill } else { Mode::Failover },
+        history,
+    };
+    let plan = build_plan(&model, &opts)?;
+    let text = match a.format {
+        PlanFormat::Text => render::render_text(&plan, &model),
+        PlanFormat::Json => render::render_json(&plan, &model),
+        PlanFormat::Markdown => render::render_markdown(&plan, &model),
+        PlanFormat::Html => render::render_html(&plan, &model),
+    };
+    emit(a.out.as_deref(), &text)?;
+    let breaches = plan.breaches.len();
+    // The process ends right after this command: freeing a 100 000-service model and plan
+    // piece by piece would only cost time (~5% of the run), so leave it to the OS.
+    std::mem::forget(plan);
+    std::mem::forget(model);
+    std::mem::forget(text);
+    if a.strict && breaches > 0 {
+        if !g.quiet {
+            eprintln!("error: {breaches} predicted RTO breach(es) (--strict)");
+        }
+        return Ok(exit::NEGATIVE);
+    }
+    Ok(exit::OK)
+}
