@@ -2,11 +2,16 @@
 //!
 //! `cargo run --release --example graph_ops_speed -- [N] [OUTDIR]`
 //!
-//! The graph is a layered random DAG in the shape of the planner's `gen_graph` example
-//! (log2(N) layers, 2–7 essential dependencies per service, 60% on the previous layer, tiers
-//! uniform in 0..=3), plus ~5% optional edges, stateful services with backups and 1% watched
-//! services. With OUTDIR, it also writes OUTDIR/{old,new}/graph.toml and observed.{csv,json}
-//! to time the real binary end to end.
+//! The graph is the planner's `examples/gen_graph.rs` graph (seed 42: log2(N) layers, 2–7
+//! essential dependencies per service, tiers uniform in 0..=3) plus ~5% optional edges, stateful
+//! services with backups in the bottom layer and 1% watched services. The baseline is
+//! `plan::build_plan` on the same graph (the computation behind `meeseeks plan`). With OUTDIR,
+//! it also writes OUTDIR/{old,new}/graph.toml and observed.{csv,json} to time the real binary
+//! end to end.
+
+#[allow(dead_code)]
+#[path = "gen_graph.rs"]
+mod gen_graph;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -14,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use meeseeks::graph_ops::{ReportFormat, audit, diff, export, impact, verify};
 use meeseeks::model::{Backup, Defaults, Mode, Model, Service};
-use meeseeks::plan::{Scope, ordering};
+use meeseeks::plan::{PlanOptions, Scope, build_plan, ordering};
 
 struct Rng(u64);
 
@@ -34,19 +39,18 @@ impl Rng {
 
 type Parts = Vec<(Service, Vec<String>, Vec<String>)>;
 
-/// (parts, layer start of every service).
+/// The gen_graph graph, plus optional edges (to lower ids: acyclic), backups, watch flags.
 fn generate(n: usize, seed: u64) -> Parts {
-    let mut rng = Rng(seed);
-    let layers = ((n.max(2) as f64).log2().round() as usize).max(4);
-    let start_of = |k: usize| k * n / layers;
-    let name = |i: usize| format!("svc-{i:06}");
-    let mut parts = Vec::with_capacity(n);
-    for k in 0..layers {
-        let (lo, hi) = (start_of(k), start_of(k + 1));
-        for i in lo..hi {
-            let rto = Duration::from_secs(60 * (30 + 30 * k as u64 + rng.below(120) as u64));
-            let mut s = Service::new(name(i), rng.below(4) as u32, rto);
-            if k == 0 && rng.below(4) == 0 {
+    let g = gen_graph::generate(n, seed);
+    let mut rng = Rng(seed ^ 0x5eed);
+    (0..n)
+        .map(|i| {
+            let mut s = Service::new(
+                g.names[i].clone(),
+                g.tiers[i],
+                Duration::from_secs(g.rto_secs[i]),
+            );
+            if g.deps[i].is_empty() && rng.below(4) == 0 {
                 s.stateful = true;
                 s.rpo = Some(Duration::from_secs(900));
                 s.backup = Some(Backup {
@@ -55,26 +59,15 @@ fn generate(n: usize, seed: u64) -> Parts {
                 });
             }
             s.watch = rng.below(100) == 0;
-            let mut deps = Vec::new();
-            let mut soft = Vec::new();
-            if k > 0 {
-                let prev = start_of(k - 1);
-                for _ in 0..2 + rng.below(6) {
-                    let j = if rng.below(10) < 6 {
-                        prev + rng.below(lo - prev)
-                    } else {
-                        rng.below(lo)
-                    };
-                    deps.push(name(j));
-                }
-                if rng.below(20) == 0 {
-                    soft.push(name(rng.below(lo)));
-                }
-            }
-            parts.push((s, deps, soft));
-        }
-    }
-    parts
+            let deps = g.deps[i].iter().map(|&d| g.names[d].clone()).collect();
+            let soft = if i > 0 && rng.below(20) == 0 {
+                vec![g.names[rng.below(i)].clone()]
+            } else {
+                Vec::new()
+            };
+            (s, deps, soft)
+        })
+        .collect()
 }
 
 fn model(parts: Parts) -> Model {
@@ -83,6 +76,7 @@ fn model(parts: Parts) -> Model {
         parallel: 64,
         estimate: Duration::from_secs(120),
     };
+    // Same defaults as gen_graph's graph.toml.
     Model::from_parts(PathBuf::from("."), d, parts)
 }
 
@@ -95,11 +89,11 @@ fn evolve(mut parts: Parts, seed: u64) -> Parts {
         let from = n / 2 + rng.below(n / 2);
         let to = rng.below(n / 4);
         let _ = i;
-        let to = format!("svc-{to:06}");
+        let to = parts[to].0.name.clone();
         parts[from].1.push(to);
     }
     for i in 0..200 {
-        let deps = (0..3).map(|_| format!("svc-{:06}", rng.below(n))).collect();
+        let deps = (0..3).map(|_| parts[rng.below(n)].0.name.clone()).collect();
         parts.push((
             Service::new(format!("new-{i:04}"), 1, Duration::from_secs(7200)),
             deps,
@@ -173,8 +167,11 @@ fn main() {
     let tier0 = old.services.iter().filter(|s| s.tier == 0).count();
     println!("{n} services, {edges} essential edges, {tier0} tier-0 services\n");
 
-    let (t_plan, _) = time("baseline: plan::ordering (topo, waves, est.)", || {
+    time("plan::ordering (topo, waves, estimates)", || {
         ordering(&old, &Scope::all(&old), Mode::Failover)
+    });
+    let (t_plan, _) = time("baseline: plan::build_plan", || {
+        build_plan(&old, &PlanOptions::default()).expect("plan")
     });
 
     let now = jiff::Timestamp::now();
@@ -264,15 +261,16 @@ fn main() {
         .expect("export")
         .len()
     });
-    time("impact of svc-000000", || {
-        impact::impact(&old, &["svc-000000"]).expect("impact")
+    let first = old.services[0].name.clone();
+    time("impact of the first service", || {
+        impact::impact(&old, &[first.as_str()]).expect("impact")
     });
     time("deps of the last service", || {
         meeseeks::graph_ops::deps::deps(&old, &old.services[n - 1].name.clone()).expect("deps")
     });
     let ratio = |t: Duration| t.as_secs_f64() / t_plan.as_secs_f64();
     println!(
-        "\nratios to plan::ordering: audit {:.2} (+json {:.2}), diff {:.2}, verify {:.2} (+parse csv {:.2}, json {:.2})",
+        "\nratios to plan::build_plan: audit {:.2} (+json {:.2}), diff {:.2}, verify {:.2} (+parse csv {:.2}, json {:.2})",
         ratio(t_audit),
         ratio(t_audit + t_audit_json),
         ratio(t_diff),

@@ -217,8 +217,8 @@ pub fn diff(old: &Model, new: &Model, opts: &DiffOptions) -> crate::Result<DiffR
     }
     for (w, gained) in candidates.iter().zip(new_dependents(old, new, &candidates)) {
         if !gained.is_empty() {
-            let mut names: Vec<String> = gained.iter().map(|&s| new.name(s).to_string()).collect();
-            names.sort();
+            // Pushed in id order, and ids are name-sorted: already sorted.
+            let names: Vec<String> = gained.iter().map(|&s| new.name(s).to_string()).collect();
             r.new_dependents.insert(new.name(*w).to_string(), names);
         }
     }
