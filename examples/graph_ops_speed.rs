@@ -226,6 +226,12 @@ fn main() {
     for _ in 0..1000 {
         let (a, b) = (rng.below(n), rng.below(n));
         let _ = writeln!(csv, "{},{},5", old.name(a), old.name(b));
+        let _ = write!(
+            json,
+            ",\n{{\"parent\":\"{}\",\"child\":\"{}\",\"callCount\":5}}",
+            old.name(a),
+            old.name(b)
+        );
     }
     json.push(']');
     let (t_parse_csv, obs) = time("verify: parse CSV", || {

@@ -229,8 +229,28 @@ pub struct DiffArgs {
 }
 
 pub fn diff(g: &Global, a: &DiffArgs) -> Result<i32> {
-    let old = load_graph(g, &a.old)?;
-    let new = load_graph(g, &a.new)?;
+    // The two loads dominate the command's time and are independent: run them side by side.
+    let opts = LoadOptions {
+        graph_only: true,
+        ..Default::default()
+    };
+    let (old, new) = std::thread::scope(|s| {
+        let old = s.spawn(|| crate::load::load(&a.old, &opts));
+        let new = crate::load::load(&a.new, &opts);
+        (old.join(), new)
+    });
+    let old = old.map_err(|_| crate::Error::Other("loading OLD panicked".into()))?;
+    let color = g.color_stderr();
+    let mut graphs = Vec::with_capacity(2);
+    for loaded in [old, new] {
+        let (m, diags) = loaded.into_result(color)?;
+        if !g.quiet && !diags.is_empty() {
+            eprint!("{}", diags.render(color));
+        }
+        graphs.push(m);
+    }
+    let new = graphs.pop().expect("two graphs");
+    let old = graphs.pop().expect("two graphs");
     let r = diff::diff(
         &old,
         &new,
