@@ -410,6 +410,9 @@ fn rto_inversion(model: &Model, topo: &[SvcId], sink: &mut Sink) {
     let mut best = vec![Duration::ZERO; n];
     let mut who = vec![usize::MAX; n];
     let mut via = vec![usize::MAX; n];
+    // RTOs repeat (whole minutes): format each value once, not twice per finding.
+    let mut text: HashMap<Duration, String> = HashMap::new();
+    let mut fmt = |d: Duration| text.entry(d).or_insert_with(|| dur(d)).clone();
     for &id in topo {
         for &d in &model.services[id].depends_on {
             let own = model.services[d].rto;
@@ -433,8 +436,8 @@ fn rto_inversion(model: &Model, topo: &[SvcId], sink: &mut Sink) {
                 id,
                 format!(
                     "RTO {} is shorter than the RTO {} of {}, which it needs",
-                    dur(s.rto),
-                    dur(best[id]),
+                    fmt(s.rto),
+                    fmt(best[id]),
                     model.name(who[id])
                 ),
                 chain_names(&ids, model),

@@ -80,17 +80,12 @@ pub struct DiffReport {
     pub new_dependents: BTreeMap<String, Vec<String>>,
 }
 
-/// Whether `list` (sorted ids of `m`) holds the service called `name`.
-fn has(m: &Model, list: &[SvcId], name: &str) -> bool {
-    m.id(name).is_some_and(|id| list.binary_search(&id).is_ok())
-}
-
-/// Kind of the edge `from -> to` in `m`, by names.
-fn edge_kind(m: &Model, from: Option<SvcId>, to: &str) -> Option<EdgeKind> {
-    let s = &m.services[from?];
-    if has(m, &s.depends_on, to) {
+/// Kind of the edge `from -> to` in `m` (ids of `m`), by binary search in the sorted lists.
+fn edge_kind(m: &Model, from: Option<SvcId>, to: Option<SvcId>) -> Option<EdgeKind> {
+    let (s, to) = (&m.services[from?], to?);
+    if s.depends_on.binary_search(&to).is_ok() {
         Some(EdgeKind::Essential)
-    } else if has(m, &s.soft_depends_on, to) {
+    } else if s.soft_depends_on.binary_search(&to).is_ok() {
         Some(EdgeKind::Optional)
     } else {
         None
@@ -128,8 +123,16 @@ pub fn diff(old: &Model, new: &Model, opts: &DiffOptions) -> crate::Result<DiffR
     // Heads of edges that are new or re-kinded in NEW: the only places a new path can start.
     let mut fresh_essential = Vec::new();
     let mut fresh_soft = Vec::new();
+    // Ids matched by name once, so that edges compare as integers.
+    let old_of_new: Vec<Option<SvcId>> = new.services.iter().map(|s| old.id(&s.name)).collect();
+    let mut new_of_old: Vec<Option<SvcId>> = vec![None; old.services.len()];
+    for (n, o) in old_of_new.iter().enumerate() {
+        if let Some(o) = o {
+            new_of_old[*o] = Some(n);
+        }
+    }
     for (id, s) in new.services.iter().enumerate() {
-        let o = old.id(&s.name);
+        let o = old_of_new[id];
         match o {
             None => r.added_services.push(s.name.clone()),
             Some(o) => {
@@ -144,7 +147,7 @@ pub fn diff(old: &Model, new: &Model, opts: &DiffOptions) -> crate::Result<DiffR
         }
         for (d, kind) in edges_of(new, id) {
             let to = new.name(d);
-            match edge_kind(old, o, to) {
+            match edge_kind(old, o, old_of_new[d]) {
                 Some(k) if k == kind => continue,
                 Some(k) => r.changed_edges.push(KindChange {
                     from: s.name.clone(),
@@ -165,13 +168,13 @@ pub fn diff(old: &Model, new: &Model, opts: &DiffOptions) -> crate::Result<DiffR
         }
     }
     for (id, s) in old.services.iter().enumerate() {
-        let n = new.id(&s.name);
+        let n = new_of_old[id];
         if n.is_none() {
             r.removed_services.push(s.name.clone());
         }
         for (d, kind) in edges_of(old, id) {
             let to = old.name(d);
-            if edge_kind(new, n, to).is_none() {
+            if edge_kind(new, n, new_of_old[d]).is_none() {
                 r.removed_edges.push(Edge {
                     from: s.name.clone(),
                     to: to.to_string(),
@@ -215,7 +218,8 @@ pub fn diff(old: &Model, new: &Model, opts: &DiffOptions) -> crate::Result<DiffR
             candidates.push(w);
         }
     }
-    for (w, gained) in candidates.iter().zip(new_dependents(old, new, &candidates)) {
+    let gained_all = new_dependents(old, new, &old_of_new, &candidates);
+    for (w, gained) in candidates.iter().zip(gained_all) {
         if !gained.is_empty() {
             // Pushed in id order, and ids are name-sorted: already sorted.
             let names: Vec<String> = gained.iter().map(|&s| new.name(s).to_string()).collect();
@@ -239,14 +243,18 @@ struct Line([u64; WORDS]);
 /// dependencies' sets and bits, in NEW and in OLD. D(W) ∋ s ⇔ W's bit is in s's essential set,
 /// or s optionally depends on W directly. Time O((V+E)·⌈K/512⌉) for K watched services that a
 /// changed edge can reach (few in a typical change), plus the output.
-fn new_dependents(old: &Model, new: &Model, watched: &[SvcId]) -> Vec<Vec<SvcId>> {
+fn new_dependents(
+    old: &Model,
+    new: &Model,
+    old_of_new: &[Option<SvcId>],
+    watched: &[SvcId],
+) -> Vec<Vec<SvcId>> {
     let mut out = vec![Vec::new(); watched.len()];
     if watched.is_empty() {
         return out;
     }
     let new_topo = topo_order(new, &Scope::all(new));
     let old_topo = topo_order(old, &Scope::all(old));
-    let old_of_new: Vec<Option<SvcId>> = new.services.iter().map(|s| old.id(&s.name)).collect();
     let mut reach_new = vec![Line([0; WORDS]); new.services.len()];
     let mut reach_old = vec![Line([0; WORDS]); old.services.len()];
     let mut slot_new = vec![u32::MAX; new.services.len()];
