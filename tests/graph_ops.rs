@@ -410,3 +410,41 @@ async fn diff_sends_new_dependents_to_subscribed_webhooks() {
     assert_eq!(out.status.code(), Some(1));
     assert!(rx.try_recv().is_err());
 }
+
+/// The DOT export is accepted by Graphviz (skipped when `dot` is not installed).
+#[test]
+fn dot_export_renders_with_graphviz() {
+    let Ok(probe) = std::process::Command::new("dot").arg("-V").output() else {
+        eprintln!("skipped: Graphviz `dot` not installed");
+        return;
+    };
+    assert!(probe.status.success());
+    let t = tempfile::tempdir().unwrap();
+    let dir = dr_dir(t.path(), "dr", &new_graph());
+    for direction in ["lr", "td"] {
+        let (code, out) = stdout(
+            meeseeks()
+                .arg("graph")
+                .arg(&dir)
+                .args(["--direction", direction]),
+        );
+        assert_eq!(code, 0);
+        let dot = t.path().join("g.dot");
+        std::fs::write(&dot, &out).unwrap();
+        let svg = std::process::Command::new("dot")
+            .arg("-Tsvg")
+            .arg(&dot)
+            .output()
+            .unwrap();
+        assert!(
+            svg.status.success(),
+            "{}",
+            String::from_utf8_lossy(&svg.stderr)
+        );
+        let svg = String::from_utf8_lossy(&svg.stdout);
+        assert!(
+            svg.contains("<svg") && svg.contains("orders&#45;db"),
+            "{svg}"
+        );
+    }
+}
