@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod graph_ops;
 pub mod journal;
 pub mod load;
@@ -13,6 +14,7 @@ pub mod mask;
 pub mod model;
 pub mod notify;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod stub;
 pub mod template;

@@ -11,9 +11,13 @@ use crate::error::{Error, Result};
 use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
+pub mod cleanup;
 pub mod graph_ops;
+pub mod init;
 pub mod plan;
+pub mod run;
 pub mod runs;
+pub mod templates;
 pub mod validate;
 
 #[derive(Parser, Debug)]
@@ -67,8 +71,18 @@ impl Global {
 pub enum Command {
     /// Load and check graph + playbooks; report every problem at once.
     Validate(validate::ValidateArgs),
+    /// List the playbook template library, or show one template's parameters.
+    Templates(templates::TemplatesArgs),
+    /// Scaffold a DR directory: a commented graph.toml and one playbook per service.
+    Init(init::InitArgs),
     /// The recovery schedule and RTO analysis (the audit/planning report).
     Plan(plan::PlanArgs),
+    /// Execute a failover (`--drill` for a drill, `--dry-run` to execute nothing).
+    Run(run::RunArgs),
+    /// A drill: same as `run --drill`.
+    Drill(run::RunArgs),
+    /// Run the cleanup steps of a drill's services, dependents first.
+    Cleanup(cleanup::CleanupArgs),
     /// State of a run, per service and step, from its journal.
     Status(runs::StatusArgs),
     /// List runs in the state directory.
@@ -181,7 +195,12 @@ pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
     match cli.command {
         Command::Validate(a) => validate::run(g, &a),
+        Command::Templates(a) => templates::run(g, &a),
+        Command::Init(a) => init::run(g, &a),
         Command::Plan(a) => plan::run(g, &a),
+        Command::Run(a) => run::run(g, &a, false),
+        Command::Drill(a) => run::run(g, &a, true),
+        Command::Cleanup(a) => cleanup::run(g, &a),
         Command::Status(a) => runs::status(g, &a),
         Command::Runs(a) => runs::runs(g, &a),
         Command::Report(a) => runs::report(g, &a),

@@ -6,7 +6,9 @@
 //! service must not hide the problems of the next.
 
 pub mod diag;
+pub mod library;
 mod playbook;
+mod uses;
 mod value;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
