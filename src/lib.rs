@@ -7,6 +7,7 @@ pub mod cli;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod graph_ops;
 pub mod journal;
 pub mod load;
 pub mod mask;

@@ -12,6 +12,7 @@ use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
 pub mod cleanup;
+pub mod graph_ops;
 pub mod init;
 pub mod plan;
 pub mod resume;
@@ -95,6 +96,18 @@ pub enum Command {
     Approve(runs::ApproveArgs),
     /// A stand-in HTTP/TCP service for rehearsals, demos and tests.
     Stub(crate::stub::StubArgs),
+    /// Export the graph: --format dot|mermaid|json, --focus SVC --depth N.
+    Graph(graph_ops::GraphArgs),
+    /// What SERVICE needs, transitively, with the paths.
+    Deps(graph_ops::DepsArgs),
+    /// Blast radius: who goes down (essential) or degrades (optional).
+    Impact(graph_ops::ImpactArgs),
+    /// Compliance findings; exit 1 on any error finding.
+    Audit(graph_ops::AuditArgs),
+    /// Graph evolution between OLD and NEW; exit 1 when watched services gained dependents.
+    Diff(graph_ops::DiffArgs),
+    /// Declared graph vs dependencies observed in traffic; exit 1 on undeclared ones.
+    Verify(graph_ops::VerifyArgs),
 }
 
 /// The DR directory positional argument shared by most commands.
@@ -197,6 +210,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Report(a) => runs::report(g, &a),
         Command::Approve(a) => runs::approve(g, &a),
         Command::Stub(a) => crate::stub::run(&a),
+        Command::Graph(a) => graph_ops::graph(g, &a),
+        Command::Deps(a) => graph_ops::deps(g, &a),
+        Command::Impact(a) => graph_ops::impact(g, &a),
+        Command::Audit(a) => graph_ops::audit(g, &a),
+        Command::Diff(a) => graph_ops::diff(g, &a),
+        Command::Verify(a) => graph_ops::verify(g, &a),
     }
 }
 
