@@ -449,22 +449,7 @@ pub fn run(g: &Global, a: &ResumeArgs) -> Result<i32> {
     let report = crate::exec::execute(model, session)?;
     // Held until the journal's last record is durable (awaited by the runner).
     drop(lock);
-    let text = match a.format {
-        RunFormat::Text => format!("\n{}", report.render_text()),
-        RunFormat::Json => {
-            let mut v = serde_json::to_value(&report).map_err(|e| Error::Other(e.to_string()))?;
-            if let Some(o) = v.as_object_mut() {
-                o.insert("schema".into(), "meeseeks.run/v1".into());
-            }
-            format!("{v:#}\n")
-        }
-    };
-    super::emit(None, &text)?;
-    let breached = report.services.iter().any(|s| s.rto_met == Some(false));
-    if a.strict && breached && report.exit_code == crate::error::exit::OK {
-        return Ok(crate::error::exit::NEGATIVE);
-    }
-    Ok(report.exit_code)
+    super::run::finish(&report, a.format, a.strict)
 }
 
 /// The scope options a run was started with (`meta.json`), for a run that crashed before

@@ -271,10 +271,20 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
     let report = crate::exec::execute(model, session)?;
     // The lock is held until the journal's last record is durable (awaited by the runner).
     drop(lock);
-    let text = match a.format {
+    finish(&report, a.format, a.strict)
+}
+
+/// Prints a finished walk's summary (text or `meeseeks.run/v1` JSON) and picks the exit code:
+/// the report's own, or 1 with `--strict` when an RTO was breached. Shared by run and resume.
+pub(crate) fn finish(
+    report: &crate::exec::RunReport,
+    format: RunFormat,
+    strict: bool,
+) -> Result<i32> {
+    let text = match format {
         RunFormat::Text => format!("\n{}", report.render_text()),
         RunFormat::Json => {
-            let mut v = serde_json::to_value(&report).map_err(|e| Error::Other(e.to_string()))?;
+            let mut v = serde_json::to_value(report).map_err(|e| Error::Other(e.to_string()))?;
             if let Some(o) = v.as_object_mut() {
                 o.insert("schema".into(), "meeseeks.run/v1".into());
             }
@@ -283,7 +293,7 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
     };
     super::emit(None, &text)?;
     let breached = report.services.iter().any(|s| s.rto_met == Some(false));
-    if a.strict && breached && report.exit_code == crate::error::exit::OK {
+    if strict && breached && report.exit_code == crate::error::exit::OK {
         return Ok(crate::error::exit::NEGATIVE);
     }
     Ok(report.exit_code)

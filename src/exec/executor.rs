@@ -126,6 +126,53 @@ fn http_attempt(r: Result<String, (String, String)>) -> Attempt {
     }
 }
 
+/// The actions steps and checks have in common, executed one way for both.
+enum Action<'a> {
+    Shell(&'a str),
+    Argv(&'a [String]),
+    Http(&'a crate::model::HttpSpec),
+    Tcp(&'a str),
+}
+
+impl RealExecutor {
+    async fn act(
+        &self,
+        action: Action<'_>,
+        timeout: Duration,
+        kill: &CancellationToken,
+    ) -> Attempt {
+        match action {
+            Action::Shell(line) => {
+                self.process(process::Program::Shell(line), timeout, kill)
+                    .await
+            }
+            Action::Argv(argv) => {
+                self.process(process::Program::Argv(argv), timeout, kill)
+                    .await
+            }
+            Action::Http(h) => {
+                self.net(
+                    async { http_attempt(probe::http(&self.client, h, timeout).await) },
+                    kill,
+                )
+                .await
+            }
+            Action::Tcp(addr) => {
+                self.net(
+                    async {
+                        match probe::tcp(addr, timeout).await {
+                            Ok(()) => Attempt::ok(),
+                            Err(e) => Attempt::fail(e, String::new()),
+                        }
+                    },
+                    kill,
+                )
+                .await
+            }
+        }
+    }
+}
+
 impl Executor for RealExecutor {
     fn step<'a>(
         &'a self,
@@ -134,50 +181,31 @@ impl Executor for RealExecutor {
         kill: &'a CancellationToken,
     ) -> BoxFuture<'a, Attempt> {
         Box::pin(async move {
-            match &step.kind {
-                StepKind::Run(line) => {
-                    self.process(process::Program::Shell(line), timeout, kill)
-                        .await
-                }
-                StepKind::Cmd(argv) => {
-                    self.process(process::Program::Argv(argv), timeout, kill)
-                        .await
-                }
-                StepKind::Http(h) => {
-                    self.net(
-                        async { http_attempt(probe::http(&self.client, h, timeout).await) },
-                        kill,
-                    )
-                    .await
-                }
-                StepKind::Tcp(addr) => {
-                    self.net(
-                        async {
-                            match probe::tcp(addr, timeout).await {
-                                Ok(()) => Attempt::ok(),
-                                Err(e) => Attempt::fail(e, String::new()),
-                            }
-                        },
-                        kill,
-                    )
-                    .await
-                }
+            let action = match &step.kind {
+                StepKind::Run(line) => Action::Shell(line),
+                StepKind::Cmd(argv) => Action::Argv(argv),
+                StepKind::Http(h) => Action::Http(h),
+                StepKind::Tcp(addr) => Action::Tcp(addr),
                 StepKind::Wait(d) => {
                     let d = *d;
-                    self.net(
-                        async move {
-                            tokio::time::sleep(d).await;
-                            Attempt::ok()
-                        },
-                        kill,
-                    )
-                    .await
+                    return self
+                        .net(
+                            async move {
+                                tokio::time::sleep(d).await;
+                                Attempt::ok()
+                            },
+                            kill,
+                        )
+                        .await;
                 }
-                StepKind::Manual(_) => Attempt::fail(
-                    "manual steps are handled by the runner".into(),
-                    String::new(),
-                ),
-            }
+                StepKind::Manual(_) => {
+                    return Attempt::fail(
+                        "manual steps are handled by the runner".into(),
+                        String::new(),
+                    );
+                }
+            };
+            self.act(action, timeout, kill).await
         })
     }
 
@@ -188,35 +216,13 @@ impl Executor for RealExecutor {
         kill: &'a CancellationToken,
     ) -> BoxFuture<'a, Attempt> {
         Box::pin(async move {
-            match &check.kind {
-                CheckKind::Run(line) => {
-                    self.process(process::Program::Shell(line), timeout, kill)
-                        .await
-                }
-                CheckKind::Cmd(argv) => {
-                    self.process(process::Program::Argv(argv), timeout, kill)
-                        .await
-                }
-                CheckKind::Http(h) => {
-                    self.net(
-                        async { http_attempt(probe::http(&self.client, h, timeout).await) },
-                        kill,
-                    )
-                    .await
-                }
-                CheckKind::Tcp(addr) => {
-                    self.net(
-                        async {
-                            match probe::tcp(addr, timeout).await {
-                                Ok(()) => Attempt::ok(),
-                                Err(e) => Attempt::fail(e, String::new()),
-                            }
-                        },
-                        kill,
-                    )
-                    .await
-                }
-            }
+            let action = match &check.kind {
+                CheckKind::Run(line) => Action::Shell(line),
+                CheckKind::Cmd(argv) => Action::Argv(argv),
+                CheckKind::Http(h) => Action::Http(h),
+                CheckKind::Tcp(addr) => Action::Tcp(addr),
+            };
+            self.act(action, timeout, kill).await
         })
     }
 
