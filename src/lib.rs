@@ -6,12 +6,15 @@
 pub mod cli;
 pub mod error;
 pub mod events;
+pub mod exec;
+pub mod graph_ops;
 pub mod journal;
 pub mod load;
 pub mod mask;
 pub mod model;
 pub mod notify;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod stub;
 pub mod template;

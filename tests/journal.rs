@@ -953,3 +953,43 @@ fn a_damaged_journal_blocks_new_runs_with_a_way_out() {
     );
     assert!(msg.contains("move its directory"), "{msg}");
 }
+
+#[test]
+fn cleanup_steps_after_recovery_keep_the_service_recovered() {
+    let mut recs = scenario("r1");
+    let st = RunState::fold(&recs);
+    let recovered: Vec<String> = st
+        .services
+        .iter()
+        .filter(|s| s.status == ServiceStatus::Recovered)
+        .map(|s| s.name.clone())
+        .collect();
+    assert!(!recovered.is_empty());
+    let svc = recovered[0].clone();
+    let n = recs.last().unwrap().seq;
+    for (i, event) in [
+        Event::StepStarted {
+            service: svc.clone(),
+            step: "cleanup/stop".into(),
+            attempt: 1,
+            action: None,
+        },
+        Event::StepSucceeded {
+            service: svc.clone(),
+            step: "cleanup/stop".into(),
+            attempts: 1,
+            duration_s: 0.1,
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        recs.push(Record {
+            seq: n + 1 + i as u64,
+            ts: ts(900.0 + i as f64),
+            event,
+        });
+    }
+    let st = RunState::fold(&recs);
+    assert_eq!(st.service(&svc).unwrap().status, ServiceStatus::Recovered);
+}

@@ -11,8 +11,14 @@ use crate::error::{Error, Result};
 use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
+pub mod cleanup;
+pub mod graph_ops;
+pub mod init;
 pub mod plan;
+pub mod resume;
+pub mod run;
 pub mod runs;
+pub mod templates;
 pub mod validate;
 
 #[derive(Parser, Debug)]
@@ -66,8 +72,20 @@ impl Global {
 pub enum Command {
     /// Load and check graph + playbooks; report every problem at once.
     Validate(validate::ValidateArgs),
+    /// List the playbook template library, or show one template's parameters.
+    Templates(templates::TemplatesArgs),
+    /// Scaffold a DR directory: a commented graph.toml and one playbook per service.
+    Init(init::InitArgs),
     /// The recovery schedule and RTO analysis (the audit/planning report).
     Plan(plan::PlanArgs),
+    /// Execute a failover (`--drill` for a drill, `--dry-run` to execute nothing).
+    Run(run::RunArgs),
+    /// A drill: same as `run --drill`.
+    Drill(run::RunArgs),
+    /// Continue an interrupted, crashed or failed run from its journal.
+    Resume(resume::ResumeArgs),
+    /// Run the cleanup steps of a drill's services, dependents first.
+    Cleanup(cleanup::CleanupArgs),
     /// State of a run, per service and step, from its journal.
     Status(runs::StatusArgs),
     /// List runs in the state directory.
@@ -78,6 +96,18 @@ pub enum Command {
     Approve(runs::ApproveArgs),
     /// A stand-in HTTP/TCP service for rehearsals, demos and tests.
     Stub(crate::stub::StubArgs),
+    /// Export the graph: --format dot|mermaid|json, --focus SVC --depth N.
+    Graph(graph_ops::GraphArgs),
+    /// What SERVICE needs, transitively, with the paths.
+    Deps(graph_ops::DepsArgs),
+    /// Blast radius: who goes down (essential) or degrades (optional).
+    Impact(graph_ops::ImpactArgs),
+    /// Compliance findings; exit 1 on any error finding.
+    Audit(graph_ops::AuditArgs),
+    /// Graph evolution between OLD and NEW; exit 1 when watched services gained dependents.
+    Diff(graph_ops::DiffArgs),
+    /// Declared graph vs dependencies observed in traffic; exit 1 on undeclared ones.
+    Verify(graph_ops::VerifyArgs),
 }
 
 /// The DR directory positional argument shared by most commands.
@@ -168,12 +198,24 @@ pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
     match cli.command {
         Command::Validate(a) => validate::run(g, &a),
+        Command::Templates(a) => templates::run(g, &a),
+        Command::Init(a) => init::run(g, &a),
         Command::Plan(a) => plan::run(g, &a),
+        Command::Run(a) => run::run(g, &a, false),
+        Command::Drill(a) => run::run(g, &a, true),
+        Command::Resume(a) => resume::run(g, &a),
+        Command::Cleanup(a) => cleanup::run(g, &a),
         Command::Status(a) => runs::status(g, &a),
         Command::Runs(a) => runs::runs(g, &a),
         Command::Report(a) => runs::report(g, &a),
         Command::Approve(a) => runs::approve(g, &a),
         Command::Stub(a) => crate::stub::run(&a),
+        Command::Graph(a) => graph_ops::graph(g, &a),
+        Command::Deps(a) => graph_ops::deps(g, &a),
+        Command::Impact(a) => graph_ops::impact(g, &a),
+        Command::Audit(a) => graph_ops::audit(g, &a),
+        Command::Diff(a) => graph_ops::diff(g, &a),
+        Command::Verify(a) => graph_ops::verify(g, &a),
     }
 }
 

@@ -31,6 +31,9 @@ pub enum EstimatesFrom {
 pub struct PlanArgs {
     #[command(flatten)]
     pub dir: DirArg,
+    /// State directory holding past runs, for --estimates history (default: DIR/.meeseeks).
+    #[arg(long, value_name = "PATH")]
+    pub state_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub scope: ScopeArgs,
     #[command(flatten)]
@@ -68,12 +71,23 @@ pub fn run(g: &Global, a: &PlanArgs) -> Result<i32> {
     let history = match a.estimates {
         EstimatesFrom::Playbook => None,
         EstimatesFrom::History => {
-            // The journal reader provides the p90 figures; until it is wired, say so rather
-            // than silently planning with something else.
-            return Err(crate::Error::Usage(
-                "--estimates history needs finished runs, and reading them is not available in this build"
-                    .into(),
-            ));
+            let state = a
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| a.dir.dir.join(".meeseeks"));
+            let h = crate::journal::history::History::read(&state)?;
+            if !g.quiet {
+                for w in &h.warnings {
+                    eprintln!("warning: {w}");
+                }
+                if h.durations.is_empty() {
+                    eprintln!(
+                        "note: no finished run in {} measured any service; every estimate comes from the playbooks",
+                        state.display()
+                    );
+                }
+            }
+            Some(h.p90())
         }
     };
     let opts = PlanOptions {

@@ -35,6 +35,7 @@
 
 pub mod approve;
 pub mod cmd;
+pub mod history;
 pub mod lock;
 pub mod reader;
 pub mod state;

@@ -414,7 +414,18 @@ impl RunState {
                 action,
             } => {
                 let s = self.svc_mut(service);
-                s.status = ServiceStatus::Running;
+                // Cleanup (after a drill) and rollback (after a failure) steps run on a service
+                // whose outcome is already decided: they must not make it look "running" again.
+                // A resumed retry journals `service.started` first, which resets the status.
+                if matches!(
+                    s.status,
+                    ServiceStatus::Pending
+                        | ServiceStatus::Running
+                        | ServiceStatus::Verifying
+                        | ServiceStatus::Waiting
+                ) {
+                    s.status = ServiceStatus::Running;
+                }
                 let st = s.step_mut(step);
                 st.status = StepStatus::Running;
                 st.attempts = (st.attempts + 1).max(*attempt);

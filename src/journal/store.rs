@@ -276,9 +276,10 @@ impl RunSummary {
         }
     }
 
-    /// Neither finished nor abandoned: blocks a new `run`.
+    /// Neither finished nor abandoned, or held by a live process (a failed run being
+    /// resumed): blocks a new `run`.
     pub fn is_unfinished(&self) -> bool {
-        matches!(self.state, RunStatus::Running | RunStatus::Interrupted)
+        matches!(self.state, RunStatus::Running | RunStatus::Interrupted) || self.holder.is_some()
     }
 }
 
@@ -327,7 +328,7 @@ impl StateDir {
         self.root.join(RUNS_DIR)
     }
 
-    fn run_dir(&self, id: &str) -> RunDir {
+    pub fn run_dir(&self, id: &str) -> RunDir {
         RunDir {
             id: id.to_string(),
             path: self.runs_dir().join(id),
@@ -379,6 +380,19 @@ impl StateDir {
         let rd = self.create_run(&meta.run_id, meta)?;
         let lock = RunLock::acquire(&rd.path)?;
         Ok((rd, lock))
+    }
+
+    /// The state directory's lock, as `begin_run` holds it: `resume` takes it while it locks
+    /// its run and checks that no other run is unfinished, so that a `run` starting at the same
+    /// moment cannot slip in between.
+    pub fn lock_state(&self) -> Result<RunLock> {
+        RunLock::acquire_path(&self.root.join(STATE_LOCK_FILE)).map_err(|e| match e {
+            lock::LockError::Held { .. } => Error::Locked(format!(
+                "another meeseeks process is starting a run in {} right now ({e})",
+                self.root.display()
+            )),
+            other => other.into(),
+        })
     }
 
     /// Run ids, oldest first.

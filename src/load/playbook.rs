@@ -1,12 +1,13 @@
 //! `playbooks/<service>.toml` → `Playbook`, with template variables checked at load time.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::tree::{Table, Value};
+use toml::de::{DeTable, DeValue};
 
 use super::diag::{Diag, Diagnostics, SourceFile};
 use super::value::{Reader, SV, to_var};
@@ -21,7 +22,7 @@ const PLAYBOOK_KEYS: &[&str] = &[
     "rollback",
     "cleanup",
 ];
-const STEP_KINDS: &[&str] = &["run", "cmd", "http", "tcp", "wait", "manual"];
+pub(super) const STEP_KINDS: &[&str] = &["run", "cmd", "http", "tcp", "wait", "manual"];
 const STEP_KEYS: &[&str] = &[
     "name",
     "run",
@@ -87,6 +88,7 @@ pub(super) fn load_playbooks(
     let graph_vars: BTreeSet<&str> = model.vars.keys().map(String::as_str).collect();
     let cli_vars: BTreeSet<&str> = opts.cli_vars.keys().map(String::as_str).collect();
     let mut loaded: Vec<(usize, Playbook)> = Vec::new();
+    let cache = RefCell::new(super::uses::Cache::new(model.dir.clone()));
     for path in &files {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         let text = match std::fs::read_to_string(path) {
@@ -121,7 +123,7 @@ pub(super) fn load_playbooks(
             graph: &graph_vars,
             cli: &cli_vars,
         };
-        let pb = read_playbook(&file, path, &defined, diags);
+        let pb = read_playbook(&file, path, &defined, &cache, diags);
         if let (Some(id), Some(pb)) = (id, pb) {
             loaded.push((id, pb));
         }
@@ -165,22 +167,30 @@ pub(super) fn load_playbooks(
 }
 
 /// Variable names a playbook's templates may use.
-struct Defined<'a> {
+pub(super) struct Defined<'a> {
     graph: &'a BTreeSet<&'a str>,
     cli: &'a BTreeSet<&'a str>,
 }
 
-struct Ctx<'a, 'b> {
-    r: Reader<'a>,
-    defined: &'b Defined<'b>,
-    playbook_vars: BTreeSet<String>,
-    secrets: BTreeSet<String>,
-    envs: BTreeSet<String>,
+pub(super) struct Ctx<'a, 'b> {
+    pub r: Reader<'a>,
+    pub defined: &'b Defined<'b>,
+    pub playbook_vars: BTreeSet<String>,
+    pub secrets: BTreeSet<String>,
+    pub envs: BTreeSet<String>,
+    /// Inside a template file: its parameter names (`{{ with.NAME }}`).
+    pub with_params: Option<Vec<String>>,
+    /// Templates read so far in this load (`uses` steps).
+    pub cache: &'b RefCell<super::uses::Cache>,
+    /// Checks contributed by `uses` steps, appended to the playbook's checks.
+    pub extra_checks: Vec<Check>,
+    /// Local template files expanded into this playbook.
+    pub templates: BTreeSet<std::path::PathBuf>,
 }
 
 impl Ctx<'_, '_> {
     /// Checks a template string: syntax, and every variable it reads is defined.
-    fn template(&mut self, s: &str, span: Range<usize>) {
+    pub fn template(&mut self, s: &str, span: Range<usize>) {
         if !s.contains("{{") && !s.contains("{%") {
             return;
         }
@@ -228,6 +238,22 @@ impl Ctx<'_, '_> {
                             .help(format!("e.g. {{{{ {root}.DNS_TOKEN }}}}"));
                     }
                 },
+                // `{{ with.NAME }}` was spliced in before this check (see `uses`): what is
+                // left is an unknown parameter or a use the splice does not support.
+                "with" => self.with_var(rest, span.clone()),
+                // Placeholders written by `meeseeks init`: say what to do, not "undefined".
+                _ if root.starts_with("TODO") => {
+                    self.r
+                        .err(
+                            "todo",
+                            span.clone(),
+                            format!("placeholder `{root}` still to fill in"),
+                        )
+                        .label("replace this placeholder")
+                        .help(format!(
+                            "replace {{{{ {root} }}}} with the real value (left by `meeseeks init`)"
+                        ));
+                }
                 _ if BUILTIN_VARS.contains(&root)
                     || self.defined.graph.contains(root)
                     || self.defined.cli.contains(root)
@@ -257,6 +283,40 @@ impl Ctx<'_, '_> {
         }
     }
 
+    fn with_var(&mut self, name: Option<&str>, span: Range<usize>) {
+        let Some(params) = &self.with_params else {
+            self.r
+                .err(
+                    "template",
+                    span,
+                    "`with` is only defined inside a template (playbooks/_templates/ or the library)",
+                )
+                .help("in a playbook, pass values to a template with `with = { ... }` on a `uses` step");
+            return;
+        };
+        let name = name.unwrap_or("").split('.').next().unwrap_or("");
+        if params.iter().any(|p| p == name) {
+            self.r
+                .err(
+                    "template",
+                    span,
+                    format!("`with.{name}` may only be used as a whole `{{{{ with.{name} }}}}`"),
+                )
+                .help("parameter values are spliced into the text at load time: filters, tests and {% %} blocks cannot apply to them");
+        } else {
+            let hint = crate::util::closest(name, params.iter().map(String::as_str));
+            let mut d = self.r.err(
+                "unknown-param",
+                span,
+                format!("`with.{name}` is not a parameter of this template"),
+            );
+            d.help = Some(match hint {
+                Some(h) => format!("did you mean `with.{h}`? Declare parameters under [params]"),
+                None => format!("declare it under [params.{name}]"),
+            });
+        }
+    }
+
     fn tstring(&mut self, key: &str, v: &SV<'_>) -> Option<String> {
         let s = self.r.string(key, v)?;
         self.template(&s, v.span());
@@ -268,6 +328,7 @@ fn read_playbook(
     file: &Arc<SourceFile>,
     path: &Path,
     defined: &Defined<'_>,
+    cache: &RefCell<super::uses::Cache>,
     diags: &mut Diagnostics,
 ) -> Option<Playbook> {
     let table = super::parse(file, diags);
@@ -278,6 +339,10 @@ fn read_playbook(
         playbook_vars: BTreeSet::new(),
         secrets: BTreeSet::new(),
         envs: BTreeSet::new(),
+        with_params: None,
+        cache,
+        extra_checks: Vec::new(),
+        templates: BTreeSet::new(),
     };
     cx.r.unknown_keys(root, PLAYBOOK_KEYS, "a playbook");
     let mut pb = Playbook {
@@ -321,8 +386,10 @@ fn read_playbook(
             }
         }
     }
+    pb.checks.append(&mut cx.extra_checks);
     pb.secrets = std::mem::take(&mut cx.secrets);
     pb.envs = std::mem::take(&mut cx.envs);
+    pb.templates = std::mem::take(&mut cx.templates);
     Some(pb)
 }
 
@@ -341,20 +408,42 @@ fn read_steps(
     for (i, item) in arr.iter().enumerate() {
         // Duplicate names are checked on the raw name, so that a step broken in another way
         // still gets this problem reported too.
-        let name = item
-            .get_ref()
-            .as_table()
-            .and_then(|t| t.get("name"))
+        let table = item.get_ref().as_table();
+        let uses = table.and_then(|t| t.get("uses"));
+        // A `uses` step without a name is named after its template.
+        let name = table
+            .and_then(|t| t.get("name").or(uses))
             .and_then(|n| n.get_ref().as_str().map(|s| (s.to_string(), n.span())));
+        let mut raw_dup = false;
         if let Some((name, span)) = name {
             let line = cx.r.file.line_col(item.span().start).0;
             if let Some(first) = names.get(&name) {
+                raw_dup = true;
                 cx.r.err("duplicate-name", span, format!("duplicate step name `{name}` in [[{section}]]"))
                     .label("used again here")
                     .help(format!("the first step with this name is on line {first}; step names identify steps on resume and must be unique"));
             } else {
                 names.insert(name, line);
             }
+        }
+        if let (Some(t), Some(_)) = (table, uses) {
+            if let Some((steps, mut checks)) = super::uses::expand(cx, item, t, section) {
+                // Expanded names take part in the uniqueness rule too (a hand-written step
+                // could be called `k8s/scale/scale`).
+                for st in &steps {
+                    if let Some(first) = names.get(&st.name) {
+                        if !raw_dup {
+                            cx.r.err("duplicate-name", t.get("uses").map_or(item.span(), |u| u.span()), format!("this template's step `{}` collides with the step of that name in [[{section}]]", st.name))
+                                .help(format!("the other step is on line {first}; give this `uses` step a distinct `name`"));
+                        }
+                    } else {
+                        names.insert(st.name.clone(), st.line);
+                    }
+                }
+                out.extend(steps);
+                cx.extra_checks.append(&mut checks);
+            }
+            continue;
         }
         if let Some(step) = read_step(cx, item, section, i, require_name) {
             out.push(step);
@@ -402,7 +491,7 @@ fn read_http(cx: &mut Ctx<'_, '_>, v: &SV<'_>) -> Option<HttpSpec> {
     let mut expect_status = Vec::new();
     if let Some(es) = t.get("expect_status") {
         let items: Vec<&SV<'_>> = match es.get_ref() {
-            Value::Array(a) => a.iter().collect(),
+            DeValue::Array(a) => a.iter().collect(),
             _ => vec![es],
         };
         for it in items {
@@ -453,14 +542,14 @@ fn read_tcp(cx: &mut Ctx<'_, '_>, v: &SV<'_>) -> Option<String> {
 }
 
 /// The keys among `kinds` present in `t`, for the exactly-one-kind rule.
-fn kinds_present<'t>(t: &'t Table<'_>, kinds: &[&str]) -> Vec<(&'t str, Range<usize>)> {
+fn kinds_present<'t>(t: &'t DeTable<'_>, kinds: &[&str]) -> Vec<(&'t str, Range<usize>)> {
     t.iter()
         .filter(|(k, _)| kinds.contains(&k.get_ref().as_ref()))
         .map(|(k, _)| (k.get_ref().as_ref(), k.span()))
         .collect()
 }
 
-fn read_step(
+pub(super) fn read_step(
     cx: &mut Ctx<'_, '_>,
     item: &SV<'_>,
     section: &str,
@@ -562,7 +651,7 @@ fn read_step(
     })
 }
 
-fn read_check(cx: &mut Ctx<'_, '_>, item: &SV<'_>, index: usize) -> Option<Check> {
+pub(super) fn read_check(cx: &mut Ctx<'_, '_>, item: &SV<'_>, index: usize) -> Option<Check> {
     let t = cx.r.table("checks", item)?;
     let line = cx.r.file.line_col(item.span().start).0;
     cx.r.unknown_keys(t, CHECK_KEYS, "a [[checks]] entry");

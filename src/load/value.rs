@@ -1,15 +1,17 @@
-//! Typed reads from spanned TOML values, each failure a diagnostic (never an early return that
+//! Typed reads from spanned TOML values (`toml`'s `DeValue`: playbooks and templates; graph.toml
+//! is read through `gvalue` from the compact tree), each failure a diagnostic (never an early return that
 //! would hide the next problem).
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::diag::{Diag, Diagnostics, SourceFile};
-use super::tree::{Node, Table, Value};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
-pub type SV<'i> = Node<'i>;
+use super::diag::{Diag, Diagnostics, SourceFile};
+
+pub type SV<'i> = Spanned<DeValue<'i>>;
 
 /// A just-recorded diagnostic, to add a label or help to.
 pub struct DiagRef<'a>(&'a mut Diag);
@@ -78,13 +80,8 @@ impl Reader<'_> {
     }
 
     pub fn string(&mut self, key: &str, v: &SV<'_>) -> Option<String> {
-        self.str(key, v).map(str::to_string)
-    }
-
-    /// A string, borrowed from the tree.
-    pub fn str<'v>(&mut self, key: &str, v: &'v SV<'_>) -> Option<&'v str> {
         match v.get_ref() {
-            Value::String(s) => Some(s),
+            DeValue::String(s) => Some(s.to_string()),
             _ => {
                 self.type_err(key, v, "a string");
                 None
@@ -94,7 +91,7 @@ impl Reader<'_> {
 
     pub fn bool(&mut self, key: &str, v: &SV<'_>) -> Option<bool> {
         match v.get_ref() {
-            Value::Boolean(b) => Some(*b),
+            DeValue::Boolean(b) => Some(*b),
             _ => {
                 self.type_err(key, v, "true or false");
                 None
@@ -104,13 +101,15 @@ impl Reader<'_> {
 
     pub fn int(&mut self, key: &str, v: &SV<'_>) -> Option<i64> {
         match v.get_ref() {
-            Value::Integer(i) => match i.to_i64() {
-                Some(n) => Some(n),
-                None => {
-                    self.err("type", v.span(), format!("`{key}`: integer out of range"));
-                    None
+            DeValue::Integer(i) => {
+                match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                    Ok(n) => Some(n),
+                    Err(_) => {
+                        self.err("type", v.span(), format!("`{key}`: integer out of range"));
+                        None
+                    }
                 }
-            },
+            }
             _ => {
                 self.type_err(key, v, "an integer");
                 None
@@ -131,7 +130,7 @@ impl Reader<'_> {
 
     pub fn duration(&mut self, key: &str, v: &SV<'_>) -> Option<Duration> {
         let s = match v.get_ref() {
-            Value::String(s) => s,
+            DeValue::String(s) => s,
             _ => {
                 self.err(
                     "duration",
@@ -147,9 +146,6 @@ impl Reader<'_> {
                 return None;
             }
         };
-        if let Some(d) = simple_duration(s.trim()) {
-            return Some(d);
-        }
         match humantime::parse_duration(s.trim()) {
             Ok(d) => Some(d),
             Err(e) => {
@@ -178,9 +174,9 @@ impl Reader<'_> {
         Some(d)
     }
 
-    pub fn table<'v, 'i>(&mut self, key: &str, v: &'v SV<'i>) -> Option<&'v Table<'i>> {
+    pub fn table<'v, 'i>(&mut self, key: &str, v: &'v SV<'i>) -> Option<&'v DeTable<'i>> {
         match v.get_ref() {
-            Value::Table(t) => Some(t),
+            DeValue::Table(t) => Some(t),
             _ => {
                 self.type_err(key, v, "a table");
                 None
@@ -190,7 +186,7 @@ impl Reader<'_> {
 
     pub fn array<'v, 'i>(&mut self, key: &str, v: &'v SV<'i>) -> Option<&'v [SV<'i>]> {
         match v.get_ref() {
-            Value::Array(a) => Some(&a[..]),
+            DeValue::Array(a) => Some(&a[..]),
             _ => {
                 self.type_err(key, v, "an array");
                 None
@@ -210,35 +206,8 @@ impl Reader<'_> {
         Some(out)
     }
 
-    /// A table of string values.
-    pub fn string_map(&mut self, key: &str, v: &SV<'_>) -> Option<BTreeMap<String, String>> {
-        let t = self.table(key, v)?;
-        let mut out = BTreeMap::new();
-        for (k, val) in t.iter() {
-            let name = format!("{key}.{}", k.get_ref());
-            if let Some(s) = self.scalar_string(&name, val) {
-                out.insert(k.get_ref().to_string(), s);
-            }
-        }
-        Some(out)
-    }
-
-    /// A string, or a number/bool written as its text (tags like `zone = 2` are common).
-    pub fn scalar_string(&mut self, key: &str, v: &SV<'_>) -> Option<String> {
-        match v.get_ref() {
-            Value::String(s) => Some(s.to_string()),
-            Value::Integer(i) => Some(i.as_str().to_string()),
-            Value::Float(f) => Some(f.as_str().to_string()),
-            Value::Boolean(b) => Some(b.to_string()),
-            _ => {
-                self.type_err(key, v, "a string");
-                None
-            }
-        }
-    }
-
     /// Reports keys of `t` that are not in `known`, suggesting the closest known key.
-    pub fn unknown_keys(&mut self, t: &Table<'_>, known: &[&str], what: &str) {
+    pub fn unknown_keys(&mut self, t: &DeTable<'_>, known: &[&str], what: &str) {
         for (k, _) in t.iter() {
             let key = k.get_ref().as_ref();
             if !known.contains(&key) {
@@ -258,34 +227,15 @@ impl Reader<'_> {
     }
 }
 
-/// `humantime::parse_duration` for the forms nearly every duration is written in (`90s`, `5m`,
-/// `4h`, `7d`), at a fraction of its cost; anything else is left to humantime.
-fn simple_duration(s: &str) -> Option<Duration> {
-    let (digits, unit) = s.split_at_checked(s.len().checked_sub(1)?)?;
-    if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    let unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    Some(Duration::from_secs(n * unit))
-}
-
 /// Converts a TOML value to a template variable value.
-pub fn to_var(v: &Value<'_>) -> serde_json::Value {
+pub fn to_var(v: &DeValue<'_>) -> serde_json::Value {
     use serde_json::Value as J;
     match v {
-        Value::String(s) => J::String(s.to_string()),
-        Value::Integer(i) => i
-            .to_i64()
+        DeValue::String(s) => J::String(s.to_string()),
+        DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
             .map(J::from)
-            .unwrap_or_else(|| J::String(i.as_str().to_string())),
-        Value::Float(f) => f
+            .unwrap_or_else(|_| J::String(i.as_str().to_string())),
+        DeValue::Float(f) => f
             .as_str()
             .replace('_', "")
             .parse::<f64>()
@@ -293,58 +243,13 @@ pub fn to_var(v: &Value<'_>) -> serde_json::Value {
             .and_then(serde_json::Number::from_f64)
             .map(J::Number)
             .unwrap_or_else(|| J::String(f.as_str().to_string())),
-        Value::Boolean(b) => J::Bool(*b),
-        Value::Datetime(d) => J::String(d.to_string()),
-        Value::Array(a) => J::Array(a.iter().map(|x| to_var(x.get_ref())).collect()),
-        Value::Table(t) => J::Object(
+        DeValue::Boolean(b) => J::Bool(*b),
+        DeValue::Datetime(d) => J::String(d.to_string()),
+        DeValue::Array(a) => J::Array(a.iter().map(|x| to_var(x.get_ref())).collect()),
+        DeValue::Table(t) => J::Object(
             t.iter()
                 .map(|(k, x)| (k.get_ref().to_string(), to_var(x.get_ref())))
                 .collect(),
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn simple_durations_are_what_humantime_says() {
-        let mut cases: Vec<String> = [
-            "0s",
-            "05m",
-            "1d",
-            "999999999h",
-            "1000000000s",
-            "",
-            "s",
-            "5",
-            "5ms",
-            "5 m",
-            "1h30m",
-            "+5m",
-            "-5m",
-            "5M",
-            "٣s",
-            "5é",
-            "5w",
-            "5y",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        for n in [0u64, 1, 7, 59, 60, 90, 3599, 86_400, 123_456_789] {
-            for u in ["s", "m", "h", "d", "x"] {
-                cases.push(format!("{n}{u}"));
-            }
-        }
-        let mut taken = 0;
-        for c in &cases {
-            if let Some(d) = simple_duration(c) {
-                taken += 1;
-                assert_eq!(Some(d), humantime::parse_duration(c).ok(), "{c:?}");
-            }
-        }
-        assert!(taken > 30, "{taken}");
     }
 }

@@ -126,6 +126,10 @@ pub struct Playbook {
     pub secrets: std::collections::BTreeSet<String>,
     /// Names read through `{{ env.NAME }}`.
     pub envs: std::collections::BTreeSet<String>,
+    /// The DR directory's own template files (`playbooks/_templates/`) this playbook's `uses`
+    /// steps expanded: inputs of a run, like the playbook file itself. (Built-in templates
+    /// are part of the binary, identified by its version.)
+    pub templates: std::collections::BTreeSet<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
