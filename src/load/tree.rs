@@ -289,69 +289,78 @@ fn parse_in_chunks(text: &str, chunk: usize) -> (Doc<'_>, Vec<TomlError>) {
 }
 
 /// [`parse_in_chunks`], or `None` when the document has an error and must be parsed whole.
+///
+/// Two stages in a pipeline, on two threads: lexing and `toml_parser`'s event parser on one,
+/// building the tree from the events on the other (each about half of the parsing cost of a
+/// big graph), with at most two pieces in flight between them.
 fn try_chunks(text: &str, chunk: usize) -> Option<(Doc<'_>, Vec<TomlError>)> {
     let source = Source::new(text);
-    let mut p = Parser {
-        text,
-        ix: Index::default(),
-    };
-    let mut state = State::default();
-    let mut errors = Sink(Vec::new());
-    let mut tokens: Vec<Token> = Vec::with_capacity(chunk.min(text.len() / 3) + 16);
-    let mut events = Events(Vec::new());
-    // Bracket depth (`[`/`]` and `{`/`}`), and whether the last token ended a line: where a
-    // cut is worth trying. A wrong guess only costs the fallback.
-    let mut depth = 0i64;
-    let mut line_start = false;
-    let mut lexer = source.lex();
-    loop {
-        let token = lexer.next();
-        let cut = match &token {
-            Some(t) => {
-                line_start
-                    && depth == 0
-                    && t.kind() == TokenKind::LeftSquareBracket
-                    && tokens.len() >= chunk
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Option<Vec<Ev>>>(2);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut tokens: Vec<Token> = Vec::with_capacity(chunk.min(text.len() / 3) + 16);
+            // Bracket depth (`[`/`]` and `{`/`}`), and whether the last token ended a line:
+            // where a cut is worth trying. A wrong guess only costs the fallback.
+            let mut depth = 0i64;
+            let mut line_start = false;
+            let mut lexer = source.lex();
+            loop {
+                let token = lexer.next();
+                let cut = match &token {
+                    Some(t) => {
+                        line_start
+                            && depth == 0
+                            && t.kind() == TokenKind::LeftSquareBracket
+                            && tokens.len() >= chunk
+                    }
+                    None => true,
+                };
+                if cut && !tokens.is_empty() {
+                    let mut clean = NoErrors(true);
+                    let mut events = Events(Vec::with_capacity(tokens.len()));
+                    {
+                        let mut ws = ValidateWhitespace::new(&mut events, source);
+                        let mut guard = RecursionGuard::new(&mut ws, LIMIT);
+                        toml_parser::parser::parse_document(&tokens, &mut guard, &mut clean);
+                    }
+                    // A closed receiver means the tree builder gave up: stop too.
+                    let msg = clean.0.then_some(events.0);
+                    let failed = msg.is_none();
+                    if tx.send(msg).is_err() || failed {
+                        return;
+                    }
+                    tokens.clear();
+                }
+                let Some(t) = token else { break };
+                match t.kind() {
+                    TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
+                    TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => depth -= 1,
+                    _ => {}
+                }
+                line_start = t.kind() == TokenKind::Newline;
+                tokens.push(t);
             }
-            None => true,
+        });
+        let mut p = Parser {
+            text,
+            ix: Index::default(),
         };
-        if cut && !tokens.is_empty() {
-            let mut clean = NoErrors(true);
-            events.0.clear();
-            {
-                let mut ws = ValidateWhitespace::new(&mut events, source);
-                let mut guard = RecursionGuard::new(&mut ws, LIMIT);
-                toml_parser::parser::parse_document(&tokens, &mut guard, &mut clean);
-            }
-            if !clean.0 {
-                return None;
-            }
-            let mut input = Input {
-                evs: &events.0,
-                pos: 0,
-            };
+        let mut state = State::default();
+        let mut errors = Sink(Vec::new());
+        for msg in rx {
+            let evs = msg?;
+            let mut input = Input { evs: &evs, pos: 0 };
             match p.document_events(&mut state, &mut input, &mut errors) {
                 Step::Done if errors.0.is_empty() => {}
                 _ => return None,
             }
-            tokens.clear();
         }
-        let Some(t) = token else { break };
-        match t.kind() {
-            TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
-            TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => depth -= 1,
-            _ => {}
-        }
-        line_start = t.kind() == TokenKind::Newline;
-        tokens.push(t);
-    }
-    drop(tokens);
-    drop(events);
-    p.finish_table(&mut state, &mut errors);
-    drop(p);
-    let mut root = state.root;
-    finish(&mut root);
-    Some((Doc { root }, errors.0))
+        p.finish_table(&mut state, &mut errors);
+        drop(p);
+        let mut root = state.root;
+        finish(&mut root);
+        Some((Doc { root }, errors.0))
+    })
 }
 
 /// The whole document at once, as `toml` does: all its tokens, then all its events.
