@@ -414,25 +414,14 @@ pub fn run(g: &Global, a: &ResumeArgs) -> Result<i32> {
         }));
     }
     let mut after: Vec<crate::exec::After> = Vec::new();
-    if !model.notify.is_empty() {
-        let sub = crate::exec::NotifySubscriber::default();
-        let (hooks, m, id, s2, mode) = (
-            model.notify.clone(),
-            masker.clone(),
-            ro.run_id.clone(),
-            sub.clone(),
-            meta.mode,
-        );
-        attach.push(Box::new(move |runner| {
-            *s2.0.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(crate::notify::Notifier::new(&hooks, m, &id, Some(mode)));
-            runner.subscribe(Box::new(s2));
-            Ok(())
-        }));
-        after.push(Box::new(move || {
-            Box::pin(async move { sub.close(Duration::from_secs(5)).await })
-        }));
-    }
+    super::run::attach_webhooks(
+        &model,
+        &masker,
+        &ro.run_id,
+        meta.mode,
+        &mut attach,
+        &mut after,
+    );
     let session = Session {
         scope,
         opts: ro,

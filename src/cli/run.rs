@@ -232,24 +232,8 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
         }));
     }
     let mut after: Vec<crate::exec::After> = Vec::new();
-    if !model.notify.is_empty() && !a.dry_run {
-        let sub = crate::exec::NotifySubscriber::default();
-        let (hooks, m, id, s2) = (
-            model.notify.clone(),
-            masker.clone(),
-            ro.run_id.clone(),
-            sub.clone(),
-        );
-        attach.push(Box::new(move |runner| {
-            *s2.0.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(crate::notify::Notifier::new(&hooks, m, &id, Some(mode)));
-            runner.subscribe(Box::new(s2));
-            Ok(())
-        }));
-        // A dead webhook never holds the operator for long: bounded grace at exit.
-        after.push(Box::new(move || {
-            Box::pin(async move { sub.close(Duration::from_secs(5)).await })
-        }));
+    if !a.dry_run {
+        attach_webhooks(&model, &masker, &ro.run_id, mode, &mut attach, &mut after);
     }
     let session = Session {
         scope,
@@ -297,4 +281,36 @@ pub(crate) fn finish(
         return Ok(crate::error::exit::NEGATIVE);
     }
     Ok(report.exit_code)
+}
+
+/// Subscribes the graph's `[[notify]]` webhooks to a run (nothing when there are none). The
+/// notifier needs a runtime, so it starts in an `attach` hook; a dead webhook never holds the
+/// operator for long: bounded grace at exit.
+pub(crate) fn attach_webhooks(
+    model: &crate::model::Model,
+    masker: &crate::mask::Masker,
+    run_id: &str,
+    mode: crate::model::Mode,
+    attach: &mut Vec<crate::exec::Attach>,
+    after: &mut Vec<crate::exec::After>,
+) {
+    if model.notify.is_empty() {
+        return;
+    }
+    let sub = crate::exec::NotifySubscriber::default();
+    let (hooks, m, id, s2) = (
+        model.notify.clone(),
+        masker.clone(),
+        run_id.to_string(),
+        sub.clone(),
+    );
+    attach.push(Box::new(move |runner| {
+        *s2.0.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(crate::notify::Notifier::new(&hooks, m, &id, Some(mode)));
+        runner.subscribe(Box::new(s2));
+        Ok(())
+    }));
+    after.push(Box::new(move || {
+        Box::pin(async move { sub.close(Duration::from_secs(5)).await })
+    }));
 }
