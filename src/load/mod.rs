@@ -200,23 +200,20 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     // Services in name order (the tree iterates keys in order), and beside them their tables
     // in the tree: dependency names are resolved straight from there (no copy of 400 000
     // names, no second 400-byte record per service).
-    let mut services: Vec<Service> = Vec::new();
-    let mut lists: Vec<DepLists<'_, '_>> = Vec::new();
+    let mut entries: Vec<(&SV<'_>, Range<usize>)> = Vec::new();
     let mut names: Vec<&str> = Vec::new();
-    let mut name_spans: Vec<Range<usize>> = Vec::new();
     if let Some(v) = root.get("services")
         && let Some(t) = r.table("services", v)
     {
-        services.reserve_exact(t.len());
-        lists.reserve_exact(t.len());
+        entries.reserve_exact(t.len());
         names.reserve_exact(t.len());
-        name_spans.reserve_exact(t.len());
         for (k, v) in t.iter() {
-            if let Some((svc, deps)) = read_service(&mut r, k.get_ref(), k.span(), v, &defaults) {
-                services.push(svc);
-                lists.push(deps);
+            if v.get_ref().as_table().is_some() {
+                entries.push((v, k.span()));
                 names.push(k.get_ref());
-                name_spans.push(k.span());
+            } else {
+                // Not a service: reported (and left out) here.
+                read_service(&mut r, k.get_ref(), k.span(), v, &defaults);
             }
         }
     } else if root.get("services").is_none() {
@@ -229,40 +226,24 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
         );
     }
     debug_assert!(names.is_sorted(), "ids are positions in name order");
+    let name_spans: Vec<Range<usize>> = entries.iter().map(|e| e.1.clone()).collect();
+    let ids: FastMap<&str, SvcId> = names.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    let (mut services, lists) = read_services(
+        &gfile,
+        r.diags,
+        &entries,
+        &names,
+        &ids,
+        &defaults,
+        PARALLEL_SERVICES,
+    );
+    drop(ids);
+    drop(entries);
     let starts: Vec<usize> = name_spans.iter().map(|s| s.start).collect();
     for (svc, line) in services.iter_mut().zip(gfile.lines(&starts)) {
         svc.line = line;
     }
     drop(starts);
-
-    let ids: FastMap<&str, SvcId> = names.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-    let mut resolver = Resolver {
-        ids: &ids,
-        names: &names,
-        stamp: vec![usize::MAX; names.len()],
-    };
-    for (id, &(deps, soft)) in lists.iter().enumerate() {
-        let name = names[id];
-        let deps = deps.map_or_else(Vec::new, |v| {
-            resolver.resolve(&mut r, id, 2 * id, name, "depends_on", v, |_, _| {})
-        });
-        let soft = soft.map_or_else(Vec::new, |v| {
-            resolver.resolve(&mut r, id, 2 * id + 1, name, "soft_depends_on", v, |r, (d, span)| {
-                if deps.binary_search(&d).is_ok() {
-                    r.err(
-                        "dependency-both",
-                        span,
-                        format!("`{}` is both an essential and an optional dependency", names[d]),
-                    )
-                    .help("keep it in `depends_on` (recovery needs it) or in `soft_depends_on` (works degraded without it), not both");
-                }
-            })
-        });
-        services[id].depends_on = deps;
-        services[id].soft_depends_on = soft;
-    }
-    drop(resolver);
-    drop(ids);
 
     let mut model = Model {
         dir: dir.to_path_buf(),
@@ -274,18 +255,27 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
         dependents: Vec::new(),
         soft_dependents: Vec::new(),
     };
-    // `Model::finish` in two steps: the name index only once the tree is gone (peak memory).
-    model.finish_dependents();
-    report_cycles(&model, &lists, &gfile, r.diags);
+    // `Model::finish` in two parts: on a big graph the name index (a copy of every name) is
+    // built on a second thread meanwhile.
+    let name_index = || -> HashMap<String, SvcId> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (n.to_string(), i))
+            .collect()
+    };
+    model.index = std::thread::scope(|s| {
+        let index = (names.len() >= PARALLEL_SERVICES).then(|| s.spawn(name_index));
+        model.finish_dependents();
+        report_cycles(&model, &lists, &gfile, r.diags);
+        match index {
+            Some(h) => h.join().expect("name index panicked"),
+            None => name_index(),
+        }
+    });
     drop(lists);
     drop(names);
     drop(table);
-    model.index = model
-        .services
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.clone(), i))
-        .collect();
 
     if !opts.graph_only {
         playbook::load_playbooks(&mut model, &name_spans, &gfile, opts, &mut diags);
@@ -527,6 +517,92 @@ fn read_service<'t, 'i>(
         }
     }
     Some((svc, (f.depends_on, f.soft_depends_on)))
+}
+
+/// Services below this many are read on one thread (a thread costs more than it saves).
+const PARALLEL_SERVICES: usize = 4096;
+
+/// Reads the service tables `entries` (in name order; `names[i]` is the name of entry `i`)
+/// and resolves their dependency lists, in two halves on two threads from `threads_at`
+/// services on. The
+/// diagnostics come out in the order one thread would push them: every table's first, then
+/// every dependency list's.
+fn read_services<'t, 'i>(
+    file: &Arc<SourceFile>,
+    diags: &mut Diagnostics,
+    entries: &[(&'t SV<'i>, Range<usize>)],
+    names: &[&str],
+    ids: &FastMap<&str, SvcId>,
+    defaults: &Defaults,
+    threads_at: usize,
+) -> (Vec<Service>, Vec<DepLists<'t, 'i>>) {
+    let half = |lo: usize, hi: usize| {
+        let mut read_diags = Diagnostics::default();
+        let mut dep_diags = Diagnostics::default();
+        let mut services = Vec::with_capacity(hi - lo);
+        let mut lists = Vec::with_capacity(hi - lo);
+        let mut resolver = Resolver {
+            ids,
+            names,
+            stamp: vec![usize::MAX; names.len()],
+        };
+        for (id, (v, span)) in entries.iter().enumerate().take(hi).skip(lo) {
+            let name = names[id];
+            let mut r = Reader {
+                file,
+                diags: &mut read_diags,
+            };
+            let Some((mut svc, (deps, soft))) =
+                read_service(&mut r, name, span.clone(), v, defaults)
+            else {
+                unreachable!("entries are tables");
+            };
+            let mut r = Reader {
+                file,
+                diags: &mut dep_diags,
+            };
+            let dep_ids = deps.map_or_else(Vec::new, |v| {
+                resolver.resolve(&mut r, id, 2 * id, name, "depends_on", v, |_, _| {})
+            });
+            let soft_ids = soft.map_or_else(Vec::new, |v| {
+                resolver.resolve(&mut r, id, 2 * id + 1, name, "soft_depends_on", v, |r, (d, span)| {
+                    if dep_ids.binary_search(&d).is_ok() {
+                        r.err(
+                            "dependency-both",
+                            span,
+                            format!("`{}` is both an essential and an optional dependency", names[d]),
+                        )
+                        .help("keep it in `depends_on` (recovery needs it) or in `soft_depends_on` (works degraded without it), not both");
+                    }
+                })
+            });
+            svc.depends_on = dep_ids;
+            svc.soft_depends_on = soft_ids;
+            services.push(svc);
+            lists.push((deps, soft));
+        }
+        (services, lists, read_diags, dep_diags)
+    };
+    let n = entries.len();
+    let ((mut services, mut lists, mut read, mut deps), second) = if n < threads_at.max(2) {
+        (half(0, n), None)
+    } else {
+        let mid = n / 2;
+        std::thread::scope(|s| {
+            let second = s.spawn(|| half(mid, n));
+            let first = half(0, mid);
+            (first, Some(second.join().expect("service reader panicked")))
+        })
+    };
+    if let Some((s2, l2, r2, d2)) = second {
+        services.extend(s2);
+        lists.extend(l2);
+        read.items.extend(r2.items);
+        deps.items.extend(d2.items);
+    }
+    diags.items.extend(read.items);
+    diags.items.extend(deps.items);
+    (services, lists)
 }
 
 /// The values of a service table, by key.
@@ -773,5 +849,81 @@ fn report_cycles(
                 .label("this edge closes the cycle")
                 .help("essential dependencies must form a DAG: break the cycle, or make one edge a `soft_depends_on` if that service works degraded without the other"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two-thread reading of services gives what one thread gives: the same services,
+    /// dependencies and diagnostics in the same order, with problems in both halves.
+    #[test]
+    fn services_read_on_two_threads_match_one_thread() {
+        let mut text = String::from("[defaults]\nrto = \"1h\"\n");
+        for i in 0..40 {
+            text.push_str(&format!("[services.s{i:02}]\n"));
+            if i % 7 != 3 {
+                text.push_str("tier = 1\n");
+            }
+            match i % 5 {
+                0 => text.push_str(&format!("depends_on = [\"s{:02}\", \"nope{i}\"]\n", i + 1)),
+                1 => text.push_str(&format!("depends_on = [\"s{i:02}\"]\n")),
+                2 => text.push_str(&format!(
+                    "depends_on = [\"s{:02}\"]\nsoft_depends_on = [\"s{:02}\", \"s{:02}\"]\n",
+                    (i + 3) % 40,
+                    (i + 3) % 40,
+                    (i + 1) % 40
+                )),
+                3 => text.push_str(&format!(
+                    "depends_on = [\"s{:02}\", \"s{:02}\"]\nrto = 5\n",
+                    (i + 2) % 40,
+                    (i + 2) % 40
+                )),
+                _ => text.push_str("colour = \"red\"\n"),
+            }
+        }
+        let file = SourceFile::new("graph.toml".into(), text);
+        let (doc, errors) = tree::parse(&file.text);
+        assert!(errors.is_empty(), "{errors:?}");
+        let services = doc
+            .get_ref()
+            .get("services")
+            .unwrap()
+            .get_ref()
+            .as_table()
+            .unwrap();
+        let entries: Vec<(&SV<'_>, Range<usize>)> =
+            services.iter().map(|(k, v)| (v, k.span())).collect();
+        let names: Vec<&str> = services.iter().map(|(k, _)| k.get_ref().as_ref()).collect();
+        let ids: FastMap<&str, SvcId> = names.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        let read = |threads_at| {
+            let mut diags = Diagnostics::default();
+            let defaults = Defaults::default();
+            let (svcs, _) = read_services(
+                &file, &mut diags, &entries, &names, &ids, &defaults, threads_at,
+            );
+            let svcs: Vec<String> = svcs.iter().map(|s| format!("{s:?}")).collect();
+            let diags: Vec<String> = diags
+                .items
+                .iter()
+                .map(|d| format!("{} {:?} {} {:?}", d.code, d.span, d.message, d.help))
+                .collect();
+            (svcs, diags)
+        };
+        let one = read(usize::MAX);
+        let two = read(0);
+        assert_eq!(one, two);
+        let codes: BTreeSet<&str> = one.1.iter().map(|d| d.split(' ').next().unwrap()).collect();
+        for code in [
+            "unknown-dependency",
+            "self-dependency",
+            "dependency-both",
+            "duplicate-dependency",
+            "missing-key",
+            "unknown-key",
+        ] {
+            assert!(codes.contains(code), "{code} not in {codes:?}");
+        }
     }
 }
