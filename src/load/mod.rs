@@ -238,44 +238,47 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
         PARALLEL_SERVICES,
     );
     drop(ids);
+    // What is left of `Model::finish`, in two halves: on a big graph the name index (a copy
+    // of every name) is built and the lines numbered on a second thread while this one
+    // derives the dependents and checks for cycles.
+    let name_index = |services: &[Service]| -> HashMap<String, SvcId> {
+        services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect()
+    };
+    let index_and_lines = || {
+        let starts: Vec<usize> = name_spans.iter().map(|s| s.start).collect();
+        (name_index(&services), gfile.lines(&starts))
+    };
+    let ((index, lines), (dependents, soft_dependents)) = std::thread::scope(|s| {
+        let other = (services.len() >= PARALLEL_SERVICES).then(|| s.spawn(index_and_lines));
+        let reverse = crate::model::reverse_lists(&services);
+        report_cycles(&services, &reverse.0, &lists, &gfile, r.diags);
+        let other = match other {
+            Some(h) => h.join().expect("name index panicked"),
+            None => index_and_lines(),
+        };
+        (other, reverse)
+    });
+    drop(lists);
+    drop(names);
     drop(entries);
-    let starts: Vec<usize> = name_spans.iter().map(|s| s.start).collect();
-    for (svc, line) in services.iter_mut().zip(gfile.lines(&starts)) {
+    table.drop_in_parallel(PARALLEL_SERVICES);
+    for (svc, line) in services.iter_mut().zip(lines) {
         svc.line = line;
     }
-    drop(starts);
-
     let mut model = Model {
         dir: dir.to_path_buf(),
         defaults,
         vars,
         notify,
         services,
-        index: HashMap::new(),
-        dependents: Vec::new(),
-        soft_dependents: Vec::new(),
+        index,
+        dependents,
+        soft_dependents,
     };
-    // `Model::finish` in two parts: on a big graph the name index (a copy of every name) is
-    // built on a second thread meanwhile.
-    let name_index = || -> HashMap<String, SvcId> {
-        names
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| (n.to_string(), i))
-            .collect()
-    };
-    model.index = std::thread::scope(|s| {
-        let index = (names.len() >= PARALLEL_SERVICES).then(|| s.spawn(name_index));
-        model.finish_dependents();
-        report_cycles(&model, &lists, &gfile, r.diags);
-        match index {
-            Some(h) => h.join().expect("name index panicked"),
-            None => name_index(),
-        }
-    });
-    drop(lists);
-    drop(names);
-    drop(table);
 
     if !opts.graph_only {
         playbook::load_playbooks(&mut model, &name_spans, &gfile, opts, &mut diags);
@@ -758,21 +761,22 @@ impl Resolver<'_> {
 /// Finds every cycle of essential dependencies (one per strongly connected component) and
 /// reports it whole: `a -> b -> c -> a`. Linear: Tarjan's SCC plus one walk per component.
 fn report_cycles(
-    model: &Model,
+    services: &[Service],
+    dependents: &[Vec<SvcId>],
     lists: &[DepLists<'_, '_>],
     file: &Arc<SourceFile>,
     diags: &mut Diagnostics,
 ) {
     use petgraph::graph::{DiGraph, NodeIndex};
-    let n = model.services.len();
+    let n = services.len();
     // The usual case, no cycle, is settled by one topological sort (Kahn) without building
     // a graph.
-    let mut indeg: Vec<usize> = model.services.iter().map(|s| s.depends_on.len()).collect();
+    let mut indeg: Vec<usize> = services.iter().map(|s| s.depends_on.len()).collect();
     let mut ready: Vec<SvcId> = (0..n).filter(|&i| indeg[i] == 0).collect();
     let mut sorted = 0;
     while let Some(i) = ready.pop() {
         sorted += 1;
-        for &j in &model.dependents[i] {
+        for &j in &dependents[i] {
             indeg[j] -= 1;
             if indeg[j] == 0 {
                 ready.push(j);
@@ -787,7 +791,7 @@ fn report_cycles(
     for _ in 0..n {
         g.add_node(());
     }
-    for (i, s) in model.services.iter().enumerate() {
+    for (i, s) in services.iter().enumerate() {
         for &d in &s.depends_on {
             g.add_edge(NodeIndex::new(i), NodeIndex::new(d), ());
         }
@@ -816,7 +820,7 @@ fn report_cycles(
         pos.insert(start, 0);
         let mut cur = start;
         let cycle = loop {
-            let next = model.services[cur]
+            let next = services[cur]
                 .depends_on
                 .iter()
                 .copied()
@@ -831,7 +835,7 @@ fn report_cycles(
             path.push(next);
             cur = next;
         };
-        let names: Vec<&str> = cycle.iter().map(|&i| model.name(i)).collect();
+        let names: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
         let (from, to) = (cycle[0], cycle[1]);
         // The first time `to` is listed in `from`'s depends_on (later ones were duplicates).
         let span = lists[from]
@@ -839,7 +843,7 @@ fn report_cycles(
             .and_then(|v| v.get_ref().as_array())
             .and_then(|a| {
                 a.iter()
-                    .find(|x| x.get_ref().as_str() == Some(model.name(to)))
+                    .find(|x| x.get_ref().as_str() == Some(services[to].name.as_str()))
             })
             .map(|x| x.span())
             .unwrap_or(0..0);

@@ -256,6 +256,29 @@ impl<'i> Doc<'i> {
     pub fn get_ref(&self) -> &Table<'i> {
         &self.root
     }
+
+    /// Drops the tree, the biggest table's entries half on a second thread when it has at
+    /// least `threads_at` of them (freeing a 100 000-service tree is a million nodes).
+    pub fn drop_in_parallel(mut self, threads_at: usize) {
+        let biggest = self
+            .root
+            .entries
+            .iter_mut()
+            .filter_map(|(_, v)| match &mut v.value {
+                Value::Table(t) => Some(t),
+                _ => None,
+            })
+            .max_by_key(|t| t.entries.len());
+        if let Some(t) = biggest
+            && t.entries.len() >= threads_at.max(2)
+        {
+            let half = t.entries.split_off(t.entries.len() / 2);
+            std::thread::scope(|s| {
+                s.spawn(move || drop(half));
+                drop(self);
+            });
+        }
+    }
 }
 
 /// A syntax (or TOML semantics) error, worded as `toml::de::Error::message()` words it.
@@ -976,6 +999,16 @@ impl<'i> Parser<'i> {
         let Some(key) = header.key else {
             return;
         };
+        let mut prev_table = prev_table;
+        // Sorted now, while its entries are at hand in the cache, rather than in the final
+        // pass over the whole tree (which then only checks). Tables without a hash index
+        // are searched by scanning, so their order does not matter meanwhile; a key added
+        // later is sorted in by that final pass.
+        if prev_table.id == 0 && !prev_table.entries.is_sorted_by(|a, b| a.0.name <= b.0.name) {
+            prev_table
+                .entries
+                .sort_unstable_by(|a, b| a.0.name.cmp(&b.0.name));
+        }
         let header_span = header.span.start()..header.span.end();
         let prev_table = Node::new(header_span.clone(), Value::Table(prev_table));
         let ix = &mut self.ix;
