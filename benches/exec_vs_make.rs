@@ -145,7 +145,7 @@ fn bench_critical_path() {
         .map(|(i, d)| {
             let mut s = Service::new(name(i), 1, Duration::from_secs(3600));
             let ms = 50 + r.next() % 250;
-            s.playbook = Some(Playbook {
+            s.playbook = Some(Box::new(Playbook {
                 steps: vec![Step {
                     name: "wait".into(),
                     kind: StepKind::Wait(Duration::from_millis(ms)),
@@ -159,7 +159,7 @@ fn bench_critical_path() {
                     line: 1,
                 }],
                 ..Default::default()
-            });
+            }));
             (s, d.iter().map(|&j| name(j)).collect(), vec![])
         })
         .collect();

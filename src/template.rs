@@ -308,7 +308,7 @@ mod tests {
         pb.vars.insert("replicas".into(), serde_json::json!(6));
         pb.vars.insert("site".into(), serde_json::json!("pb-site"));
         pb.secrets.insert("MEESEEKS_TEST_TOKEN".into());
-        s.playbook = Some(pb);
+        s.playbook = Some(Box::new(pb));
         let mut m = Model::from_parts(
             PathBuf::from("/dr"),
             Defaults::default(),

@@ -958,7 +958,7 @@ mod tests {
     #[test]
     fn playbook_and_health_check_warnings() {
         let mut no_checks = s("no-checks", 1, 60, &[], &[]);
-        no_checks.0.playbook = Some(playbook(1, 0));
+        no_checks.0.playbook = Some(Box::new(playbook(1, 0)));
         let m = model(vec![
             s("no-pb", 1, 60, &[], &[]),
             no_checks,

@@ -152,7 +152,7 @@ pub(crate) mod fixtures {
 
     /// `part` with a one-step playbook of `minutes` and one health check.
     pub fn pb(mut part: Part, minutes: u64) -> Part {
-        part.0.playbook = Some(playbook(minutes, 1));
+        part.0.playbook = Some(Box::new(playbook(minutes, 1)));
         part
     }
 

@@ -129,7 +129,7 @@ pub(super) fn load_playbooks(
         }
     }
     for (id, pb) in loaded {
-        model.services[id].playbook = Some(pb);
+        model.services[id].playbook = Some(Box::new(pb));
     }
     // Thousands of services without a playbook (a freshly imported graph) must not cost a
     // diagnostic each: the first few are shown where they are, the rest counted in one line.

@@ -86,13 +86,13 @@ pub fn model(dir: &Path, svcs: Vec<Svc>) -> Model {
         svcs.into_iter()
             .map(|s| {
                 let mut service = Service::new(s.name, 1, s.rto);
-                service.playbook = Some(Playbook {
+                service.playbook = Some(Box::new(Playbook {
                     file: PathBuf::from(format!("playbooks/{}.toml", s.name)),
                     steps: s.steps,
                     checks: s.checks,
                     rollback: s.rollback,
                     ..Default::default()
-                });
+                }));
                 (
                     service,
                     s.deps.iter().map(|d| d.to_string()).collect(),
