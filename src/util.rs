@@ -11,3 +11,23 @@ pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
     }
     best.filter(|(_, s)| *s >= 0.75).map(|(c, _)| c)
 }
+
+/// Runs `a` and `b` and returns both results: side by side, `a` on a scoped thread and `b` on
+/// this one, when `parallel`; else one after the other on this thread, so that small inputs
+/// do not pay for starting a thread. A panic in either is propagated.
+pub fn join<A: Send, B>(
+    parallel: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B,
+) -> (A, B) {
+    if !parallel {
+        let a = a();
+        return (a, b());
+    }
+    std::thread::scope(|s| {
+        let h = s.spawn(a);
+        let b = b();
+        let a = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (a, b)
+    })
+}

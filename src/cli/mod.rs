@@ -180,14 +180,24 @@ pub fn load_model(global: &Global, path: &std::path::Path, opts: &LoadOptions) -
 
 /// Writes command output to `--out FILE` or stdout.
 pub fn emit(out: Option<&std::path::Path>, text: &str) -> Result<()> {
+    emit_with(out, |w| w.write_all(text.as_bytes()))
+}
+
+/// [`emit`] for output that `write` renders straight into the destination (`--out FILE` or
+/// stdout), rather than into a string first.
+pub fn emit_with(
+    out: Option<&std::path::Path>,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<()> {
     match out {
-        Some(p) => std::fs::write(p, text)
+        Some(p) => std::fs::File::create(p)
+            .and_then(|mut f| write(&mut f))
             .map_err(|e| Error::io(format!("cannot write {}", p.display()), e)),
         None => {
             use std::io::Write;
             let mut so = std::io::stdout().lock();
             // A closed pipe (`| head`) is not an error worth a stack trace.
-            let _ = so.write_all(text.as_bytes());
+            let _ = write(&mut so);
             let _ = so.flush();
             Ok(())
         }

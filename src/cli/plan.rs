@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{DirArg, Global, ScopeArgs, VarArgs, emit, load_model};
+use super::{DirArg, Global, ScopeArgs, VarArgs, emit, emit_with, load_model};
 use crate::error::{Result, exit};
 use crate::load::LoadOptions;
 use crate::model::Mode;
@@ -99,12 +99,17 @@ pub fn run(g: &Global, a: &PlanArgs) -> Result<i32> {
     };
     let plan = build_plan(&model, &opts)?;
     let text = match a.format {
-        PlanFormat::Text => render::render_text(&plan, &model),
-        PlanFormat::Json => render::render_json(&plan, &model),
-        PlanFormat::Markdown => render::render_markdown(&plan, &model),
-        PlanFormat::Html => render::render_html(&plan, &model),
+        PlanFormat::Text => Some(render::render_text(&plan, &model)),
+        PlanFormat::Json => None,
+        PlanFormat::Markdown => Some(render::render_markdown(&plan, &model)),
+        PlanFormat::Html => Some(render::render_html(&plan, &model)),
     };
-    emit(a.out.as_deref(), &text)?;
+    match &text {
+        Some(text) => emit(a.out.as_deref(), text)?,
+        // JSON is rendered straight into the output: a large plan is written while the rest
+        // of it is still being rendered.
+        None => emit_with(a.out.as_deref(), |w| render::write_json(w, &plan, &model))?,
+    }
     let breaches = plan.breaches.len();
     // The process ends right after this command: freeing a 100 000-service model and plan
     // piece by piece would only cost time (~5% of the run), so leave it to the OS.

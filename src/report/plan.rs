@@ -6,12 +6,15 @@
 //! are capped in size so that a 100 000-service plan stays readable; tables are complete.
 
 use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use serde::Serialize;
 
 use crate::model::{Model, SvcId, fmt_duration};
 use crate::plan::schedule::Ms;
-use crate::plan::{Plan, PlannedService};
+use crate::plan::{PARALLEL_MIN_SCOPE, Plan, PlannedService};
 
 /// Most services drawn in a Mermaid gantt or an SVG picture.
 pub const MAX_DRAWN: usize = 300;
@@ -612,6 +615,174 @@ fn json_f64(out: &mut Vec<u8>, x: f64) {
 /// pretty-printed; each service, breach and unachievable RTO is one compact line, which keeps
 /// a 100 000-service plan small, fast to write and still diffable line by line.
 pub fn render_json(plan: &Plan, model: &Model) -> String {
+    let mut out = Vec::with_capacity(256 + plan.services.len() * LINE_BYTES);
+    if plan.services.len() >= PARALLEL_MIN_SCOPE {
+        // Writing into a Vec cannot fail.
+        let _ = json_pipelined(&mut out, plan, model, chunk_of(plan));
+    } else {
+        json_whole(&mut out, plan, model);
+    }
+    // serde_json writes valid UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`render_json`] written to `w`; a large plan is rendered on two threads and written while
+/// it is rendered (see [`json_pipelined`]).
+pub fn write_json<W: Write + ?Sized>(w: &mut W, plan: &Plan, model: &Model) -> io::Result<()> {
+    if plan.services.len() >= PARALLEL_MIN_SCOPE {
+        json_pipelined(w, plan, model, chunk_of(plan))
+    } else {
+        let mut out = Vec::with_capacity(256 + plan.services.len() * LINE_BYTES);
+        json_whole(&mut out, plan, model);
+        w.write_all(&out)
+    }
+}
+
+/// Bytes reserved per service line (a generated plan's lines average about 310).
+const LINE_BYTES: usize = 320;
+
+/// Services per piece of [`json_pipelined`]: a 32nd of the plan, so that the two threads end
+/// within a small piece of each other and writing starts early, and at most 4096 (about
+/// 1.3 MB of output, a few milliseconds of rendering) to bound the buffers. Handing a piece
+/// over costs a few microseconds, rendering even the smallest piece far more.
+fn chunk_of(plan: &Plan) -> usize {
+    (plan.services.len() / 32).clamp(64, CHUNK)
+}
+
+const CHUNK: usize = 4096;
+
+/// Pieces are written in batches of about this many bytes.
+const WRITE_BYTES: usize = 1 << 20;
+
+/// The whole report on this thread.
+fn json_whole(out: &mut Vec<u8>, plan: &Plan, model: &Model) {
+    json_head(out, plan, model);
+    json_services(out, &plan.services, model, true);
+    json_tail(out, plan, model);
+}
+
+/// The report written to `w` in pieces of `chunk` services, in order, while a second thread
+/// renders pieces too: the service lines are nearly all of the cost. Both threads take the
+/// next piece not yet taken; this one writes each piece as soon as it and those before it are
+/// done, and renders one itself whenever the next to write is not ready. Written pieces'
+/// buffers are reused. Stops at the first write error.
+fn json_pipelined<W: Write + ?Sized>(
+    w: &mut W,
+    plan: &Plan,
+    model: &Model,
+    chunk: usize,
+) -> io::Result<()> {
+    let chunks: Vec<&[PlannedService]> = plan.services.chunks(chunk).collect();
+    let render = |j: usize, buf: &mut Vec<u8>| {
+        buf.reserve(chunks[j].len() * LINE_BYTES);
+        json_services(buf, chunks[j], model, j == 0);
+    };
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let pieces = Pieces {
+        state: Mutex::new(PiecesState {
+            done: vec![None; chunks.len()],
+            free: Vec::new(),
+            worker_gone: false,
+        }),
+        ready: Condvar::new(),
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // Tells this thread waiting for a piece that no more will come, even on a panic
+            // (which the scope then propagates).
+            let _gone = Gone(&pieces);
+            while !stop.load(Ordering::Relaxed) {
+                let j = next.fetch_add(1, Ordering::Relaxed);
+                if j >= chunks.len() {
+                    break;
+                }
+                let mut buf = pieces.lock().free.pop().unwrap_or_default();
+                render(j, &mut buf);
+                pieces.lock().done[j] = Some(buf);
+                pieces.ready.notify_one();
+            }
+        });
+        let result = (|| {
+            // Few large writes: each write to a file costs some microseconds of its own (more
+            // than rendering a small piece).
+            let mut w = io::BufWriter::with_capacity(WRITE_BYTES, &mut *w);
+            let mut head = Vec::with_capacity(4096);
+            json_head(&mut head, plan, model);
+            w.write_all(&head)?;
+            for i in 0..chunks.len() {
+                let buf = loop {
+                    if let Some(buf) = pieces.lock().done[i].take() {
+                        break buf;
+                    }
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    if j < chunks.len() {
+                        let mut buf = pieces.lock().free.pop().unwrap_or_default();
+                        render(j, &mut buf);
+                        if j == i {
+                            break buf;
+                        }
+                        pieces.lock().done[j] = Some(buf);
+                        continue;
+                    }
+                    // Piece i is being rendered by the other thread.
+                    let mut st = pieces.lock();
+                    while st.done[i].is_none() && !st.worker_gone {
+                        st = pieces.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+                    }
+                    match st.done[i].take() {
+                        Some(buf) => break buf,
+                        // The other thread panicked: the scope propagates it.
+                        None => return Ok(()),
+                    }
+                };
+                w.write_all(&buf)?;
+                let mut buf = buf;
+                buf.clear();
+                pieces.lock().free.push(buf);
+            }
+            let mut tail = Vec::with_capacity(256 + plan.breaches.len() * 128);
+            json_tail(&mut tail, plan, model);
+            w.write_all(&tail)?;
+            w.flush()
+        })();
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
+/// The pieces of [`json_pipelined`] rendered and not yet written, and spare buffers.
+struct Pieces {
+    state: Mutex<PiecesState>,
+    /// Notified when a piece is done or the rendering thread ends.
+    ready: Condvar,
+}
+
+struct PiecesState {
+    done: Vec<Option<Vec<u8>>>,
+    free: Vec<Vec<u8>>,
+    worker_gone: bool,
+}
+
+impl Pieces {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PiecesState> {
+        // Nothing panics while holding the lock; a poisoned one is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Marks the rendering thread as gone when dropped.
+struct Gone<'a>(&'a Pieces);
+
+impl Drop for Gone<'_> {
+    fn drop(&mut self) {
+        self.0.lock().worker_gone = true;
+        self.0.ready.notify_all();
+    }
+}
+
+/// The summary fields, and the opening of the services array.
+fn json_head(out: &mut Vec<u8>, plan: &Plan, model: &Model) {
     let head = JsonPlan {
         schema: "meeseeks.plan/v1",
         mode: plan.strategy.as_str(),
@@ -630,8 +801,7 @@ pub fn render_json(plan: &Plan, model: &Model) -> String {
         rto_met: plan.met(),
         rto_breached: plan.breaches.len(),
     };
-    let mut out: Vec<u8> = Vec::with_capacity(256 + plan.services.len() * 320);
-    let _ = serde_json::to_writer_pretty(&mut out, &head);
+    let _ = serde_json::to_writer_pretty(&mut *out, &head);
     // Reopen the object to append the arrays.
     if out.last() == Some(&b'}') {
         out.pop();
@@ -639,20 +809,32 @@ pub fn render_json(plan: &Plan, model: &Model) -> String {
             out.pop();
         }
     }
-    // One line per service, written by hand (a third of the report's cost with serde on a
-    // 100 000-service plan); `service_line_is_what_serde_writes` checks it is the same bytes.
     out.extend_from_slice(b",\n  \"services\": [");
-    for (i, p) in plan.services.iter().enumerate() {
-        out.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
-        write_service_line(&mut out, p, model);
+}
+
+/// One line per service, written by hand (a third of the report's cost with serde on a
+/// 100 000-service plan); `service_line_is_what_serde_writes` checks it is the same bytes.
+/// `first`: the first line of the array follows (no comma before it).
+fn json_services(out: &mut Vec<u8>, services: &[PlannedService], model: &Model, first: bool) {
+    for (i, p) in services.iter().enumerate() {
+        out.extend_from_slice(if first && i == 0 {
+            b"\n    "
+        } else {
+            b",\n    "
+        });
+        write_service_line(out, p, model);
     }
+}
+
+/// The end of the services array, the breaches and unachievable RTOs, the closing brace.
+fn json_tail(out: &mut Vec<u8>, plan: &Plan, model: &Model) {
     out.extend_from_slice(if plan.services.is_empty() {
         b"]"
     } else {
         b"\n  ]"
     });
     json_array(
-        &mut out,
+        out,
         "breaches",
         plan.breaches.iter().map(|b| JsonBreach {
             service: model.name(b.id),
@@ -663,7 +845,7 @@ pub fn render_json(plan: &Plan, model: &Model) -> String {
         }),
     );
     json_array(
-        &mut out,
+        out,
         "unachievable",
         plan.unachievable.iter().map(|u| JsonUnachievable {
             service: model.name(u.id),
@@ -673,8 +855,6 @@ pub fn render_json(plan: &Plan, model: &Model) -> String {
         }),
     );
     out.extend_from_slice(b"\n}\n");
-    // serde_json writes valid UTF-8.
-    String::from_utf8(out).unwrap_or_default()
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1372,6 +1552,83 @@ mod tests {
             json_u64(&mut ours, n);
             assert_eq!(String::from_utf8(ours).unwrap(), n.to_string());
         }
+    }
+
+    /// The report of `plan` rendered whole on one thread, and in pieces on two threads.
+    fn json_both_ways(plan: &Plan, model: &Model) {
+        let mut whole = Vec::new();
+        json_whole(&mut whole, plan, model);
+        let whole = String::from_utf8(whole).unwrap();
+        for chunk in [1, 7, 1000, CHUNK] {
+            let mut piecewise = Vec::new();
+            json_pipelined(&mut piecewise, plan, model, chunk).unwrap();
+            assert_eq!(
+                String::from_utf8(piecewise).unwrap(),
+                whole,
+                "chunk {chunk}"
+            );
+        }
+        let mut written = Vec::new();
+        write_json(&mut written, plan, model).unwrap();
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            render_json(plan, model)
+        );
+    }
+
+    /// Accepts `left` bytes, then fails.
+    struct Fails {
+        left: usize,
+    }
+
+    impl Write for Fails {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return Err(io::Error::other("disk full"));
+            }
+            let n = buf.len().min(self.left);
+            self.left -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_in_pieces_is_the_same_bytes() {
+        use crate::plan::{PlanOptions, build_plan};
+        let (model, history) = crate::plan::big_graph(5000);
+        let opts = PlanOptions {
+            parallel: Some(8),
+            history: Some(history),
+            ..Default::default()
+        };
+        let plan = build_plan(&model, &opts).unwrap();
+        assert!(plan.services.len() >= PARALLEL_MIN_SCOPE);
+        assert!(!plan.breaches.is_empty() && !plan.unachievable.is_empty());
+        json_both_ways(&plan, &model);
+        // A write error stops the rendering and is returned, wherever it happens.
+        let len = render_json(&plan, &model).len();
+        for left in [0, 100, len / 2, len - 1] {
+            for chunk in [7, CHUNK] {
+                let e = json_pipelined(&mut Fails { left }, &plan, &model, chunk).unwrap_err();
+                assert_eq!(e.to_string(), "disk full");
+            }
+        }
+        // In pieces anyway: a plan of one service and a small one.
+        let d = std::time::Duration::from_secs;
+        let one = Model::from_parts(
+            ".".into(),
+            Default::default(),
+            vec![(crate::model::Service::new("a", 1, d(60)), vec![], vec![])],
+        );
+        json_both_ways(&build_plan(&one, &Default::default()).unwrap(), &one);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan-shop");
+        let (shop, _) = crate::load::load(&dir, &Default::default())
+            .into_result(false)
+            .unwrap();
+        json_both_ways(&build_plan(&shop, &Default::default()).unwrap(), &shop);
     }
 
     #[test]
