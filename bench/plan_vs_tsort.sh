@@ -5,7 +5,8 @@
 # `meeseeks plan DIR --format json --out FILE` includes everything a user pays for: reading and
 # parsing graph.toml (with diagnostics), planning both modes, the RTO analysis and writing the
 # JSON report. `tsort` only orders the edges. Each measurement is repeated REPS times (default
-# 3), plan and tsort interleaved so that a busy machine slows both alike; the best run counts.
+# 3), plan and tsort interleaved so that a busy machine slows both alike; the best run counts
+# (smallest wall and smallest CPU time, each on its own).
 #
 # usage: bench/plan_vs_tsort.sh [SIZES...]     (default: 10000 100000; REPS=N, KEEP=1)
 set -euo pipefail
@@ -29,11 +30,21 @@ WORK=$(mktemp -d)
 if [ -z "${KEEP:-}" ]; then trap 'rm -rf "$WORK"' EXIT; else echo "work dir: $WORK"; fi
 
 # measure OUT CMD... : runs CMD with stdout to /dev/null; writes "wall cpu maxrss_kb" to OUT.
+# Wall and CPU seconds to the millisecond (bash's EPOCHREALTIME and `times`, which counts the
+# command as a waited-for descendant): GNU time's 10 ms steps are too coarse for the 10k graph.
 measure() {
     local out=$1; shift
-    /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@" >/dev/null 2>"$WORK/stderr" || {
-        echo "failed: $*" >&2; cat "$WORK/stderr" >&2; exit 1; }
-    awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' "$WORK/time" >"$out"
+    local t0 t1 cpu
+    t0=$EPOCHREALTIME
+    cpu=$( ( /usr/bin/time -f "%M" -o "$WORK/rss" "$@" >/dev/null 2>"$WORK/stderr" \
+             || { echo "failed: $*" >&2; cat "$WORK/stderr" >&2; exit 1; }
+             times ) | tail -1 ) || exit 1
+    t1=$EPOCHREALTIME
+    # `times`: "0m0.512s 0m0.064s" (children's user and system time).
+    awk -v t0="$t0" -v t1="$t1" -v cpu="$cpu" -v rss="$(cat "$WORK/rss")" 'BEGIN {
+        split(cpu, p, " "); c = 0
+        for (i = 1; i <= 2; i++) { split(p[i], ms, "m"); sub("s", "", ms[2]); c += ms[1] * 60 + ms[2] }
+        printf "%.3f %.3f %s\n", t1 - t0, c, rss }' >"$out"
 }
 
 # best OLD NEW : keeps the smaller wall (and smaller cpu, larger rss) of two measurements.
@@ -64,7 +75,7 @@ for n in "${SIZES[@]}"; do
     read -r pw pc pm <"$WORK/plan.$n"
     read -r tw tc tm <"$WORK/tsort.$n"
     awk -v n="$n" -v e="$edges" -v pw="$pw" -v pc="$pc" -v pm="$pm" -v tw="$tw" -v tc="$tc" -v tm="$tm" \
-        'BEGIN { printf "%-8s %-8s | %8.2f %8.2f %8.1f | %8.2f %8.2f %8.1f | %6.2f %6.2f\n",
+        'BEGIN { printf "%-8s %-8s | %8.3f %8.3f %8.1f | %8.3f %8.3f %8.1f | %6.2f %6.2f\n",
                  n, e, pw, pc, pm / 1024, tw, tc, tm / 1024, pw / tw, (tc > 0 ? pc / tc : 0) }'
 done
 

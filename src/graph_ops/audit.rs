@@ -245,6 +245,16 @@ pub fn audit(
     opts: &AuditOptions,
     drills: Option<&DrillHistory>,
 ) -> crate::Result<AuditReport> {
+    audit_with(model, opts, drills, crate::plan::PARALLEL_MIN_SCOPE)
+}
+
+/// [`audit`], on two threads from `threads_at` services on (tests force either way).
+fn audit_with(
+    model: &Model,
+    opts: &AuditOptions,
+    drills: Option<&DrillHistory>,
+    threads_at: usize,
+) -> crate::Result<AuditReport> {
     let mut allow = vec![false; KINDS.len()];
     for a in &opts.allow {
         match KINDS.iter().position(|(k, _)| k == a) {
@@ -265,18 +275,35 @@ pub fn audit(
             opts.spof_share
         )));
     }
-    let mut sink = Sink {
+    let new_sink = || Sink {
         model,
-        allow,
+        allow: allow.clone(),
         findings: Vec::new(),
         allowed: BTreeMap::new(),
     };
-    per_service(model, opts, drills, &mut sink);
     let scope = Scope::all(model);
     let topo = topo_order(model, &scope);
-    rto_inversion(model, &topo, &mut sink);
-    rto_unachievable(model, &topo, opts.mode, &mut sink);
-    spof(model, &topo, opts.spof_share, &mut sink);
+    // The checks are independent: on a big graph they run in two groups on two threads, and
+    // the findings are joined in the order one thread would push them.
+    let (mut sink, second) = crate::util::join(
+        model.services.len() >= threads_at,
+        || {
+            let mut sink = new_sink();
+            per_service(model, opts, drills, &mut sink);
+            rto_inversion(model, &topo, &mut sink);
+            sink
+        },
+        || {
+            let mut sink = new_sink();
+            rto_unachievable(model, &topo, opts.mode, &mut sink);
+            spof(model, &topo, opts.spof_share, &mut sink);
+            (sink.findings, sink.allowed)
+        },
+    );
+    sink.findings.extend(second.0);
+    for (k, n) in second.1 {
+        *sink.allowed.entry(k).or_default() += n;
+    }
     if drills.is_none() && !sink.allowed(DRILL_STALE) {
         sink.findings.push(Finding {
             id: DRILL_STALE,
@@ -910,6 +937,45 @@ mod tests {
 
     /// Deterministic pseudo-random DAGs, more than 512 tier-0 services (several bitset
     /// batches), checked against one BFS per service.
+    /// Two threads find what one finds, in the same order, on a graph with every kind.
+    #[test]
+    fn two_threads_audit_what_one_does() {
+        let mut x: u64 = 0x2545f4914f6cdd1d;
+        let mut rnd = |k: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % k
+        };
+        let name = |i: usize| format!("s{i:04}");
+        let mut parts = Vec::new();
+        for i in 0..600 {
+            let deps: Vec<String> = (0..rnd(4))
+                .filter(|_| i > 0)
+                .map(|_| name(rnd(i as u64) as usize))
+                .collect();
+            let mut p = s(&name(i), rnd(3) as u32, 5 + rnd(120), &[], &[]);
+            p.1 = deps;
+            if rnd(5) == 0 {
+                p = stateful(p, [None, Some(30)][rnd(2) as usize], Some(10));
+            }
+            if rnd(3) != 0 {
+                p = pb(p, 1 + rnd(20));
+            }
+            parts.push(p);
+        }
+        let m = model(parts);
+        let report = |threads_at| {
+            let r = audit_with(&m, &AuditOptions::new(now()), None, threads_at).unwrap();
+            (format!("{:?}", r.findings), format!("{:?}", r.allowed))
+        };
+        let one = report(usize::MAX);
+        assert_eq!(one, report(0));
+        for kind in ["stateful-no-backup", "rto-inversion", "spof", "no-playbook"] {
+            assert!(one.0.contains(&format!("id: \"{kind}\"")), "no {kind}");
+        }
+    }
+
     #[test]
     fn spof_counts_match_brute_force() {
         let mut x: u64 = 0x9e3779b97f4a7c15;
