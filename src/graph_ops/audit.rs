@@ -245,7 +245,7 @@ pub fn audit(
     opts: &AuditOptions,
     drills: Option<&DrillHistory>,
 ) -> crate::Result<AuditReport> {
-    audit_with(model, opts, drills, crate::plan::PARALLEL_MIN_SCOPE)
+    audit_with(model, opts, drills, crate::util::PARALLEL_MIN_SCOPE)
 }
 
 /// [`audit`], on two threads from `threads_at` services on (tests force either way).

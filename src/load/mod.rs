@@ -23,6 +23,7 @@ pub use diag::{Diag, Diagnostics, Severity, SourceFile};
 use gvalue::{Reader, SV};
 
 use crate::model::{Backup, Defaults, Model, Notify, NotifyFormat, Service, SvcId, VarValue};
+use crate::util::{PARALLEL_MIN_SCOPE, join};
 
 /// Event names a `[[notify]]` hook may subscribe to.
 pub const NOTIFY_EVENTS: &[&str] = &[
@@ -235,37 +236,28 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
         &names,
         &ids,
         &defaults,
-        PARALLEL_SERVICES,
+        PARALLEL_MIN_SCOPE,
     );
     drop(ids);
     // What is left of `Model::finish`, in two halves: on a big graph the name index (a copy
     // of every name) is built and the lines numbered on a second thread while this one
     // derives the dependents and checks for cycles.
-    let name_index = |services: &[Service]| -> HashMap<String, SvcId> {
-        services
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.clone(), i))
-            .collect()
-    };
-    let index_and_lines = || {
-        let starts: Vec<usize> = name_spans.iter().map(|s| s.start).collect();
-        (name_index(&services), gfile.lines(&starts))
-    };
-    let ((index, lines), (dependents, soft_dependents)) = std::thread::scope(|s| {
-        let other = (services.len() >= PARALLEL_SERVICES).then(|| s.spawn(index_and_lines));
-        let reverse = crate::model::reverse_lists(&services);
-        report_cycles(&services, &reverse.0, &lists, &gfile, r.diags);
-        let other = match other {
-            Some(h) => h.join().expect("name index panicked"),
-            None => index_and_lines(),
-        };
-        (other, reverse)
-    });
+    let ((index, lines), (dependents, soft_dependents)) = join(
+        services.len() >= PARALLEL_MIN_SCOPE,
+        || {
+            let starts: Vec<usize> = name_spans.iter().map(|s| s.start).collect();
+            (crate::model::name_index(&services), gfile.lines(&starts))
+        },
+        || {
+            let reverse = crate::model::reverse_lists(&services);
+            report_cycles(&services, &reverse.0, &lists, &gfile, r.diags);
+            reverse
+        },
+    );
     drop(lists);
     drop(names);
     drop(entries);
-    table.drop_in_parallel(PARALLEL_SERVICES);
+    table.drop_in_parallel(PARALLEL_MIN_SCOPE);
     for (svc, line) in services.iter_mut().zip(lines) {
         svc.line = line;
     }
@@ -522,9 +514,6 @@ fn read_service<'t, 'i>(
     Some((svc, (f.depends_on, f.soft_depends_on)))
 }
 
-/// Services below this many are read on one thread (a thread costs more than it saves).
-const PARALLEL_SERVICES: usize = 4096;
-
 /// Reads the service tables `entries` (in name order; `names[i]` is the name of entry `i`)
 /// and resolves their dependency lists, in two halves on two threads from `threads_at`
 /// services on. The
@@ -586,23 +575,13 @@ fn read_services<'t, 'i>(
         }
         (services, lists, read_diags, dep_diags)
     };
-    let n = entries.len();
-    let ((mut services, mut lists, mut read, mut deps), second) = if n < threads_at.max(2) {
-        (half(0, n), None)
-    } else {
-        let mid = n / 2;
-        std::thread::scope(|s| {
-            let second = s.spawn(|| half(mid, n));
-            let first = half(0, mid);
-            (first, Some(second.join().expect("service reader panicked")))
-        })
-    };
-    if let Some((s2, l2, r2, d2)) = second {
-        services.extend(s2);
-        lists.extend(l2);
-        read.items.extend(r2.items);
-        deps.items.extend(d2.items);
-    }
+    let (n, mid) = (entries.len(), entries.len() / 2);
+    let ((s2, l2, r2, d2), (mut services, mut lists, mut read, mut deps)) =
+        join(n >= threads_at, || half(mid, n), || half(0, mid));
+    services.extend(s2);
+    lists.extend(l2);
+    read.items.extend(r2.items);
+    deps.items.extend(d2.items);
     diags.items.extend(read.items);
     diags.items.extend(deps.items);
     (services, lists)

@@ -46,7 +46,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::ops::Range;
 
 use toml_parser::decoder::{Encoding, ScalarKind};
-use toml_parser::lexer::TokenKind;
+use toml_parser::lexer::{Token, TokenKind};
 use toml_parser::parser::{EventKind, EventReceiver, RecursionGuard, ValidateWhitespace};
 use toml_parser::{ErrorSink, Expected, ParseError, Raw, Source, Span};
 
@@ -273,10 +273,7 @@ impl<'i> Doc<'i> {
             && t.entries.len() >= threads_at.max(2)
         {
             let half = t.entries.split_off(t.entries.len() / 2);
-            std::thread::scope(|s| {
-                s.spawn(move || drop(half));
-                drop(self);
-            });
+            crate::util::join(true, move || drop(half), move || drop(self));
         }
     }
 }
@@ -362,16 +359,26 @@ fn piece_events(text: &str, start: usize, end: usize) -> Option<Vec<Ev>> {
         }
     }
     let mut clean = NoErrors(true);
+    let events = events(source, &tokens, start as u32, &mut clean);
+    clean.0.then_some(events)
+}
+
+/// `toml_parser`'s events for the `tokens` of `source`, as `toml` drives its parser, with
+/// spans moved `offset` bytes on (where `source` starts in the document).
+fn events(
+    source: Source<'_>,
+    tokens: &[Token],
+    offset: u32,
+    errors: &mut dyn ErrorSink,
+) -> Vec<Ev> {
     let mut events = Events {
         evs: Vec::with_capacity(tokens.len()),
-        offset: start as u32,
+        offset,
     };
-    {
-        let mut ws = ValidateWhitespace::new(&mut events, source);
-        let mut guard = RecursionGuard::new(&mut ws, LIMIT);
-        toml_parser::parser::parse_document(&tokens, &mut guard, &mut clean);
-    }
-    clean.0.then_some(events.evs)
+    let mut ws = ValidateWhitespace::new(&mut events, source);
+    let mut guard = RecursionGuard::new(&mut ws, LIMIT);
+    toml_parser::parser::parse_document(tokens, &mut guard, errors);
+    events.evs
 }
 
 /// [`parse_in_chunks`], or `None` when the document has an error and must be parsed whole.
@@ -440,17 +447,7 @@ fn try_chunks(text: &str, chunk: usize) -> Option<(Doc<'_>, Vec<TomlError>)> {
 fn parse_whole(text: &str) -> (Doc<'_>, Vec<TomlError>) {
     let mut errors = Sink(Vec::new());
     let source = Source::new(text);
-    let events = {
-        let tokens = source.lex().into_vec();
-        let mut events = Events {
-            evs: Vec::with_capacity(tokens.len()),
-            offset: 0,
-        };
-        let mut ws = ValidateWhitespace::new(&mut events, source);
-        let mut guard = RecursionGuard::new(&mut ws, LIMIT);
-        toml_parser::parser::parse_document(&tokens, &mut guard, &mut errors);
-        events.evs
-    };
+    let events = events(source, &source.lex().into_vec(), 0, &mut errors);
     let mut input = Input {
         evs: &events,
         pos: 0,
@@ -1616,7 +1613,6 @@ mod tests {
     use std::fmt::Write as _;
     use toml::Spanned;
     use toml::de::{DeTable, DeValue};
-    use toml_parser::lexer::Token;
 
     // --- A dump of both trees in one format, to compare them. ---
 

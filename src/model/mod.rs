@@ -245,6 +245,15 @@ impl Check {
     pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
+/// Name → id of `services`.
+pub fn name_index(services: &[Service]) -> HashMap<String, SvcId> {
+    services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), i))
+        .collect()
+}
+
 /// The reverse adjacency lists of `services`: (essential dependents, optional dependents) of
 /// each service, sorted by id.
 pub fn reverse_lists(services: &[Service]) -> (Vec<Vec<SvcId>>, Vec<Vec<SvcId>>) {
@@ -303,12 +312,7 @@ impl Model {
     pub fn finish(&mut self) {
         let n = self.services.len();
         if self.index.len() != n {
-            self.index = self
-                .services
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.name.clone(), i))
-                .collect();
+            self.index = name_index(&self.services);
         }
         self.finish_dependents();
     }

@@ -7,8 +7,7 @@ use crate::model::{Mode, Model, SvcId};
 use crate::plan::analysis::{binding_chain, critical_path, earliest_ready};
 use crate::plan::schedule::{self, Inputs, Ms, Schedule};
 use crate::plan::{
-    Estimate, EstimateSource, Ordering, PARALLEL_MIN_SCOPE, Scope, ScopeSpec, ordering_and,
-    select_scope,
+    Estimate, EstimateSource, Ordering, Scope, ScopeSpec, ordering_and, select_scope,
 };
 use crate::util::join;
 
@@ -143,7 +142,7 @@ pub fn to_ms(secs: f64) -> Ms {
 /// Plans the recovery of the scope selected by `opts`. Errors only on bad options (unknown
 /// service in `--services`, a scope that selects nothing, `--parallel 0`).
 pub fn build_plan(model: &Model, opts: &PlanOptions) -> crate::Result<Plan> {
-    build_plan_with(model, opts, PARALLEL_MIN_SCOPE)
+    build_plan_with(model, opts, crate::util::PARALLEL_MIN_SCOPE)
 }
 
 /// [`build_plan`], using a second thread when the scope has at least `min_scope` services

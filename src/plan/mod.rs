@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::model::{Mode, Model, Step, StepKind, SvcId};
-use crate::util::join;
+use crate::util::{PARALLEL_MIN_SCOPE, join};
 
 pub mod analysis;
 mod build;
@@ -18,14 +18,6 @@ pub(crate) use build::tests::big_graph;
 pub use build::{
     Breach, Plan, PlanOptions, PlannedService, Strategy, Unachievable, build_plan, to_ms,
 };
-
-/// Scopes of at least this many services are planned (and their JSON report rendered) with
-/// independent parts side by side on two threads. Starting and joining a thread costs some
-/// tens of microseconds; at this size the overlapped parts take some hundreds each and two
-/// threads are already measurably faster (a 4096-service plan: ~2.4 → ~2.0 ms), below it the
-/// gain shrinks towards that cost. The usual graph, tens to hundreds of services, stays on
-/// one thread.
-pub const PARALLEL_MIN_SCOPE: usize = 4096;
 
 /// What the user asked to recover.
 #[derive(Debug, Clone, Default)]

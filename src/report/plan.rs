@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::model::{Model, SvcId, fmt_duration};
 use crate::plan::schedule::Ms;
-use crate::plan::{PARALLEL_MIN_SCOPE, Plan, PlannedService};
+use crate::plan::{Plan, PlannedService};
+use crate::util::PARALLEL_MIN_SCOPE;
 
 /// Most services drawn in a Mermaid gantt or an SVG picture.
 pub const MAX_DRAWN: usize = 300;
