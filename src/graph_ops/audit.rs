@@ -784,7 +784,7 @@ impl AuditReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph_ops::fixtures::{Part, model, pb, playbook, s};
+    use crate::graph_ops::fixtures::{Part, model, pb, playbook, rng, s};
     use crate::model::Backup;
 
     fn now() -> jiff::Timestamp {
@@ -940,13 +940,7 @@ mod tests {
     /// Two threads find what one finds, in the same order, on a graph with every kind.
     #[test]
     fn two_threads_audit_what_one_does() {
-        let mut x: u64 = 0x2545f4914f6cdd1d;
-        let mut rnd = |k: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % k
-        };
+        let mut rnd = rng(0x2545f4914f6cdd1d);
         let name = |i: usize| format!("s{i:04}");
         let mut parts = Vec::new();
         for i in 0..600 {
@@ -978,13 +972,7 @@ mod tests {
 
     #[test]
     fn spof_counts_match_brute_force() {
-        let mut x: u64 = 0x9e3779b97f4a7c15;
-        let mut rnd = |k: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % k
-        };
+        let mut rnd = rng(0x9e3779b97f4a7c15);
         let n = 1400;
         let name = |i: usize| format!("s{i:04}");
         let mut parts = Vec::new();

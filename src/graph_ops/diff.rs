@@ -538,7 +538,7 @@ impl DiffReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph_ops::fixtures::{model, s, shop};
+    use crate::graph_ops::fixtures::{model, rng, s, shop};
 
     /// OLD = the shop; NEW adds fraud (-> payments), moves search onto orders, makes
     /// checkout need recs essentially, removes nothing but an edge, changes RTO and tier.
@@ -658,13 +658,7 @@ mod tests {
     /// checked against one BFS per watched service.
     #[test]
     fn new_dependents_match_brute_force() {
-        let mut x: u64 = 0x2545F4914F6CDD1D;
-        let mut rnd = |k: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % k
-        };
+        let mut rnd = rng(0x2545F4914F6CDD1D);
         let n = 900;
         let name = |i: usize| format!("s{i:04}");
         let mut old_parts = Vec::new();

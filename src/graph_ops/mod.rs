@@ -112,6 +112,16 @@ pub(crate) mod fixtures {
 
     pub type Part = (Service, Vec<String>, Vec<String>);
 
+    /// A seeded xorshift generator for random test graphs: `rnd(k)` is in `0..k`.
+    pub fn rng(mut x: u64) -> impl FnMut(u64) -> u64 {
+        move |k| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % k
+        }
+    }
+
     pub fn s(name: &str, tier: u32, rto_min: u64, deps: &[&str], soft: &[&str]) -> Part {
         (
             Service::new(name, tier, Duration::from_secs(rto_min * 60)),
