@@ -515,10 +515,9 @@ fn read_service<'t, 'i>(
 }
 
 /// Reads the service tables `entries` (in name order; `names[i]` is the name of entry `i`)
-/// and resolves their dependency lists, in two halves on two threads from `threads_at`
-/// services on. The
-/// diagnostics come out in the order one thread would push them: every table's first, then
-/// every dependency list's.
+/// and resolves their dependency lists, in two halves (on two threads from `threads_at`
+/// services on). The diagnostics come out in the order one pass would push them: every
+/// table's first, then every dependency list's.
 fn read_services<'t, 'i>(
     file: &Arc<SourceFile>,
     diags: &mut Diagnostics,
