@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::{DirArg, Global, emit, load_model};
+use super::{DirArg, DirFlag, Global, emit, load_model};
 use crate::error::Result;
 use crate::graph_ops::{
     ReportFormat, audit, deps, diff,
@@ -92,7 +92,7 @@ pub struct GraphArgs {
 }
 
 pub fn graph(g: &Global, a: &GraphArgs) -> Result<i32> {
-    let m = load_graph(g, &a.dir.dir)?;
+    let m = load_graph(g, &a.dir.path())?;
     let opts = ExportOptions {
         focus: a.focus.clone(),
         depth: a.depth,
@@ -121,7 +121,7 @@ pub struct DepsArgs {
 }
 
 pub fn deps(g: &Global, a: &DepsArgs) -> Result<i32> {
-    let m = load_graph(g, &a.dir.dir)?;
+    let m = load_graph(g, &a.dir.path())?;
     let r = deps::deps(&m, &a.service)?;
     emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
     Ok(crate::error::exit::OK)
@@ -132,15 +132,14 @@ pub struct ImpactArgs {
     /// The service(s) lost.
     #[arg(required = true, value_name = "SERVICE")]
     pub services: Vec<String>,
-    /// DR directory (or graph file).
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub dir: DirFlag,
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
 pub fn impact(g: &Global, a: &ImpactArgs) -> Result<i32> {
-    let m = load_graph(g, &a.dir)?;
+    let m = load_graph(g, &a.dir.path())?;
     let r = impact::impact(&m, &a.services)?;
     emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
     Ok(crate::error::exit::OK)
@@ -191,7 +190,7 @@ pub fn drill_history(state_dir: &Path) -> Option<audit::DrillHistory> {
 
 pub fn audit(g: &Global, a: &AuditArgs) -> Result<i32> {
     // Missing playbooks are audit findings: drop the loader's duplicate warnings about them.
-    let loaded = crate::load::load(&a.dir.dir, &LoadOptions::default());
+    let loaded = crate::load::load(&a.dir.path(), &LoadOptions::default());
     let color = g.color_stderr();
     let (m, mut diags) = loaded.into_result(color)?;
     diags.items.retain(|d| d.code != "no-playbook");
@@ -205,7 +204,7 @@ pub fn audit(g: &Global, a: &AuditArgs) -> Result<i32> {
     let state_dir = a
         .state_dir
         .clone()
-        .unwrap_or_else(|| a.dir.dir.join(".meeseeks"));
+        .unwrap_or_else(|| a.dir.path().join(".meeseeks"));
     let history = drill_history(&state_dir);
     let r = audit::audit(&m, &opts, history.as_ref())?;
     emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
@@ -332,7 +331,7 @@ pub struct VerifyArgs {
 }
 
 pub fn verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
-    let m = load_graph(g, &a.dir.dir)?;
+    let m = load_graph(g, &a.dir.path())?;
     let format = match a.observed_format {
         ObservedFormatArg::Auto => verify::ObservedFormat::Auto,
         ObservedFormatArg::Jaeger => verify::ObservedFormat::Jaeger,

@@ -21,8 +21,8 @@ use crate::model::{Model, Service, fmt_duration};
 #[derive(Args, Debug)]
 pub struct InitArgs {
     /// Directory to scaffold (created if missing).
-    #[arg(value_name = "DIR", default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub dir: super::DirArg,
     /// Existing graph file to scaffold playbooks for (copied to DIR/graph.toml when that does
     /// not exist). Default: DIR/graph.toml if it exists, else an example graph.
     #[arg(long, value_name = "GRAPH")]
@@ -230,7 +230,8 @@ tags = { platform = "kubernetes" }
 "#;
 
 pub fn run(g: &Global, a: &InitArgs) -> Result<i32> {
-    let outcomes = scaffold(&a.dir, a.from.as_deref())?;
+    let dir = a.dir.path();
+    let outcomes = scaffold(&dir, a.from.as_deref())?;
     if !g.quiet {
         let mut text = String::new();
         let mut created = 0;
@@ -238,13 +239,13 @@ pub fn run(g: &Global, a: &InitArgs) -> Result<i32> {
             match o {
                 Outcome::Created(p) => {
                     created += 1;
-                    let _ = writeln!(text, "created  {}", display_path(&a.dir, p).display());
+                    let _ = writeln!(text, "created  {}", display_path(&dir, p).display());
                 }
                 Outcome::Kept(p) => {
                     let _ = writeln!(
                         text,
                         "kept     {}  (exists; not overwritten)",
-                        display_path(&a.dir, p).display()
+                        display_path(&dir, p).display()
                     );
                 }
             }
@@ -253,7 +254,7 @@ pub fn run(g: &Global, a: &InitArgs) -> Result<i32> {
             let _ = writeln!(
                 text,
                 "\nnext: replace every {{{{ TODO_... }}}} in the playbooks, then `meeseeks validate {}`",
-                a.dir.display()
+                dir.display()
             );
         } else {
             let _ = writeln!(text, "\nnothing to do: every file exists already");

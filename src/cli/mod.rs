@@ -110,12 +110,50 @@ pub enum Command {
     Verify(graph_ops::VerifyArgs),
 }
 
-/// The DR directory positional argument shared by most commands.
-#[derive(Args, Debug, Clone)]
+/// The DR directory of a command with no other positional argument: `meeseeks plan DIR`,
+/// or `-C DIR` / `--dir DIR` (one form for every command, SPEC §10). Default: `.`.
+#[derive(Args, Debug, Clone, Default)]
 pub struct DirArg {
     /// DR directory holding graph.toml and playbooks/ (default: the current directory).
-    #[arg(value_name = "DIR", default_value = ".")]
-    pub dir: PathBuf,
+    #[arg(value_name = "DIR", conflicts_with = "dir_flag")]
+    pub dir_pos: Option<PathBuf>,
+    /// The DR directory, as an option (same as the positional DIR).
+    #[arg(short = 'C', long = "dir", id = "dir_flag", value_name = "DIR")]
+    pub dir_flag: Option<PathBuf>,
+}
+
+impl DirArg {
+    pub fn path(&self) -> PathBuf {
+        self.dir_pos
+            .clone()
+            .or_else(|| self.dir_flag.clone())
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// Whether the user named a directory (commands that can find it elsewhere, such as a
+    /// run's recorded DR directory, only override that when one was given).
+    pub fn given(&self) -> Option<PathBuf> {
+        self.dir_pos.clone().or_else(|| self.dir_flag.clone())
+    }
+}
+
+/// The DR directory of a command whose positional arguments are something else (`impact
+/// SERVICE...`, `status RUN_ID`): `-C DIR` / `--dir DIR` only. Default: `.`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DirFlag {
+    /// DR directory holding graph.toml and playbooks/ (default: the current directory).
+    #[arg(short = 'C', long = "dir", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+impl DirFlag {
+    pub fn path(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    pub fn given(&self) -> Option<PathBuf> {
+        self.dir.clone()
+    }
 }
 
 /// `--var k=v`, repeatable.

@@ -67,14 +67,14 @@ pub fn run(g: &Global, a: &PlanArgs) -> Result<i32> {
         require_playbooks: false,
         graph_only: false,
     };
-    let model = load_model(g, &a.dir.dir, &load)?;
+    let model = load_model(g, &a.dir.path(), &load)?;
     let history = match a.estimates {
         EstimatesFrom::Playbook => None,
         EstimatesFrom::History => {
             let state = a
                 .state_dir
                 .clone()
-                .unwrap_or_else(|| a.dir.dir.join(".meeseeks"));
+                .unwrap_or_else(|| a.dir.path().join(".meeseeks"));
             let h = crate::journal::history::History::read(&state)?;
             if !g.quiet {
                 for w in &h.warnings {

@@ -35,8 +35,8 @@ pub struct ResumeArgs {
     pub run_id: Option<String>,
     /// DR directory to re-load graph and playbooks from (default: the one the run was
     /// started with). Also where the state directory is looked for.
-    #[arg(long = "dir", short = 'C', value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: super::DirFlag,
     /// State directory (default: DIR/.meeseeks, else ./.meeseeks).
     #[arg(long, value_name = "PATH")]
     pub state_dir: Option<PathBuf>,
@@ -138,12 +138,10 @@ fn ask(question: &str) -> bool {
 }
 
 pub fn run(g: &Global, a: &ResumeArgs) -> Result<i32> {
-    let state_dir = a.state_dir.clone().unwrap_or_else(|| {
-        a.dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("."))
-            .join(".meeseeks")
-    });
+    let state_dir = a
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| a.dir.path().join(".meeseeks"));
     let sd = StateDir::open_existing(&state_dir)?;
     let run = sd.resolve(a.run_id.as_deref())?;
     let state_guard = sd.lock_state()?;
@@ -204,7 +202,7 @@ pub fn run(g: &Global, a: &ResumeArgs) -> Result<i32> {
         })
         .unwrap_or_default();
     vars.extend(a.vars.map());
-    let dir = a.dir.clone().unwrap_or_else(|| PathBuf::from(&meta.dir));
+    let dir = a.dir.given().unwrap_or_else(|| PathBuf::from(&meta.dir));
     let opts = LoadOptions {
         cli_vars: vars.clone(),
         require_playbooks: true,

@@ -116,7 +116,7 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
         let state_dir = a
             .state_dir
             .clone()
-            .unwrap_or_else(|| a.dir.dir.join(".meeseeks"));
+            .unwrap_or_else(|| a.dir.path().join(".meeseeks"));
         let id = Some(id.as_str()).filter(|s| !s.is_empty());
         let (text, code) = crate::journal::cmd::cmd_abandon(&state_dir, id)?;
         let _ = g;
@@ -135,7 +135,7 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
             "--declared-at {t} is in the future: it is when the disaster was declared"
         )));
     }
-    let model = super::load_model(g, &a.dir.dir, &opts)?;
+    let model = super::load_model(g, &a.dir.path(), &opts)?;
     let scope = crate::plan::select_scope(&model, &a.scope.spec())?;
     let mode = if a.drill || force_drill {
         Mode::Drill

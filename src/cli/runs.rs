@@ -9,22 +9,21 @@ use super::{Global, emit};
 use crate::error::Result;
 use crate::journal::cmd;
 
-/// Where the runs are: `--state-dir`, else `DIR/.meeseeks`.
+/// Where the runs are: `--state-dir`, else `DIR/.meeseeks` (`-C DIR` / `--dir DIR`).
 #[derive(Args, Debug, Clone)]
 pub struct StateArgs {
     /// State directory (default: DIR/.meeseeks).
     #[arg(long, value_name = "PATH")]
     pub state_dir: Option<PathBuf>,
-    /// DR directory whose `.meeseeks/` holds the runs (default: the current directory).
-    #[arg(long = "dir", short = 'C', value_name = "DIR", default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub dir: super::DirFlag,
 }
 
 impl StateArgs {
     pub fn path(&self) -> PathBuf {
         self.state_dir
             .clone()
-            .unwrap_or_else(|| self.dir.join(".meeseeks"))
+            .unwrap_or_else(|| self.dir.path().join(".meeseeks"))
     }
 }
 
@@ -42,7 +41,10 @@ pub struct StatusArgs {
 #[derive(Args, Debug)]
 pub struct RunsArgs {
     #[command(flatten)]
-    pub state: StateArgs,
+    pub dir: super::DirArg,
+    /// State directory (default: DIR/.meeseeks).
+    #[arg(long, value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
     /// text | json | markdown
     #[arg(long, default_value = "text")]
     pub format: String,
@@ -92,7 +94,11 @@ pub fn status(g: &Global, a: &StatusArgs) -> Result<i32> {
 }
 
 pub fn runs(g: &Global, a: &RunsArgs) -> Result<i32> {
-    print(cmd::cmd_runs(&a.state.path(), &a.format)?, None, g)
+    let state = a
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| a.dir.path().join(".meeseeks"));
+    print(cmd::cmd_runs(&state, &a.format)?, None, g)
 }
 
 pub fn report(g: &Global, a: &ReportArgs) -> Result<i32> {

@@ -1,7 +1,5 @@
 //! `meeseeks templates [NAME]`: list the template library, or show one template.
 
-use std::path::PathBuf;
-
 use clap::Args;
 
 use super::Global;
@@ -15,14 +13,14 @@ pub struct TemplatesArgs {
     #[arg(value_name = "NAME")]
     pub name: Option<String>,
     /// DR directory whose playbooks/_templates/ are listed too (they shadow the library).
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub dir: super::DirFlag,
 }
 
 pub fn run(g: &Global, a: &TemplatesArgs) -> Result<i32> {
     let text = match &a.name {
-        None => list(&a.dir),
-        Some(name) => show(g, &a.dir, name)?,
+        None => list(&a.dir.path()),
+        Some(name) => show(g, &a.dir.path(), name)?,
     };
     super::emit(None, &text)?;
     Ok(exit::OK)

@@ -20,7 +20,7 @@ pub fn run(g: &Global, a: &ValidateArgs) -> Result<i32> {
         require_playbooks: true,
         graph_only: false,
     };
-    let mut loaded = crate::load::load(&a.dir.dir, &opts);
+    let mut loaded = crate::load::load(&a.dir.path(), &opts);
     if let Some(m) = &loaded.model {
         // Secrets are rarely present where `validate` runs (CI): a warning, not an error.
         for (name, what) in missing_env(m) {
