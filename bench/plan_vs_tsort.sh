@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Times `meeseeks plan` on generated graphs (10k and 100k services, ~4 edges per service)
-# against `tsort` ordering the same edge list, in one run, and prints the figures and ratios.
+# Times `meeseeks plan` on generated graphs (10k and 100k services) against `tsort` ordering
+# the same edge list, in one run, and prints the figures and ratios. Two graph shapes (see
+# examples/gen_graph.rs): `layered` (~4 edges per service, some breaches) and `breachy` (the
+# shape of issue 10: ~Exp(mean 4) dependencies among the previous 5 000 services, parallel 8,
+# nearly every service breaches).
 #
 # `meeseeks plan DIR --format json --out FILE` includes everything a user pays for: reading and
 # parsing graph.toml (with diagnostics), planning both modes, the RTO analysis and writing the
@@ -8,7 +11,11 @@
 # 3), plan and tsort interleaved so that a busy machine slows both alike; the best run counts
 # (smallest wall and smallest CPU time, each on its own).
 #
-# usage: bench/plan_vs_tsort.sh [SIZES...]     (default: 10000 100000; REPS=N, KEEP=1)
+# usage: bench/plan_vs_tsort.sh [SIZES...]     (default: 10000 100000)
+#   SHAPES="layered breachy"   graph shapes to measure (default both)
+#   BEFORE=PATH                another meeseeks binary (e.g. built from main) measured in the
+#                              same run, interleaved, for before/after figures
+#   REPS=N (default 3), KEEP=1 (keep the work directory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +28,12 @@ command -v tsort >/dev/null || { echo "tsort (coreutils) not found" >&2; exit 2;
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(10000 100000)
 REPS=${REPS:-3}
+read -r -a SHAPE_LIST <<<"${SHAPES:-layered breachy}"
+BEFORE=${BEFORE:-}
+if [ -n "$BEFORE" ] && ! [ -x "$BEFORE" ]; then
+    echo "BEFORE=$BEFORE is not an executable" >&2
+    exit 2
+fi
 
 cargo build --release --quiet --bin meeseeks --example gen_graph
 BIN=target/release/meeseeks
@@ -58,33 +71,63 @@ best() {
     fi
 }
 
-printf '%-8s %-8s | %-26s | %-26s | %-13s\n' "" "" "meeseeks plan" "tsort" "plan / tsort"
-printf '%-8s %-8s | %8s %8s %8s | %8s %8s %8s | %6s %6s\n' \
-    services edges wall_s cpu_s rss_MB wall_s cpu_s rss_MB wall cpu
-for n in "${SIZES[@]}"; do
-    dir="$WORK/g$n"
-    "$GEN" "$n" "$dir" 2>/dev/null
-    edges=$(wc -l <"$dir/edges.txt")
-    : >"$WORK/plan.$n"; : >"$WORK/tsort.$n"
-    for _ in $(seq "$REPS"); do
-        measure "$WORK/p" "$BIN" plan "$dir" --format json --out "$WORK/plan.json"
-        best "$WORK/plan.$n" "$WORK/p"
-        measure "$WORK/t" tsort "$dir/edges.txt"
-        best "$WORK/tsort.$n" "$WORK/t"
-    done
-    read -r pw pc pm <"$WORK/plan.$n"
-    read -r tw tc tm <"$WORK/tsort.$n"
-    awk -v n="$n" -v e="$edges" -v pw="$pw" -v pc="$pc" -v pm="$pm" -v tw="$tw" -v tc="$tc" -v tm="$tm" \
-        'BEGIN { printf "%-8s %-8s | %8.3f %8.3f %8.1f | %8.3f %8.3f %8.1f | %6.2f %6.2f\n",
-                 n, e, pw, pc, pm / 1024, tw, tc, tm / 1024, pw / tw, (tc > 0 ? pc / tc : 0) }'
-done
+# row LABEL N EDGES FILE TSORT_FILE : one line of the table.
+row() {
+    local pw pc pm tw tc tm
+    read -r pw pc pm <"$4"
+    read -r tw tc tm <"$5"
+    awk -v l="$1" -v n="$2" -v e="$3" -v pw="$pw" -v pc="$pc" -v pm="$pm" -v tw="$tw" -v tc="$tc" -v tm="$tm" \
+        'BEGIN { printf "%-8s %-8s %-8s | %8.3f %8.3f %8.1f | %8.3f %8.3f %8.1f | %6.2f %6.2f\n",
+                 l, n, e, pw, pc, pm / 1024, tw, tc, tm / 1024, pw / tw, (tc > 0 ? pc / tc : 0) }'
+}
 
-# Growth of plan's cost from the smallest to the largest size (linear: 10x services ≈ 10x).
-first=${SIZES[0]}; last=${SIZES[${#SIZES[@]}-1]}
-if [ "$first" != "$last" ]; then
-    read -r w1 c1 _ <"$WORK/plan.$first"
-    read -r w2 c2 _ <"$WORK/plan.$last"
-    awk -v a="$first" -v b="$last" -v w1="$w1" -v w2="$w2" -v c1="$c1" -v c2="$c2" \
-        'BEGIN { printf "plan growth %s -> %s services: wall x%.1f, cpu x%.1f (size x%.0f)\n",
-                 a, b, w2 / w1, (c1 > 0 ? c2 / c1 : 0), b / a }'
-fi
+# growth LABEL FILE_SMALL FILE_LARGE SMALL LARGE
+growth() {
+    local w1 c1 w2 c2
+    read -r w1 c1 _ <"$2"
+    read -r w2 c2 _ <"$3"
+    awk -v l="$1" -v a="$4" -v b="$5" -v w1="$w1" -v w2="$w2" -v c1="$c1" -v c2="$c2" \
+        'BEGIN { printf "%s growth %s -> %s services: wall x%.1f, cpu x%.1f (size x%.0f)\n",
+                 l, a, b, w2 / w1, (c1 > 0 ? c2 / c1 : 0), b / a }'
+}
+
+for shape in "${SHAPE_LIST[@]}"; do
+    echo
+    echo "shape: $shape"
+    printf '%-8s %-8s %-8s | %-26s | %-26s | %-13s\n' "" "" "" "meeseeks plan" "tsort" "plan / tsort"
+    printf '%-8s %-8s %-8s | %8s %8s %8s | %8s %8s %8s | %6s %6s\n' \
+        binary services edges wall_s cpu_s rss_MB wall_s cpu_s rss_MB wall cpu
+    for n in "${SIZES[@]}"; do
+        dir="$WORK/$shape$n"
+        "$GEN" "$n" "$dir" 42 "$shape" 2>/dev/null
+        edges=$(wc -l <"$dir/edges.txt")
+        : >"$WORK/plan.$shape.$n"; : >"$WORK/tsort.$shape.$n"; : >"$WORK/before.$shape.$n"
+        for _ in $(seq "$REPS"); do
+            measure "$WORK/p" "$BIN" plan "$dir" --format json --out "$WORK/plan.json"
+            best "$WORK/plan.$shape.$n" "$WORK/p"
+            measure "$WORK/t" tsort "$dir/edges.txt"
+            best "$WORK/tsort.$shape.$n" "$WORK/t"
+            if [ -n "$BEFORE" ]; then
+                measure "$WORK/b" "$BEFORE" plan "$dir" --format json --out "$WORK/before.json"
+                best "$WORK/before.$shape.$n" "$WORK/b"
+            fi
+        done
+        printf '%s\n' "$(wc -c <"$WORK/plan.json")" >"$WORK/bytes.$shape.$n"
+        row after "$n" "$edges" "$WORK/plan.$shape.$n" "$WORK/tsort.$shape.$n"
+        if [ -n "$BEFORE" ]; then
+            row before "$n" "$edges" "$WORK/before.$shape.$n" "$WORK/tsort.$shape.$n"
+            printf '%-8s JSON: after %s bytes, before %s bytes\n' "" \
+                "$(cat "$WORK/bytes.$shape.$n")" "$(wc -c <"$WORK/before.json")"
+        else
+            printf '%-8s JSON: %s bytes\n' "" "$(cat "$WORK/bytes.$shape.$n")"
+        fi
+    done
+    # Growth of plan's cost from the smallest to the largest size (linear: 10x services ≈ 10x).
+    first=${SIZES[0]}; last=${SIZES[${#SIZES[@]}-1]}
+    if [ "$first" != "$last" ]; then
+        growth "  after" "$WORK/plan.$shape.$first" "$WORK/plan.$shape.$last" "$first" "$last"
+        if [ -n "$BEFORE" ]; then
+            growth "  before" "$WORK/before.$shape.$first" "$WORK/before.$shape.$last" "$first" "$last"
+        fi
+    fi
+done

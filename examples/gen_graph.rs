@@ -1,9 +1,15 @@
-//! Generates a large service graph for benchmarks: a layered random DAG with a fixed seed.
+//! Generates a large service graph for benchmarks, with a fixed seed, in one of two shapes:
 //!
-//! `cargo run --release --example gen_graph -- N OUTDIR [SEED]` writes
-//! `OUTDIR/graph.toml` (N services, ~4N essential edges, tiers, RTOs) and `OUTDIR/edges.txt`
-//! (the same edges as `dependency dependent` pairs, the input format of `tsort`).
-//! The benches include this file to build the same graph in memory.
+//! - `layered` (default): a layered random DAG, ~4 edges per service, RTOs drawn around each
+//!   layer's rough ready time so that most are met and some are breached;
+//! - `breachy`: the shape of issue 10 — each service depends on ~Exp(mean 4) random services
+//!   among the previous 5 000, default estimate 2m, parallel 8, RTOs uniform in 15m–4h, so
+//!   that nearly every service breaches and every breach has a long chain behind it.
+//!
+//! `cargo run --release --example gen_graph -- N OUTDIR [SEED] [layered|breachy]` writes
+//! `OUTDIR/graph.toml` and `OUTDIR/edges.txt` (the same edges as `dependency dependent`
+//! pairs, the input format of `tsort`). The benches include this file to build the same
+//! graphs in memory.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -98,6 +104,52 @@ pub fn generate(n: usize, seed: u64) -> Generated {
     }
 }
 
+/// The breach-heavy shape (issue 10): service i depends on round(Exp(mean 4)) services drawn
+/// uniformly among the previous 5 000 (fewer near the start), default estimate 2m, parallel 8,
+/// RTOs uniform in 15m–4h (whole minutes).
+pub fn generate_breachy(n: usize, seed: u64) -> Generated {
+    const WINDOW: usize = 5000;
+    let mut rng = Rng::new(seed);
+    let names: Vec<String> = (0..n).map(|i| format!("svc-{i:06}")).collect();
+    let mut deps = vec![Vec::new(); n];
+    let mut tiers = vec![0; n];
+    let mut rto_secs = vec![0; n];
+    for i in 0..n {
+        tiers[i] = rng.below(4) as u32;
+        rto_secs[i] = (15 + rng.below(4 * 60 - 15 + 1)) as u64 * 60;
+        if i == 0 {
+            continue;
+        }
+        // Inverse transform: -mean · ln(U), U in (0, 1].
+        let u = (rng.below(1 << 30) as f64 + 1.0) / (1u64 << 30) as f64;
+        let want = (-4.0 * u.ln()).round() as usize;
+        let lo = i.saturating_sub(WINDOW);
+        let d = &mut deps[i];
+        for _ in 0..want {
+            d.push(lo + rng.below(i - lo));
+        }
+        d.sort_unstable();
+        d.dedup();
+    }
+    Generated {
+        names,
+        tiers,
+        rto_secs,
+        deps,
+        parallel: 8,
+        estimate_secs: 120,
+    }
+}
+
+/// The generator of a shape by name (`layered` or `breachy`).
+pub fn generate_shape(shape: &str, n: usize, seed: u64) -> Option<Generated> {
+    match shape {
+        "layered" => Some(generate(n, seed)),
+        "breachy" => Some(generate_breachy(n, seed)),
+        _ => None,
+    }
+}
+
 pub fn to_model(g: &Generated) -> Model {
     let defaults = Defaults {
         rto: Duration::from_secs(4 * 3600),
@@ -165,7 +217,7 @@ pub fn edges_txt(g: &Generated) -> String {
 #[allow(dead_code)]
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: gen_graph N OUTDIR [SEED]";
+    let usage = "usage: gen_graph N OUTDIR [SEED] [layered|breachy]";
     let (Some(n), Some(dir)) = (args.first(), args.get(1)) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -175,7 +227,11 @@ fn main() {
         std::process::exit(2);
     };
     let seed = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(42);
-    let g = generate(n, seed);
+    let shape = args.get(3).map_or("layered", String::as_str);
+    let Some(g) = generate_shape(shape, n, seed) else {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    };
     let dir = PathBuf::from(dir);
     let write = |name: &str, text: String| {
         if let Err(e) = std::fs::write(dir.join(name), text) {
@@ -190,7 +246,7 @@ fn main() {
     write("graph.toml", graph_toml(&g));
     write("edges.txt", edges_txt(&g));
     eprintln!(
-        "gen_graph: {} services, {} edges in {}",
+        "gen_graph: {} services ({shape}), {} edges in {}",
         n,
         g.edges(),
         dir.display()

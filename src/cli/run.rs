@@ -207,6 +207,7 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
             eager: a.eager,
             mode,
             history: None,
+            ..Default::default()
         },
     ) {
         Ok(plan) => {

@@ -359,7 +359,8 @@ impl Runner {
         let model = self.model.clone();
         let n = model.services.len();
         let opts = self.opts.clone();
-        let ord = plan::ordering(&model, &self.scope, opts.mode);
+        // The plan's priority list: the run walks the order the plan chose.
+        let ord = plan::run_ordering(&model, &self.scope, opts.mode, opts.walk, opts.parallel);
         let mut already = vec![false; n];
         for name in &self.input.already_recovered {
             if let Some(id) = model.id(name) {

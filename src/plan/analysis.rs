@@ -4,7 +4,7 @@
 
 use crate::model::{Model, SvcId};
 use crate::plan::Scope;
-use crate::plan::schedule::Ms;
+use crate::plan::walker::Ms;
 
 /// Earliest ready time of every service with unlimited parallelism: its duration plus the
 /// latest earliest-ready time of its essential dependencies (longest path). Indexed by id.

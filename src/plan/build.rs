@@ -2,14 +2,20 @@
 //! only format it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::model::{Mode, Model, SvcId};
-use crate::plan::analysis::{binding_chain, critical_path, earliest_ready};
-use crate::plan::schedule::{self, Inputs, Ms, Schedule};
+use crate::plan::analysis::{critical_path, earliest_ready};
+use crate::plan::optimize::{self, Chosen, Objective, Problem};
+use crate::plan::rules::Keys;
+use crate::plan::walker::{Ms, ScopeGraph, WalkMode};
 use crate::plan::{
     Estimate, EstimateSource, Ordering, Scope, ScopeSpec, ordering_and, select_scope,
 };
 use crate::util::join;
+
+pub use crate::plan::optimize::{Optimality, Source};
+pub use crate::plan::rules::Rule;
 
 /// Options of `meeseeks plan` (and of the run's planned timeline).
 #[derive(Debug, Clone)]
@@ -24,6 +30,12 @@ pub struct PlanOptions {
     /// `--estimates history`: p90 of measured durations in seconds, by service name. Services
     /// without an entry keep their playbook (or default) estimate.
     pub history: Option<HashMap<String, f64>>,
+    /// `--search-budget N`: most walks of the improvement search per mode (0: off); `None`:
+    /// [`default_search_budget`].
+    pub search_budget: Option<usize>,
+    /// Run the exact search on scopes of at most 12 services (default). Off, the plan is what
+    /// the rules and the improvement search find (the quality benchmark compares both).
+    pub exact: bool,
 }
 
 impl Default for PlanOptions {
@@ -34,8 +46,32 @@ impl Default for PlanOptions {
             eager: false,
             mode: Mode::Failover,
             history: None,
+            search_budget: None,
+            exact: true,
         }
     }
+}
+
+/// Walks of improvement search the whole default budget pays for, shared out over the
+/// services: each walk costs O((V + E) log V), so the search costs about as much as this many
+/// services walked once, whatever the size of the scope.
+const SEARCH_WORK: usize = 400_000;
+
+/// Fewer walks than this are not worth starting a search for.
+const SEARCH_MIN: usize = 8;
+
+/// Most walks of the default budget.
+const SEARCH_MAX: usize = 2000;
+
+/// The seed of the improvement search (it is deterministic: same input, same plan).
+pub const SEARCH_SEED: u64 = 0x6d65_6573_6565_6b73;
+
+/// The default `--search-budget` for a scope of `n` services: [`SEARCH_WORK`] / n walks, at
+/// most 2 000, and none below 8 (from about 50 000 services on, the plan is the best of the
+/// portfolio: linear time).
+pub fn default_search_budget(n: usize) -> usize {
+    let b = (SEARCH_WORK / n.max(1)).min(SEARCH_MAX);
+    if b < SEARCH_MIN { 0 } else { b }
 }
 
 /// How services are released: at wave barriers or as soon as their dependencies are ready.
@@ -50,6 +86,13 @@ impl Strategy {
         match self {
             Strategy::Waves => "waves",
             Strategy::Eager => "eager",
+        }
+    }
+
+    fn walk_mode(self) -> WalkMode {
+        match self {
+            Strategy::Waves => WalkMode::Waves,
+            Strategy::Eager => WalkMode::Eager,
         }
     }
 }
@@ -74,6 +117,11 @@ pub struct PlannedService {
     /// Time between its last dependency being ready (or 0) and its start: the wait for a slot
     /// under `parallel`, or for the wave barrier.
     pub queued: Ms,
+    /// The dependency it waited for last (the latest ready), if it has any in scope.
+    pub waited_for: Option<SvcId>,
+    /// The plan holds it back: it starts only after every service planned before it has
+    /// started, leaving a slot free meanwhile for a more urgent service.
+    pub held: bool,
 }
 
 /// A service predicted to miss its RTO.
@@ -81,14 +129,27 @@ pub struct PlannedService {
 pub struct Breach {
     pub id: SvcId,
     pub by: Ms,
-    /// The dependency chain that makes it late, root first, ending with the service: each
-    /// element is the dependency its successor waited for last.
+    /// The dependency chain that makes it late, ending with the service: each element is the
+    /// dependency its successor waited for last. The whole chain (root first) for the
+    /// [`EXPANDED`] worst breaches, its last [`CHAIN_TAIL`] services for the others, so that
+    /// the plan stays linear in the size of the graph.
     pub chain: Vec<SvcId>,
-    /// Total queueing (slot or wave-barrier waits) along the chain: the part of the lateness
-    /// that more parallelism or eager mode could win back.
+    /// Length of the whole chain.
+    pub chain_len: usize,
+    /// Total queueing (slot or wave-barrier waits) along the whole chain: the part of the
+    /// lateness that more parallelism or eager mode could win back.
     pub queued: Ms,
     /// The chain alone, with unlimited parallelism, already exceeds the RTO.
     pub unachievable: bool,
+}
+
+impl Breach {
+    /// The first service of the whole chain.
+    pub fn root(&self) -> Option<SvcId> {
+        (self.chain.len() == self.chain_len)
+            .then(|| self.chain.first().copied())
+            .flatten()
+    }
 }
 
 /// A service whose RTO cannot be met even with unlimited parallelism.
@@ -97,8 +158,37 @@ pub struct Unachievable {
     pub id: SvcId,
     pub earliest_ready: Ms,
     pub rto: Ms,
-    /// Its longest dependency chain by estimated duration, root first.
+    /// Its longest dependency chain by estimated duration, ending with it: whole (root first)
+    /// for the first [`EXPANDED`] (by name), the last [`CHAIN_TAIL`] services for the others.
     pub chain: Vec<SvcId>,
+    pub chain_len: usize,
+}
+
+/// Breaches (worst first) and unachievable RTOs (by name) whose whole chain the plan carries.
+pub const EXPANDED: usize = 20;
+/// Services kept from the end of the other chains.
+pub const CHAIN_TAIL: usize = 8;
+
+/// What the improvement of the schedule did, and how good the result is.
+#[derive(Debug, Clone)]
+pub struct SearchReport {
+    /// Walks of the improvement search allowed per mode (0: off).
+    pub budget: usize,
+    /// Walks used for the reported schedule's mode.
+    pub evaluations: usize,
+    pub seed: u64,
+    /// Every rule of the portfolio with its schedule's objective (reported mode).
+    pub rules: Vec<(Rule, Objective)>,
+    /// What found the reported schedule.
+    pub chosen_by: Source,
+    pub optimality: Optimality,
+}
+
+impl SearchReport {
+    /// The best single rule (the first of equals) and its objective.
+    pub fn best_rule(&self) -> Option<(Rule, Objective)> {
+        self.rules.iter().copied().min_by_key(|&(_, o)| o)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -114,12 +204,19 @@ pub struct Plan {
     pub makespan: Ms,
     pub makespan_waves: Ms,
     pub makespan_eager: Ms,
-    /// The eager list schedule came out longer than the waves one (a list-scheduling anomaly
-    /// under a finite `parallel`), so the eager plan keeps the wave barriers instead.
+    /// No schedule of the reported mode can be shorter: eager, max(critical path,
+    /// Σ durations / parallel); waves, the sum over waves of max(longest service,
+    /// Σ durations / parallel).
+    pub makespan_lower_bound: Ms,
+    /// The eager plan walks the waves plan's order (without the barriers): nothing found for
+    /// eager mode did better.
     pub eager_fallback: bool,
+    /// The reported schedule's breaches, total lateness and makespan.
+    pub objective: Objective,
+    pub search: SearchReport,
     pub critical_path: Vec<SvcId>,
     pub critical_path_len: Ms,
-    /// In planned start order (ties by priority).
+    /// In planned start order: the priority list a run walks.
     pub services: Vec<PlannedService>,
     /// Worst first, then by name.
     pub breaches: Vec<Breach>,
@@ -130,6 +227,11 @@ pub struct Plan {
 impl Plan {
     pub fn met(&self) -> usize {
         self.services.len() - self.breaches.len()
+    }
+
+    /// Total lateness of the predicted breaches.
+    pub fn lateness(&self) -> Ms {
+        self.objective.lateness
     }
 }
 
@@ -145,6 +247,34 @@ pub fn build_plan(model: &Model, opts: &PlanOptions) -> crate::Result<Plan> {
     build_plan_with(model, opts, crate::util::PARALLEL_MIN_SCOPE)
 }
 
+/// The ordering a run of `scope` walks: the plan's priority list for `walk` mode (its planned
+/// start order, with the services it holds back), so that the run does what the plan
+/// predicted. `parallel == 0` means unlimited.
+pub fn run_ordering(
+    model: &Model,
+    scope: &Scope,
+    mode: Mode,
+    walk: WalkMode,
+    parallel: usize,
+) -> Ordering {
+    let par = scope.len() >= crate::util::PARALLEL_MIN_SCOPE;
+    let parallel = if parallel == 0 { usize::MAX } else { parallel };
+    let opts = PlanOptions {
+        mode,
+        ..Default::default()
+    };
+    let setup = Setup::new(model, scope, &opts, parallel, par);
+    let strategy = match walk {
+        WalkMode::Waves => Strategy::Waves,
+        WalkMode::Eager => Strategy::Eager,
+    };
+    let chosen = setup.choose(strategy, par);
+    let mut ord = setup.ord;
+    ord.rank = chosen.holds.rank.to_vec();
+    ord.held = chosen.holds.held;
+    ord
+}
+
 /// [`build_plan`], using a second thread when the scope has at least `min_scope` services
 /// (tests force either way).
 fn build_plan_with(model: &Model, opts: &PlanOptions, min_scope: usize) -> crate::Result<Plan> {
@@ -154,96 +284,58 @@ fn build_plan_with(model: &Model, opts: &PlanOptions, min_scope: usize) -> crate
     }
     let scope = select_scope(model, &opts.scope)?;
     let par = scope.len() >= min_scope;
-    // The analysis with unlimited parallelism needs no priorities: it is computed while the
-    // ranks are.
-    let (ord, (dur, ef, cp)) = ordering_and(
-        model,
-        &scope,
-        opts.mode,
-        opts.history.as_ref(),
-        par,
-        |topo, secs| {
-            let mut dur: Vec<Ms> = vec![0; secs.len()];
-            for &id in &scope.ids {
-                dur[id] = to_ms(secs[id]);
-            }
-            let ef = earliest_ready(model, &scope, topo, &dur);
-            let cp = critical_path(model, &scope, &ef);
-            (dur, ef, cp)
-        },
-    );
-    let Ordering {
-        wave,
-        mut estimates,
-        deadline,
-        rank,
+    let setup = Setup::new(model, &scope, opts, parallel, par);
+    // Both modes are planned: the report gives both makespans, and the eager plan may walk
+    // the waves plan's order.
+    let (waves, eager) = setup.choose_both(par);
+    let (strategy, chosen) = if opts.eager {
+        (Strategy::Eager, &eager)
+    } else {
+        (Strategy::Waves, &waves)
+    };
+    let Setup {
+        ord,
+        dur,
+        ef,
+        cp,
+        budget,
         ..
-    } = ord;
+    } = &setup;
+    let mut estimates = ord.estimates.clone();
     let timeline = Timeline {
         model,
         scope: &scope,
-        ef: &ef,
-        wave: &wave,
-        dur: &dur,
-        deadline: &deadline,
-        rank: &rank,
+        g: &setup.g,
+        topo: &ord.topo,
+        ef,
+        wave: &ord.wave,
+        dur,
+        deadline: &ord.deadline,
     };
-    let inputs = Inputs {
-        model,
-        scope: &scope,
-        wave: &wave,
-        dur: &dur,
-        rank: &rank,
-        parallel,
-    };
-    // The eager schedule is the longest single step of the plan and only the choice of the
-    // reported schedule depends on it, so it runs on a thread of its own while this one
-    // computes the waves schedule and, when that is the one reported (the default), the
-    // timeline and breaches as well.
-    let (eager_sched, (waves_sched, waves_planned)) = join(
-        par,
-        || schedule::eager(inputs),
-        || {
-            let waves_sched = schedule::waves(inputs);
-            let planned =
-                (!opts.eager).then(|| timeline.build(&waves_sched, false, &mut estimates));
-            (waves_sched, planned)
-        },
-    );
-    // Eager list scheduling is not monotone: with a finite limit, releasing a service early
-    // can occupy a slot a more urgent one needs a moment later, and the eager makespan can
-    // exceed the waves one (Graham's anomalies). SPEC §4 promises eager is never slower, and
-    // the wave schedule is itself a valid eager-compatible schedule, so the eager plan falls
-    // back to it when it is shorter.
-    let eager_fallback = eager_sched.makespan > waves_sched.makespan;
-    let eager_sched = if eager_fallback {
-        &waves_sched
-    } else {
-        &eager_sched
-    };
-    let (strategy, sched): (Strategy, &Schedule) = if opts.eager {
-        (Strategy::Eager, eager_sched)
-    } else {
-        (Strategy::Waves, &waves_sched)
-    };
+    let (services, breaches, unachievable) = timeline.build(chosen, par, &mut estimates);
     let cp_len = cp.last().map_or(0, |&e| ef[e]);
-    let (services, breaches, unachievable) = match waves_planned {
-        Some(planned) => planned,
-        None => timeline.build(sched, par, &mut estimates),
-    };
-
     Ok(Plan {
         strategy,
         mode: opts.mode,
         parallel,
         history: opts.history.is_some(),
         total_services: model.services.len(),
-        waves: scope.ids.iter().map(|&i| wave[i] + 1).max().unwrap_or(0),
-        makespan: sched.makespan,
-        makespan_waves: waves_sched.makespan,
-        makespan_eager: eager_sched.makespan,
-        eager_fallback,
-        critical_path: cp,
+        waves: setup.g.waves() as u32,
+        makespan: chosen.walk.makespan,
+        makespan_waves: waves.walk.makespan,
+        makespan_eager: eager.walk.makespan,
+        makespan_lower_bound: setup.bound(strategy).makespan,
+        eager_fallback: eager.source == Source::WavesOrder,
+        objective: chosen.obj,
+        search: SearchReport {
+            budget: *budget,
+            evaluations: chosen.evaluations,
+            seed: SEARCH_SEED,
+            rules: chosen.rules.clone(),
+            chosen_by: chosen.source,
+            optimality: chosen.optimality,
+        },
+        critical_path: cp.clone(),
         critical_path_len: cp_len,
         services,
         breaches,
@@ -251,31 +343,224 @@ fn build_plan_with(model: &Model, opts: &PlanOptions, min_scope: usize) -> crate
     })
 }
 
+/// Everything both modes are planned from.
+struct Setup {
+    ord: Ordering,
+    g: Arc<ScopeGraph>,
+    dur: Vec<Ms>,
+    rto: Vec<Ms>,
+    ef: Vec<Ms>,
+    cp: Vec<SvcId>,
+    keys: Keys,
+    parallel: usize,
+    budget: usize,
+    exact: bool,
+}
+
+impl Setup {
+    fn new(model: &Model, scope: &Scope, opts: &PlanOptions, parallel: usize, par: bool) -> Setup {
+        // The analysis with unlimited parallelism needs no priorities: it is computed while the
+        // classic ranks are.
+        let (ord, (dur, ef, cp)) = ordering_and(
+            model,
+            scope,
+            opts.mode,
+            opts.history.as_ref(),
+            par,
+            |topo, secs| {
+                let mut dur: Vec<Ms> = vec![0; secs.len()];
+                for &id in &scope.ids {
+                    dur[id] = to_ms(secs[id]);
+                }
+                let ef = earliest_ready(model, scope, topo, &dur);
+                let cp = critical_path(model, scope, &ef);
+                (dur, ef, cp)
+            },
+        );
+        let n = model.services.len();
+        let mut rto = vec![0; n];
+        let mut tier = vec![0; n];
+        for &id in &scope.ids {
+            rto[id] = model.services[id].rto.as_millis() as Ms;
+            tier[id] = model.services[id].tier;
+        }
+        let g = Arc::new(ScopeGraph::new(model, scope, &ord.wave));
+        let keys = Keys::new(&g, &ord.topo, &dur, &rto, &tier, &ef);
+        Setup {
+            budget: opts
+                .search_budget
+                .unwrap_or_else(|| default_search_budget(scope.len())),
+            ord,
+            g,
+            dur,
+            rto,
+            ef,
+            cp,
+            keys,
+            parallel,
+            exact: opts.exact,
+        }
+    }
+
+    fn problem(&self, strategy: Strategy) -> Problem<'_> {
+        Problem {
+            g: self.g.clone(),
+            mode: strategy.walk_mode(),
+            parallel: self.parallel,
+            dur: &self.dur,
+            rto: &self.rto,
+            keys: &self.keys,
+        }
+    }
+
+    /// A lower bound on the objective of any schedule in `strategy`: the breaches and
+    /// lateness of the unachievable RTOs alone, and the makespan bound.
+    fn bound(&self, strategy: Strategy) -> Objective {
+        let mut b = Objective::default();
+        for &id in &self.g.ids {
+            if self.ef[id] > self.rto[id] {
+                b.breaches += 1;
+                b.lateness += self.ef[id] - self.rto[id];
+            }
+        }
+        let p = self.parallel as u128;
+        let share = |total: Ms| (total as u128).div_ceil(p) as Ms;
+        b.makespan = match strategy {
+            Strategy::Eager => {
+                let total: Ms = self.g.ids.iter().map(|&i| self.dur[i]).sum();
+                let cp = self.cp.last().map_or(0, |&e| self.ef[e]);
+                cp.max(share(total))
+            }
+            Strategy::Waves => (0..self.g.waves())
+                .map(|k| {
+                    let m = self.g.wave_members(k);
+                    let longest = m.iter().map(|&i| self.dur[i]).max().unwrap_or(0);
+                    longest.max(share(m.iter().map(|&i| self.dur[i]).sum()))
+                })
+                .sum(),
+        };
+        b
+    }
+
+    fn choose(&self, strategy: Strategy, par: bool) -> Chosen {
+        match strategy {
+            Strategy::Waves => self.choose_mode(Strategy::Waves),
+            Strategy::Eager => self.choose_both(par).1,
+        }
+    }
+
+    fn choose_mode(&self, strategy: Strategy) -> Chosen {
+        optimize::choose(
+            &self.problem(strategy),
+            self.budget,
+            SEARCH_SEED,
+            self.exact,
+            self.bound(strategy),
+        )
+    }
+
+    /// The waves and the eager plan, side by side when `par`.
+    fn choose_both(&self, par: bool) -> (Chosen, Chosen) {
+        let (eager, waves) = join(
+            par,
+            || self.choose_mode(Strategy::Eager),
+            || self.choose_mode(Strategy::Waves),
+        );
+        // On large scopes the extra walk is spent only when eager came out worse than waves.
+        let eager = if self.g.len() < optimize::LARGE_SCOPE || eager.obj > waves.obj {
+            optimize::adopt_waves_order(
+                &self.problem(Strategy::Eager),
+                eager,
+                &waves.walk.order,
+                self.bound(Strategy::Eager),
+            )
+        } else {
+            eager
+        };
+        (waves, eager)
+    }
+}
+
 /// What the per-service part of a plan is computed from, besides the schedule.
 struct Timeline<'a> {
     model: &'a Model,
     scope: &'a Scope,
+    g: &'a ScopeGraph,
+    topo: &'a [SvcId],
     ef: &'a [Ms],
     wave: &'a [u32],
     dur: &'a [Ms],
     deadline: &'a [f64],
-    rank: &'a [u32],
+}
+
+/// Per service (by id): the dependency it waited for last, the length of its whole chain of
+/// such dependencies (itself included), and a sum along that chain. Linear.
+struct Chains {
+    next: Vec<Option<SvcId>>,
+    len: Vec<u32>,
+    sum: Vec<Ms>,
+}
+
+impl Chains {
+    /// `at[id]`: the time a dependency counts by (latest first; ties to the first listed);
+    /// `own[id]`: what each service adds to the sum.
+    fn new(g: &ScopeGraph, topo: &[SvcId], at: &[Ms], own: impl Fn(SvcId) -> Ms) -> Chains {
+        let n = g.n();
+        let mut c = Chains {
+            next: vec![None; n],
+            len: vec![0; n],
+            sum: vec![0; n],
+        };
+        for &id in topo {
+            let mut best: Option<SvcId> = None;
+            for &d in g.deps(id) {
+                if best.is_none_or(|b| at[d] > at[b]) {
+                    best = Some(d);
+                }
+            }
+            c.next[id] = best;
+            c.len[id] = 1 + best.map_or(0, |b| c.len[b]);
+            c.sum[id] = own(id) + best.map_or(0, |b| c.sum[b]);
+        }
+        c
+    }
+
+    /// The chain ending at `id`, root first: whole, or its last `tail` services.
+    fn chain(&self, id: SvcId, whole: bool) -> Vec<SvcId> {
+        let keep = if whole {
+            self.len[id] as usize
+        } else {
+            CHAIN_TAIL.min(self.len[id] as usize)
+        };
+        let mut out = Vec::with_capacity(keep);
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            if out.len() == keep {
+                break;
+            }
+            out.push(c);
+            cur = self.next[c];
+        }
+        out.reverse();
+        out
+    }
 }
 
 impl Timeline<'_> {
-    /// The planned services of `sched` (in start order), the breaches and the unachievable
+    /// The planned services of `chosen` (in start order), the breaches and the unachievable
     /// RTOs: the services on this thread and the other two on a second one when `parallel`.
     /// Takes the estimates out of `estimates`.
     fn build(
         &self,
-        sched: &Schedule,
+        chosen: &Chosen,
         parallel: bool,
         estimates: &mut [Option<Estimate>],
     ) -> (Vec<PlannedService>, Vec<Breach>, Vec<Unachievable>) {
+        let queued = self.queued(chosen);
         let ((breaches, unachievable), services) = join(
             parallel,
-            || (self.breaches(sched), self.unachievable()),
-            || self.services(sched, estimates),
+            || (self.breaches(chosen, &queued), self.unachievable()),
+            || self.services(chosen, &queued, estimates),
         );
         (services, breaches, unachievable)
     }
@@ -284,42 +569,47 @@ impl Timeline<'_> {
         self.model.services[id].rto.as_millis() as Ms
     }
 
-    /// Time between the last dependency in scope being ready (or 0) and the start of `id`.
-    fn queued(&self, sched: &Schedule, id: SvcId) -> Ms {
-        let deps_ready = self.model.services[id]
-            .depends_on
-            .iter()
-            .filter(|&&d| self.scope.member[d])
-            .map(|&d| sched.ready[d])
-            .max()
-            .unwrap_or(0);
-        sched.start[id] - deps_ready
+    /// By id: time between the last dependency in scope being ready (or 0) and the start.
+    fn queued(&self, chosen: &Chosen) -> Vec<Ms> {
+        let w = &chosen.walk;
+        let mut q = vec![0; self.model.services.len()];
+        for &id in &self.scope.ids {
+            let deps_ready = self
+                .g
+                .deps(id)
+                .iter()
+                .map(|&d| w.ready[d])
+                .max()
+                .unwrap_or(0);
+            q[id] = w.start[id] - deps_ready;
+        }
+        q
     }
 
-    /// In planned start order, ties by priority.
+    /// In planned start order: the walker's hand-out order.
     fn services(
         &self,
-        sched: &Schedule,
+        chosen: &Chosen,
+        queued: &[Ms],
         estimates: &mut [Option<Estimate>],
     ) -> Vec<PlannedService> {
-        // A planned service is large: sort small keys, then build the services in that order.
-        // Ranks are unique, so the unstable sort is deterministic.
-        let mut order: Vec<(Ms, u32, SvcId)> = self
-            .scope
-            .ids
+        let w = &chosen.walk;
+        let held = &chosen.holds.held;
+        w.order
             .iter()
-            .map(|&id| (sched.start[id], self.rank[id], id))
-            .collect();
-        order.sort_unstable();
-        order
-            .into_iter()
-            .map(|(_, _, id)| {
+            .map(|&id| {
                 let rto = self.rto(id);
-                let ready = sched.ready[id];
+                let ready = w.ready[id];
+                let mut waited_for: Option<SvcId> = None;
+                for &d in self.g.deps(id) {
+                    if waited_for.is_none_or(|b| w.ready[d] > w.ready[b]) {
+                        waited_for = Some(d);
+                    }
+                }
                 PlannedService {
                     id,
                     wave: self.wave[id],
-                    start: sched.start[id],
+                    start: w.start[id],
                     ready,
                     rto,
                     slack: rto as i64 - ready as i64,
@@ -332,52 +622,57 @@ impl Timeline<'_> {
                     dur: self.dur[id],
                     deadline: (self.deadline[id] * 1000.0).round() as i64,
                     earliest_ready: self.ef[id],
-                    queued: self.queued(sched, id),
+                    queued: queued[id],
+                    waited_for,
+                    held: held.get(id).copied().unwrap_or(false),
                 }
             })
             .collect()
     }
 
     /// Worst first, then by name.
-    fn breaches(&self, sched: &Schedule) -> Vec<Breach> {
-        let late: Vec<SvcId> = (self.scope.ids.iter().copied())
-            .filter(|&id| sched.ready[id] > self.rto(id))
+    fn breaches(&self, chosen: &Chosen, queued: &[Ms]) -> Vec<Breach> {
+        let w = &chosen.walk;
+        let mut late: Vec<(Ms, SvcId)> = (self.scope.ids.iter().copied())
+            .filter(|&id| w.ready[id] > self.rto(id))
+            .map(|id| (w.ready[id] - self.rto(id), id))
             .collect();
         if late.is_empty() {
             return Vec::new();
         }
-        // `queued` by id, for summing along breach chains.
-        let mut queued = vec![0; self.model.services.len()];
-        for &id in &self.scope.ids {
-            queued[id] = self.queued(sched, id);
-        }
-        let mut breaches: Vec<Breach> = late
-            .into_iter()
-            .map(|id| {
-                let rto = self.rto(id);
-                let chain = binding_chain(self.model, self.scope, id, &sched.ready);
-                Breach {
-                    id,
-                    by: sched.ready[id] - rto,
-                    queued: chain.iter().map(|&c| queued[c]).sum(),
-                    chain,
-                    unachievable: self.ef[id] > rto,
-                }
+        late.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        // The walk's hand-out order is a topological order of the scope.
+        let chains = Chains::new(self.g, &w.order, &w.ready, |id| queued[id]);
+        late.into_iter()
+            .enumerate()
+            .map(|(k, (by, id))| Breach {
+                id,
+                by,
+                chain: chains.chain(id, k < EXPANDED),
+                chain_len: chains.len[id] as usize,
+                queued: chains.sum[id],
+                unachievable: self.ef[id] > self.rto(id),
             })
-            .collect();
-        breaches.sort_by(|a, b| b.by.cmp(&a.by).then(a.id.cmp(&b.id)));
-        breaches
+            .collect()
     }
 
     /// By name.
     fn unachievable(&self) -> Vec<Unachievable> {
-        (self.scope.ids.iter().copied())
+        let ids: Vec<SvcId> = (self.scope.ids.iter().copied())
             .filter(|&id| self.ef[id] > self.rto(id))
-            .map(|id| Unachievable {
+            .collect();
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let chains = Chains::new(self.g, self.topo, self.ef, |_| 0);
+        ids.into_iter()
+            .enumerate()
+            .map(|(k, id)| Unachievable {
                 id,
                 earliest_ready: self.ef[id],
                 rto: self.rto(id),
-                chain: binding_chain(self.model, self.scope, id, self.ef),
+                chain: chains.chain(id, k < EXPANDED),
+                chain_len: chains.len[id] as usize,
             })
             .collect()
     }

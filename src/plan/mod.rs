@@ -1,8 +1,10 @@
 //! Planning: pure functions of a model and options (no I/O, no async).
 //!
 //! This file holds the core every consumer shares — scope selection, topological order, waves,
-//! duration estimates and RTO-aware priority by modified deadlines — so that the planner's
-//! simulation and the real walker order services the same way.
+//! duration estimates and modified deadlines. The walker (`walker`) is the one scheduler: the
+//! planner walks it on a simulated clock with every rule of its portfolio (`rules`), improves
+//! the best with a bounded search (`search`, or `exact` for small scopes), and hands the chosen
+//! priority list to the run (`run_ordering`), which walks it for real.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,13 +13,21 @@ use crate::util::{PARALLEL_MIN_SCOPE, join};
 
 pub mod analysis;
 mod build;
-pub mod schedule;
+mod exact;
+mod optimize;
+pub mod rules;
+mod search;
+pub mod walker;
 
 #[cfg(test)]
 pub(crate) use build::tests::big_graph;
 pub use build::{
-    Breach, Plan, PlanOptions, PlannedService, Strategy, Unachievable, build_plan, to_ms,
+    Breach, CHAIN_TAIL, EXPANDED, Optimality, Plan, PlanOptions, PlannedService, Rule, SEARCH_SEED,
+    SearchReport, Source, Strategy, Unachievable, build_plan, default_search_budget, run_ordering,
+    to_ms,
 };
+pub use optimize::Objective;
+pub use walker::{Ms, UNLIMITED};
 
 /// What the user asked to recover.
 #[derive(Debug, Clone, Default)]
@@ -296,7 +306,12 @@ pub struct Ordering {
     pub estimates: Vec<Option<Estimate>>,
     pub dur: Vec<f64>,
     pub deadline: Vec<f64>,
+    /// Priority rank by id (0 = start first). [`ordering`]: by modified deadline;
+    /// [`run_ordering`]: the plan's planned start order.
     pub rank: Vec<u32>,
+    /// By id: services the walker holds back until every service ranked before them has
+    /// started (the plan's deliberate idle time). Empty: none.
+    pub held: Vec<bool>,
 }
 
 /// Computes the shared ordering data for `scope` using playbook estimates.
@@ -346,12 +361,14 @@ pub fn ordering_with(
     history: Option<&HashMap<String, f64>>,
 ) -> Ordering {
     let par = scope.len() >= PARALLEL_MIN_SCOPE;
-    ordering_and(model, scope, mode, history, par, |_, _| ()).0
+    let mut ord = ordering_and(model, scope, mode, history, par, |_, _| ()).0;
+    ord.rank = priority_rank(model, scope, &ord.deadline);
+    ord
 }
 
-/// [`ordering_with`], and `also(topo, dur)` computed alongside the priority ranks (the
-/// planner's analysis needs the order and the durations but not the ranks); on two threads
-/// when `par`.
+/// [`ordering_with`] without the priority ranks (the planner makes its own), and
+/// `also(topo, dur)` computed alongside the deadlines (the planner's analysis needs the order
+/// and the durations); on two threads when `par`.
 pub(crate) fn ordering_and<R: Send>(
     model: &Model,
     scope: &Scope,
@@ -361,20 +378,16 @@ pub(crate) fn ordering_and<R: Send>(
     also: impl FnOnce(&[SvcId], &[f64]) -> R + Send,
 ) -> (Ordering, R) {
     // The topological order and the estimates do not depend on each other; the waves need
-    // only the order, the deadlines (and so the ranks) need both. Two steps of two jobs.
+    // only the order, the deadlines need both. Two steps of two jobs.
     let (topo, (estimates, dur)) = join(
         par,
         || topo_order(model, scope),
         || estimates_of(model, scope, mode, history),
     );
-    let ((wave, extra), (deadline, rank)) = join(
+    let ((wave, extra), deadline) = join(
         par,
         || (waves(model, scope, &topo), also(&topo, &dur)),
-        || {
-            let deadline = modified_deadlines(model, scope, &topo, &dur);
-            let rank = priority_rank(model, scope, &deadline);
-            (deadline, rank)
-        },
+        || modified_deadlines(model, scope, &topo, &dur),
     );
     let ord = Ordering {
         topo,
@@ -382,7 +395,8 @@ pub(crate) fn ordering_and<R: Send>(
         estimates,
         dur,
         deadline,
-        rank,
+        rank: Vec::new(),
+        held: Vec::new(),
     };
     (ord, extra)
 }

@@ -13,7 +13,7 @@ use std::sync::{Condvar, Mutex};
 use serde::Serialize;
 
 use crate::model::{Model, SvcId, fmt_duration};
-use crate::plan::schedule::Ms;
+use crate::plan::Ms;
 use crate::plan::{Plan, PlannedService};
 use crate::util::PARALLEL_MIN_SCOPE;
 
@@ -1466,6 +1466,7 @@ mod tests {
                     eager,
                     mode,
                     history: None,
+                    ..Default::default()
                 };
                 lines_both_ways(&build_plan(&model, &opts).unwrap(), &model);
             }
@@ -1501,6 +1502,7 @@ mod tests {
             eager: false,
             mode: crate::model::Mode::Failover,
             history: None,
+            ..Default::default()
         };
         lines_both_ways(&build_plan(&model, &opts).unwrap(), &model);
     }
