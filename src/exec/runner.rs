@@ -490,7 +490,16 @@ impl Runner {
                     );
                 }
             }
-            while let Some(id) = walker.next_ready() {
+            // A dry-run's clock is paused: every driver finishing at this instant reports
+            // before anything new starts, as in the plan (a slot and a dependency freed at the
+            // same instant are both there for the next start).
+            if opts.dry_run {
+                tokio::task::yield_now().await;
+            }
+            while let Some(id) = (rx.is_empty() || !opts.dry_run)
+                .then(|| walker.next_ready())
+                .flatten()
+            {
                 started_s[id] = Some(clock.since_declared());
                 start_order.push(id);
                 self.bus.emit(
