@@ -108,8 +108,24 @@ fn json_follows_the_schema() {
     assert_eq!(
         v["breaches"],
         serde_json::json!([{ "service": "search", "by_s": 30.0, "chain": ["es-cluster", "search"],
+                             "chain_length": 2, "chain_root": "es-cluster",
                              "queued_s": 0.0, "unachievable": true }])
     );
+    assert_eq!(search["waited_for"], "es-cluster");
+    assert_eq!(search["held"], false);
+    // The objective, how good the plan is and how it was found.
+    assert_eq!(
+        v["objective"],
+        serde_json::json!(["rto_breaches", "total_lateness", "makespan"])
+    );
+    assert_eq!(v["total_lateness_s"], 30.0);
+    assert_eq!(v["makespan_lower_bound_s"], 1590.0);
+    assert_eq!(v["optimal"], true);
+    assert_eq!(v["optimality"], "lower-bound");
+    assert_eq!(v["search"]["chosen_by"], "modified-deadline");
+    assert_eq!(v["search"]["best_rule"], "modified-deadline");
+    assert_eq!(v["search"]["best_rule_breaches"], 1);
+    assert_eq!(v["search"]["rules"].as_array().unwrap().len(), 8);
     assert_eq!(v["unachievable"][0]["service"], "search");
     // Same input, byte-identical output.
     let (_, again, _) = plan(&fixture("plan-shop"), &["--format", "json", "-q"]);

@@ -136,20 +136,13 @@ pub struct Breach {
     pub chain: Vec<SvcId>,
     /// Length of the whole chain.
     pub chain_len: usize,
+    /// The first service of the whole chain (the root cause).
+    pub chain_root: SvcId,
     /// Total queueing (slot or wave-barrier waits) along the whole chain: the part of the
     /// lateness that more parallelism or eager mode could win back.
     pub queued: Ms,
     /// The chain alone, with unlimited parallelism, already exceeds the RTO.
     pub unachievable: bool,
-}
-
-impl Breach {
-    /// The first service of the whole chain.
-    pub fn root(&self) -> Option<SvcId> {
-        (self.chain.len() == self.chain_len)
-            .then(|| self.chain.first().copied())
-            .flatten()
-    }
 }
 
 /// A service whose RTO cannot be met even with unlimited parallelism.
@@ -162,6 +155,7 @@ pub struct Unachievable {
     /// for the first [`EXPANDED`] (by name), the last [`CHAIN_TAIL`] services for the others.
     pub chain: Vec<SvcId>,
     pub chain_len: usize,
+    pub chain_root: SvcId,
 }
 
 /// Breaches (worst first) and unachievable RTOs (by name) whose whole chain the plan carries.
@@ -499,6 +493,7 @@ struct Chains {
     next: Vec<Option<SvcId>>,
     len: Vec<u32>,
     sum: Vec<Ms>,
+    root: Vec<SvcId>,
 }
 
 impl Chains {
@@ -510,6 +505,7 @@ impl Chains {
             next: vec![None; n],
             len: vec![0; n],
             sum: vec![0; n],
+            root: vec![0; n],
         };
         for &id in topo {
             let mut best: Option<SvcId> = None;
@@ -521,6 +517,7 @@ impl Chains {
             c.next[id] = best;
             c.len[id] = 1 + best.map_or(0, |b| c.len[b]);
             c.sum[id] = own(id) + best.map_or(0, |b| c.sum[b]);
+            c.root[id] = best.map_or(id, |b| c.root[b]);
         }
         c
     }
@@ -650,6 +647,7 @@ impl Timeline<'_> {
                 by,
                 chain: chains.chain(id, k < EXPANDED),
                 chain_len: chains.len[id] as usize,
+                chain_root: chains.root[id],
                 queued: chains.sum[id],
                 unachievable: self.ef[id] > self.rto(id),
             })
@@ -673,6 +671,7 @@ impl Timeline<'_> {
                 rto: self.rto(id),
                 chain: chains.chain(id, k < EXPANDED),
                 chain_len: chains.len[id] as usize,
+                chain_root: chains.root[id],
             })
             .collect()
     }
@@ -727,10 +726,12 @@ pub(crate) mod tests {
         for parallel in [1, 16, 5000] {
             for eager in [false, true] {
                 for history in [None, Some(history.clone())] {
+                    // A small search budget: the search runs, and a debug build walks slowly.
                     let opts = PlanOptions {
                         parallel: Some(parallel),
                         eager,
                         history,
+                        search_budget: Some(4),
                         ..Default::default()
                     };
                     let one = build_plan_with(&m, &opts, usize::MAX).unwrap();

@@ -26,7 +26,8 @@ pub use build::{
     SearchReport, Source, Strategy, Unachievable, build_plan, default_search_budget, run_ordering,
     to_ms,
 };
-pub use optimize::Objective;
+pub use exact::MAX_SERVICES as EXACT_MAX_SERVICES;
+pub use optimize::{LARGE_SCOPE, Objective};
 pub use walker::{Ms, UNLIMITED};
 
 /// What the user asked to recover.

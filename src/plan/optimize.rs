@@ -244,6 +244,17 @@ pub enum Optimality {
     Unknown,
 }
 
+impl Optimality {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Optimality::Exact => "exact",
+            Optimality::LowerBound => "lower-bound",
+            Optimality::NoContention => "no-contention",
+            Optimality::Unknown => "unknown",
+        }
+    }
+}
+
 /// The schedule chosen for one mode, and how it was found.
 #[derive(Debug, Clone)]
 pub struct Chosen {

@@ -1,0 +1,322 @@
+//! One self-contained HTML file: no script, no external asset, an inline SVG Gantt with RTO
+//! deadlines marked (the shared renderer of `report::html`), and the dependency graph drawn
+//! by wave.
+
+use std::fmt::Write as _;
+
+use super::{
+    Human, MAX_DRAWN, OBJECTIVE, breached_set, by_wave, chain_names, chain_text, critical_set,
+    estimates_line, held_line, makespan_line, optimality_line, rto_line, schedule_line, scope_line,
+    search_line,
+};
+use crate::model::Model;
+use crate::plan::Plan;
+use crate::report::html::{self as kit, esc, truncate};
+
+/// The planned timeline on the shared Gantt renderer: one bar per service (red when late, blue
+/// on the critical path), its RTO marked.
+fn gantt_svg(plan: &Plan, model: &Model, h: Human) -> String {
+    let drawn = &plan.services[..plan.services.len().min(MAX_DRAWN)];
+    let crit = critical_set(plan, model.services.len());
+    // The axis covers the makespan and the RTOs a little beyond it; farther RTOs get an arrow
+    // at the right edge rather than squashing every bar.
+    let max_rto = drawn.iter().map(|p| p.rto).max().unwrap_or(0);
+    let end = plan
+        .makespan
+        .max(max_rto.min(plan.makespan + plan.makespan / 2))
+        .max(1);
+    let rows = drawn
+        .iter()
+        .map(|p| {
+            let name = model.name(p.id);
+            let class = if p.slack < 0 {
+                "bar late"
+            } else if crit[p.id] {
+                "bar crit"
+            } else {
+                "bar ok"
+            };
+            kit::Row {
+                label: name.to_string(),
+                bars: vec![kit::Bar {
+                    start: p.start,
+                    end: p.ready,
+                    class,
+                    title: format!(
+                        "{name}: start {}, ready {}, RTO {}, slack {}",
+                        h.ms(p.start),
+                        h.ms(p.ready),
+                        h.ms(p.rto),
+                        h.signed(p.slack)
+                    ),
+                    lane: kit::Lane::Full,
+                }],
+                markers: vec![kit::Marker {
+                    at: p.rto,
+                    class: if p.slack < 0 { "rto missed" } else { "rto" },
+                    title: format!("{name} RTO {}", h.ms(p.rto)),
+                }],
+            }
+        })
+        .collect();
+    kit::Gantt {
+        class: "gantt",
+        aria_label: "planned recovery timeline",
+        end,
+        rows,
+    }
+    .svg()
+}
+
+fn graph_svg(plan: &Plan, model: &Model, human: Human) -> String {
+    const COL_W: f64 = 210.0;
+    const NODE_W: f64 = 170.0;
+    const NODE_H: f64 = 22.0;
+    const GAP: f64 = 8.0;
+    let n = model.services.len();
+    let crit = critical_set(plan, n);
+    let breached = breached_set(plan, n);
+    // Column per wave; within a column, planned start order. Only the first MAX_DRAWN
+    // services by wave are drawn.
+    let mut pos: Vec<Option<(f64, f64)>> = vec![None; n];
+    let mut drawn = Vec::new();
+    let mut rows_max = 0usize;
+    for (k, g) in by_wave(plan).iter().enumerate() {
+        for (r, p) in g.iter().enumerate() {
+            if drawn.len() >= MAX_DRAWN {
+                break;
+            }
+            pos[p.id] = Some((10.0 + COL_W * k as f64, 10.0 + (NODE_H + GAP) * r as f64));
+            drawn.push(*p);
+            rows_max = rows_max.max(r + 1);
+        }
+    }
+    let cols = drawn.iter().map(|p| p.wave + 1).max().unwrap_or(0) as f64;
+    let w = 20.0 + COL_W * cols;
+    let h = 20.0 + (NODE_H + GAP) * rows_max as f64;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="graph" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="dependency graph by wave">"#
+    );
+    for p in &drawn {
+        let Some((x2, y2)) = pos[p.id] else { continue };
+        for &d in &model.services[p.id].depends_on {
+            if let Some((x1, y1)) = pos[d] {
+                let (sx, sy) = (x1 + NODE_W, y1 + NODE_H / 2.0);
+                let (ex, ey) = (x2, y2 + NODE_H / 2.0);
+                let mx = (sx + ex) / 2.0;
+                let class = if crit[d] && crit[p.id] {
+                    "edge crit"
+                } else {
+                    "edge"
+                };
+                let _ = writeln!(
+                    o,
+                    r#"<path d="M{sx:.1} {sy:.1} C{mx:.1} {sy:.1} {mx:.1} {ey:.1} {ex:.1} {ey:.1}" class="{class}"/>"#
+                );
+            }
+        }
+    }
+    for p in &drawn {
+        let Some((x, y)) = pos[p.id] else { continue };
+        let name = model.name(p.id);
+        let class = if breached[p.id] {
+            "node late"
+        } else if crit[p.id] {
+            "node crit"
+        } else {
+            "node"
+        };
+        let _ = writeln!(
+            o,
+            r#"<g class="{class}"><title>{} (wave {}, tier {}, ready {}, RTO {})</title><rect x="{x:.1}" y="{y:.1}" width="{NODE_W}" height="{NODE_H}" rx="4"/><text x="{:.1}" y="{:.1}">{}</text></g>"#,
+            esc(name),
+            p.wave,
+            model.services[p.id].tier,
+            human.ms(p.ready),
+            human.ms(p.rto),
+            x + 6.0,
+            y + 15.0,
+            esc(&truncate(name, 24))
+        );
+    }
+    o.push_str("</svg>\n");
+    o
+}
+
+const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1f2328;background:#fff}\
+h1{font-size:22px}h2{font-size:17px;margin-top:28px}\
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left}\
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tr.late td{background:#ffebe9}\
+.summary th{background:#f6f8fa;width:140px}.scroll{overflow-x:auto;border:1px solid #d0d7de;padding:4px}\
+svg text{font:12px system-ui,sans-serif}.tick{fill:#57606a;text-anchor:middle}\
+.label{text-anchor:end;fill:#1f2328}.grid{stroke:#eaeef2}\
+.bar.ok{fill:#4c9a6a}.bar.crit{fill:#1f6feb}.bar.late{fill:#cf222e}\
+.rto{stroke:#8c959f;stroke-width:2;fill:#8c959f}.rto.missed{stroke:#cf222e;fill:#cf222e;stroke-dasharray:3 2}\
+.edge{fill:none;stroke:#afb8c1}.edge.crit{stroke:#1f6feb;stroke-width:2}\
+.node rect{fill:#f6f8fa;stroke:#8c959f}.node.crit rect{fill:#ddf4ff;stroke:#1f6feb;stroke-width:2}\
+.node.late rect{fill:#ffebe9;stroke:#cf222e;stroke-width:2}.legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}";
+
+/// One self-contained HTML file: no script, no external asset, inline SVG Gantt with RTO
+/// deadlines marked, and the dependency graph drawn by wave.
+pub fn render_html(plan: &Plan, model: &Model) -> String {
+    let h = Human::of(plan);
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>meeseeks recovery plan</title>\n<style>{CSS}</style>\n</head>\n<body>"
+    );
+    let _ = writeln!(o, "<h1>Recovery plan</h1>");
+    let _ = writeln!(o, "<table class=\"summary\">");
+    let rows = [
+        (
+            "Scope",
+            format!("{} in {} waves", scope_line(plan), plan.waves),
+        ),
+        (
+            "Schedule",
+            format!(
+                "{} mode, {}, parallel {}",
+                plan.mode,
+                plan.strategy.as_str(),
+                plan.parallel
+            ),
+        ),
+        ("Makespan", makespan_line(plan, h)),
+        ("RTOs", rto_line(plan, h)),
+        ("Objective", OBJECTIVE.to_string()),
+        ("Order", schedule_line(plan)),
+        ("Search", search_line(plan)),
+        ("Optimal", optimality_line(plan)),
+    ];
+    let held = held_line(plan, model);
+    let rows = rows
+        .into_iter()
+        .chain(held.map(|l| ("Held back", l)))
+        .chain([
+            (
+                "Critical path",
+                format!(
+                    "{}: {}",
+                    h.ms(plan.critical_path_len),
+                    chain_names(model, &plan.critical_path, " → ")
+                ),
+            ),
+            ("Estimates", estimates_line(plan, model)),
+        ]);
+    for (k, v) in rows {
+        let _ = writeln!(o, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
+    }
+    let _ = writeln!(o, "</table>");
+
+    if !plan.breaches.is_empty() {
+        let _ = writeln!(o, "<h2>Predicted RTO breaches</h2>\n<table>");
+        let _ = writeln!(
+            o,
+            "<tr><th>Service</th><th class=\"n\">Late by</th><th>Dependency chain</th><th class=\"n\">Waiting on the chain</th><th>Unachievable</th></tr>"
+        );
+        for b in &plan.breaches {
+            let _ = writeln!(
+                o,
+                "<tr class=\"late\"><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                esc(model.name(b.id)),
+                h.ms(b.by),
+                esc(&chain_text(
+                    model,
+                    &b.chain,
+                    b.chain_len,
+                    b.chain_root,
+                    " → "
+                )),
+                h.ms(b.queued),
+                if b.unachievable { "yes" } else { "no" }
+            );
+        }
+        let _ = writeln!(o, "</table>");
+    }
+    if !plan.unachievable.is_empty() {
+        let _ = writeln!(
+            o,
+            "<h2>RTOs unachievable even with unlimited parallelism</h2>\n<table>"
+        );
+        let _ = writeln!(
+            o,
+            "<tr><th>Service</th><th class=\"n\">Needs at least</th><th class=\"n\">RTO</th><th>Dependency chain</th></tr>"
+        );
+        for u in &plan.unachievable {
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                esc(model.name(u.id)),
+                h.ms(u.earliest_ready),
+                h.ms(u.rto),
+                esc(&chain_text(
+                    model,
+                    &u.chain,
+                    u.chain_len,
+                    u.chain_root,
+                    " → "
+                ))
+            );
+        }
+        let _ = writeln!(o, "</table>");
+    }
+
+    let _ = writeln!(o, "<h2>Timeline ({} schedule)</h2>", plan.strategy.as_str());
+    let _ = writeln!(
+        o,
+        "<p class=\"legend\"><span style=\"background:#4c9a6a\"></span>meets its RTO<span style=\"background:#1f6feb\"></span>critical path<span style=\"background:#cf222e\"></span>predicted breach<span style=\"background:#8c959f\"></span>RTO deadline</p>"
+    );
+    if plan.services.len() > MAX_DRAWN {
+        let _ = writeln!(
+            o,
+            "<p>The chart shows the first {MAX_DRAWN} of {} services by planned start.</p>",
+            plan.services.len()
+        );
+    }
+    let _ = writeln!(
+        o,
+        "<div class=\"scroll\">\n{}</div>",
+        gantt_svg(plan, model, h)
+    );
+    let _ = writeln!(o, "<h2>Dependency graph by wave</h2>");
+    if plan.services.len() > MAX_DRAWN {
+        let _ = writeln!(
+            o,
+            "<p>The picture shows the first {MAX_DRAWN} of {} services, by wave.</p>",
+            plan.services.len()
+        );
+    }
+    let _ = writeln!(
+        o,
+        "<div class=\"scroll\">\n{}</div>",
+        graph_svg(plan, model, h)
+    );
+
+    let _ = writeln!(o, "<h2>Schedule by wave</h2>\n<table>");
+    let _ = writeln!(
+        o,
+        "<tr><th class=\"n\">Wave</th><th>Service</th><th class=\"n\">Tier</th><th class=\"n\">Start</th><th class=\"n\">Ready</th><th class=\"n\">RTO</th><th class=\"n\">Slack</th><th class=\"n\">Estimate</th><th>Source</th></tr>"
+    );
+    for (k, g) in by_wave(plan).iter().enumerate() {
+        for p in g {
+            let s = &model.services[p.id];
+            let _ = writeln!(
+                o,
+                "<tr{}><td class=\"n\">{k}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                if p.slack < 0 { " class=\"late\"" } else { "" },
+                esc(&s.name),
+                s.tier,
+                h.ms(p.start),
+                h.ms(p.ready),
+                h.ms(p.rto),
+                h.signed(p.slack),
+                h.ms(p.dur),
+                p.estimate.source.as_str()
+            );
+        }
+    }
+    let _ = writeln!(o, "</table>\n</body>\n</html>");
+    o
+}

@@ -1,0 +1,804 @@
+//! `meeseeks.plan/v1` (SPEC §8, with more fields): summary fields pretty-printed, then one
+//! compact line per service, breach and unachievable RTO. Every line is bounded — a breach
+//! carries the end of its chain, its root and its length, and every service names the
+//! dependency it waited for last (`waited_for`), from which any chain can be rebuilt — so the
+//! report is linear in services + edges.
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+
+use serde::Serialize;
+
+use super::secs;
+use crate::model::{Model, SvcId};
+use crate::plan::{CHAIN_TAIL, Plan, PlannedService};
+use crate::util::PARALLEL_MIN_SCOPE;
+
+#[cfg(test)]
+fn secs_i(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+// The per-service line as serde types: the reference that `write_service_line` is tested
+// against (and the schema, readably).
+#[cfg(test)]
+#[derive(Serialize)]
+struct JsonStep<'a> {
+    name: &'a str,
+    estimate_s: f64,
+    rule: &'static str,
+}
+
+#[cfg(test)]
+#[derive(Serialize)]
+struct JsonService<'a> {
+    name: &'a str,
+    tier: u32,
+    wave: u32,
+    depends_on: Names<'a>,
+    start_s: f64,
+    ready_s: f64,
+    rto_s: f64,
+    slack_s: f64,
+    estimate_s: f64,
+    estimate_source: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    estimate_steps: Vec<JsonStep<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estimate_checks_s: Option<f64>,
+    modified_deadline_s: f64,
+    earliest_ready_s: f64,
+    queued_s: f64,
+    waited_for: Option<&'a str>,
+    held: bool,
+}
+
+/// `chain`: the end of the dependency chain (at most `CHAIN_TAIL` services, ending with the
+/// service), `chain_length` the whole chain's, `chain_root` its first service.
+#[derive(Serialize)]
+struct JsonBreach<'a> {
+    service: &'a str,
+    by_s: f64,
+    chain: Vec<&'a str>,
+    chain_length: usize,
+    chain_root: &'a str,
+    queued_s: f64,
+    unachievable: bool,
+}
+
+#[derive(Serialize)]
+struct JsonUnachievable<'a> {
+    service: &'a str,
+    earliest_ready_s: f64,
+    rto_s: f64,
+    chain: Vec<&'a str>,
+    chain_length: usize,
+    chain_root: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonRule {
+    rule: &'static str,
+    rto_breached: usize,
+    total_lateness_s: f64,
+    makespan_s: f64,
+}
+
+#[derive(Serialize)]
+struct JsonSearch {
+    /// What found the schedule: a rule's name, "search", "exact" or "waves-order".
+    chosen_by: &'static str,
+    best_rule: Option<&'static str>,
+    best_rule_breaches: Option<usize>,
+    rules: Vec<JsonRule>,
+    budget: usize,
+    walks: usize,
+    seed: u64,
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    schema: &'static str,
+    mode: &'static str,
+    run_mode: &'static str,
+    parallel: usize,
+    estimates: &'static str,
+    services_in_scope: usize,
+    services_total: usize,
+    waves: u32,
+    makespan_s: f64,
+    makespan_waves_s: f64,
+    makespan_eager_s: f64,
+    eager_fallback: bool,
+    critical_path: Vec<&'a str>,
+    critical_path_s: f64,
+    rto_met: usize,
+    rto_breached: usize,
+    /// In the order the plan minimises them.
+    objective: [&'static str; 3],
+    total_lateness_s: f64,
+    makespan_lower_bound_s: f64,
+    /// Proven optimal ("optimality" says how).
+    optimal: bool,
+    optimality: &'static str,
+    search: JsonSearch,
+}
+
+fn names<'a>(model: &'a Model, ids: &[SvcId]) -> Vec<&'a str> {
+    ids.iter().map(|&i| model.name(i)).collect()
+}
+
+/// Service names serialized straight from ids (no intermediate Vec per service).
+#[cfg(test)]
+struct Names<'a> {
+    model: &'a Model,
+    ids: &'a [SvcId],
+}
+
+#[cfg(test)]
+impl Serialize for Names<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.ids.iter().map(|&i| self.model.name(i)))
+    }
+}
+
+/// Appends `"key": [` then one compact JSON object per line, then `]`.
+fn json_array<T: Serialize>(out: &mut Vec<u8>, key: &str, items: impl Iterator<Item = T>) {
+    out.extend_from_slice(format!(",\n  \"{key}\": [").as_bytes());
+    let mut first = true;
+    for it in items {
+        out.extend_from_slice(if first { b"\n    " } else { b",\n    " });
+        first = false;
+        // Serializing plain structs into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &it);
+    }
+    out.extend_from_slice(if first { b"]" } else { b"\n  ]" });
+}
+
+/// The serde form of a service's line (the reference for [`write_service_line`]).
+#[cfg(test)]
+fn json_service<'a>(p: &'a PlannedService, model: &'a Model) -> JsonService<'a> {
+    let s = &model.services[p.id];
+    let playbook =
+        s.playbook.is_some() && p.estimate.source == crate::plan::EstimateSource::Playbook;
+    JsonService {
+        name: &s.name,
+        tier: s.tier,
+        wave: p.wave,
+        depends_on: Names {
+            model,
+            ids: &s.depends_on,
+        },
+        start_s: secs(p.start),
+        ready_s: secs(p.ready),
+        rto_s: secs(p.rto),
+        slack_s: secs_i(p.slack),
+        estimate_s: secs(p.dur),
+        estimate_source: p.estimate.source.as_str(),
+        estimate_steps: if playbook {
+            p.estimate
+                .steps
+                .iter()
+                .map(|st| JsonStep {
+                    name: &st.name,
+                    estimate_s: st.secs,
+                    rule: st.rule,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        estimate_checks_s: playbook.then_some(p.estimate.checks_secs),
+        modified_deadline_s: secs_i(p.deadline),
+        earliest_ready_s: secs(p.earliest_ready),
+        queued_s: secs(p.queued),
+        waited_for: p.waited_for.map(|d| model.name(d)),
+        held: p.held,
+    }
+}
+
+/// `serde_json::to_writer(out, &json_service(..))`, byte for byte, without serde.
+fn write_service_line(out: &mut Vec<u8>, p: &PlannedService, model: &Model) {
+    let s = &model.services[p.id];
+    out.extend_from_slice(b"{\"name\":");
+    json_str(out, &s.name);
+    out.extend_from_slice(b",\"tier\":");
+    json_u64(out, s.tier as u64);
+    out.extend_from_slice(b",\"wave\":");
+    json_u64(out, p.wave as u64);
+    out.extend_from_slice(b",\"depends_on\":[");
+    for (k, &d) in s.depends_on.iter().enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        json_str(out, model.name(d));
+    }
+    out.extend_from_slice(b"],\"start_s\":");
+    json_ms(out, p.start as i128);
+    out.extend_from_slice(b",\"ready_s\":");
+    json_ms(out, p.ready as i128);
+    out.extend_from_slice(b",\"rto_s\":");
+    json_ms(out, p.rto as i128);
+    out.extend_from_slice(b",\"slack_s\":");
+    json_ms(out, p.slack as i128);
+    out.extend_from_slice(b",\"estimate_s\":");
+    json_ms(out, p.dur as i128);
+    out.extend_from_slice(b",\"estimate_source\":");
+    json_str(out, p.estimate.source.as_str());
+    let playbook =
+        s.playbook.is_some() && p.estimate.source == crate::plan::EstimateSource::Playbook;
+    if playbook && !p.estimate.steps.is_empty() {
+        out.extend_from_slice(b",\"estimate_steps\":[");
+        for (k, st) in p.estimate.steps.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"name\":");
+            json_str(out, &st.name);
+            out.extend_from_slice(b",\"estimate_s\":");
+            json_f64(out, st.secs);
+            out.extend_from_slice(b",\"rule\":");
+            json_str(out, st.rule);
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
+    if playbook {
+        out.extend_from_slice(b",\"estimate_checks_s\":");
+        json_f64(out, p.estimate.checks_secs);
+    }
+    out.extend_from_slice(b",\"modified_deadline_s\":");
+    json_ms(out, p.deadline as i128);
+    out.extend_from_slice(b",\"earliest_ready_s\":");
+    json_ms(out, p.earliest_ready as i128);
+    out.extend_from_slice(b",\"queued_s\":");
+    json_ms(out, p.queued as i128);
+    out.extend_from_slice(b",\"waited_for\":");
+    match p.waited_for {
+        Some(d) => json_str(out, model.name(d)),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(if p.held {
+        b",\"held\":true}"
+    } else {
+        b",\"held\":false}"
+    });
+}
+
+/// A JSON string as serde_json writes it; the escaping is serde_json's own when needed.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+fn json_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// `ms / 1000.0` as serde_json writes that f64 (shortest round trip: for these magnitudes the
+/// decimal milliseconds with trailing zeros cut, and `.0` when whole), without formatting a
+/// float. Outside ±10^12 ms it is serde_json's own formatting.
+fn json_ms(out: &mut Vec<u8>, ms: i128) {
+    if ms.unsigned_abs() >= 1_000_000_000_000 {
+        json_f64(out, ms as f64 / 1000.0);
+        return;
+    }
+    let a = ms.unsigned_abs() as u64;
+    // Sign, whole seconds, point and up to three decimals.
+    if ms < 0 {
+        out.push(b'-');
+    }
+    json_u64(out, a / 1000);
+    let f = a % 1000;
+    if f == 0 {
+        out.extend_from_slice(b".0");
+    } else {
+        let tail = [
+            b'.',
+            b'0' + (f / 100) as u8,
+            b'0' + (f / 10 % 10) as u8,
+            b'0' + (f % 10) as u8,
+        ];
+        let len = if f.is_multiple_of(100) {
+            2
+        } else if f.is_multiple_of(10) {
+            3
+        } else {
+            4
+        };
+        out.extend_from_slice(&tail[..len]);
+    }
+}
+
+fn json_f64(out: &mut Vec<u8>, x: f64) {
+    let _ = serde_json::to_writer(&mut *out, &x);
+}
+
+/// `meeseeks.plan/v1` (SPEC §8), services in planned start order. The summary fields are
+/// pretty-printed; each service, breach and unachievable RTO is one compact line, which keeps
+/// a 100 000-service plan small, fast to write and still diffable line by line.
+pub fn render_json(plan: &Plan, model: &Model) -> String {
+    let mut out = Vec::with_capacity(256 + plan.services.len() * LINE_BYTES);
+    if plan.services.len() >= PARALLEL_MIN_SCOPE {
+        // Writing into a Vec cannot fail.
+        let _ = json_pipelined(&mut out, plan, model, chunk_of(plan));
+    } else {
+        json_whole(&mut out, plan, model);
+    }
+    // serde_json writes valid UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`render_json`] written to `w`; a large plan is rendered on two threads and written while
+/// it is rendered (see [`json_pipelined`]).
+pub fn write_json<W: Write + ?Sized>(w: &mut W, plan: &Plan, model: &Model) -> io::Result<()> {
+    if plan.services.len() >= PARALLEL_MIN_SCOPE {
+        json_pipelined(w, plan, model, chunk_of(plan))
+    } else {
+        let mut out = Vec::with_capacity(256 + plan.services.len() * LINE_BYTES);
+        json_whole(&mut out, plan, model);
+        w.write_all(&out)
+    }
+}
+
+/// Bytes reserved per service line (a generated plan's lines average about 310).
+const LINE_BYTES: usize = 320;
+
+/// Services per piece of [`json_pipelined`]: a 32nd of the plan, so that the two threads end
+/// within a small piece of each other and writing starts early, and at most 4096 (about
+/// 1.3 MB of output, a few milliseconds of rendering) to bound the buffers. Handing a piece
+/// over costs a few microseconds, rendering even the smallest piece far more.
+fn chunk_of(plan: &Plan) -> usize {
+    (plan.services.len() / 32).clamp(64, CHUNK)
+}
+
+const CHUNK: usize = 4096;
+
+/// Pieces are written in batches of about this many bytes.
+const WRITE_BYTES: usize = 1 << 20;
+
+/// The whole report on this thread.
+fn json_whole(out: &mut Vec<u8>, plan: &Plan, model: &Model) {
+    json_head(out, plan, model);
+    json_services(out, &plan.services, model, true);
+    json_tail(out, plan, model);
+}
+
+/// The report written to `w` in pieces of `chunk` services, in order, while a second thread
+/// renders pieces too: the service lines are nearly all of the cost. Both threads take the
+/// next piece not yet taken; this one writes each piece as soon as it and those before it are
+/// done, and renders one itself whenever the next to write is not ready. Written pieces'
+/// buffers are reused. Stops at the first write error.
+fn json_pipelined<W: Write + ?Sized>(
+    w: &mut W,
+    plan: &Plan,
+    model: &Model,
+    chunk: usize,
+) -> io::Result<()> {
+    let chunks: Vec<&[PlannedService]> = plan.services.chunks(chunk).collect();
+    let render = |j: usize, buf: &mut Vec<u8>| {
+        buf.reserve(chunks[j].len() * LINE_BYTES);
+        json_services(buf, chunks[j], model, j == 0);
+    };
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let pieces = Pieces {
+        state: Mutex::new(PiecesState {
+            done: vec![None; chunks.len()],
+            free: Vec::new(),
+            worker_gone: false,
+        }),
+        ready: Condvar::new(),
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // Tells this thread waiting for a piece that no more will come, even on a panic
+            // (which the scope then propagates).
+            let _gone = Gone(&pieces);
+            while !stop.load(Ordering::Relaxed) {
+                let j = next.fetch_add(1, Ordering::Relaxed);
+                if j >= chunks.len() {
+                    break;
+                }
+                let mut buf = pieces.lock().free.pop().unwrap_or_default();
+                render(j, &mut buf);
+                pieces.lock().done[j] = Some(buf);
+                pieces.ready.notify_one();
+            }
+        });
+        let result = (|| {
+            // Few large writes: each write to a file costs some microseconds of its own (more
+            // than rendering a small piece).
+            let mut w = io::BufWriter::with_capacity(WRITE_BYTES, &mut *w);
+            let mut head = Vec::with_capacity(4096);
+            json_head(&mut head, plan, model);
+            w.write_all(&head)?;
+            for i in 0..chunks.len() {
+                let buf = loop {
+                    if let Some(buf) = pieces.lock().done[i].take() {
+                        break buf;
+                    }
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    if j < chunks.len() {
+                        let mut buf = pieces.lock().free.pop().unwrap_or_default();
+                        render(j, &mut buf);
+                        if j == i {
+                            break buf;
+                        }
+                        pieces.lock().done[j] = Some(buf);
+                        continue;
+                    }
+                    // Piece i is being rendered by the other thread.
+                    let mut st = pieces.lock();
+                    while st.done[i].is_none() && !st.worker_gone {
+                        st = pieces.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+                    }
+                    match st.done[i].take() {
+                        Some(buf) => break buf,
+                        // The other thread panicked: the scope propagates it.
+                        None => return Ok(()),
+                    }
+                };
+                w.write_all(&buf)?;
+                let mut buf = buf;
+                buf.clear();
+                pieces.lock().free.push(buf);
+            }
+            let mut tail = Vec::with_capacity(256 + plan.breaches.len() * 128);
+            json_tail(&mut tail, plan, model);
+            w.write_all(&tail)?;
+            w.flush()
+        })();
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
+/// The pieces of [`json_pipelined`] rendered and not yet written, and spare buffers.
+struct Pieces {
+    state: Mutex<PiecesState>,
+    /// Notified when a piece is done or the rendering thread ends.
+    ready: Condvar,
+}
+
+struct PiecesState {
+    done: Vec<Option<Vec<u8>>>,
+    free: Vec<Vec<u8>>,
+    worker_gone: bool,
+}
+
+impl Pieces {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PiecesState> {
+        // Nothing panics while holding the lock; a poisoned one is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Marks the rendering thread as gone when dropped.
+struct Gone<'a>(&'a Pieces);
+
+impl Drop for Gone<'_> {
+    fn drop(&mut self) {
+        self.0.lock().worker_gone = true;
+        self.0.ready.notify_all();
+    }
+}
+
+/// The summary fields, and the opening of the services array.
+fn json_head(out: &mut Vec<u8>, plan: &Plan, model: &Model) {
+    let head = JsonPlan {
+        schema: "meeseeks.plan/v1",
+        mode: plan.strategy.as_str(),
+        run_mode: plan.mode.as_str(),
+        parallel: plan.parallel,
+        estimates: if plan.history { "history" } else { "playbook" },
+        services_in_scope: plan.services.len(),
+        services_total: plan.total_services,
+        waves: plan.waves,
+        makespan_s: secs(plan.makespan),
+        makespan_waves_s: secs(plan.makespan_waves),
+        makespan_eager_s: secs(plan.makespan_eager),
+        eager_fallback: plan.eager_fallback,
+        critical_path: names(model, &plan.critical_path),
+        critical_path_s: secs(plan.critical_path_len),
+        rto_met: plan.met(),
+        rto_breached: plan.breaches.len(),
+        objective: ["rto_breaches", "total_lateness", "makespan"],
+        total_lateness_s: secs(plan.lateness()),
+        makespan_lower_bound_s: secs(plan.makespan_lower_bound),
+        optimal: plan.search.optimality != crate::plan::Optimality::Unknown,
+        optimality: plan.search.optimality.as_str(),
+        search: json_search(plan),
+    };
+    let _ = serde_json::to_writer_pretty(&mut *out, &head);
+    // Reopen the object to append the arrays.
+    if out.last() == Some(&b'}') {
+        out.pop();
+        while out.last() == Some(&b'\n') {
+            out.pop();
+        }
+    }
+    out.extend_from_slice(b",\n  \"services\": [");
+}
+
+fn json_search(plan: &Plan) -> JsonSearch {
+    let s = &plan.search;
+    let best = s.best_rule();
+    JsonSearch {
+        chosen_by: s.chosen_by.as_str(),
+        best_rule: best.map(|(r, _)| r.as_str()),
+        best_rule_breaches: best.map(|(_, o)| o.breaches),
+        rules: s
+            .rules
+            .iter()
+            .map(|&(r, o)| JsonRule {
+                rule: r.as_str(),
+                rto_breached: o.breaches,
+                total_lateness_s: secs(o.lateness),
+                makespan_s: secs(o.makespan),
+            })
+            .collect(),
+        budget: s.budget,
+        walks: s.evaluations,
+        seed: s.seed,
+    }
+}
+
+/// The last [`CHAIN_TAIL`] names of a chain.
+fn tail<'a>(model: &'a Model, chain: &[SvcId]) -> Vec<&'a str> {
+    names(model, &chain[chain.len().saturating_sub(CHAIN_TAIL)..])
+}
+
+/// One line per service, written by hand (a third of the report's cost with serde on a
+/// 100 000-service plan); `service_line_is_what_serde_writes` checks it is the same bytes.
+/// `first`: the first line of the array follows (no comma before it).
+fn json_services(out: &mut Vec<u8>, services: &[PlannedService], model: &Model, first: bool) {
+    for (i, p) in services.iter().enumerate() {
+        out.extend_from_slice(if first && i == 0 {
+            b"\n    "
+        } else {
+            b",\n    "
+        });
+        write_service_line(out, p, model);
+    }
+}
+
+/// The end of the services array, the breaches and unachievable RTOs, the closing brace.
+fn json_tail(out: &mut Vec<u8>, plan: &Plan, model: &Model) {
+    out.extend_from_slice(if plan.services.is_empty() {
+        b"]"
+    } else {
+        b"\n  ]"
+    });
+    json_array(
+        out,
+        "breaches",
+        plan.breaches.iter().map(|b| JsonBreach {
+            service: model.name(b.id),
+            by_s: secs(b.by),
+            chain: tail(model, &b.chain),
+            chain_length: b.chain_len,
+            chain_root: model.name(b.chain_root),
+            queued_s: secs(b.queued),
+            unachievable: b.unachievable,
+        }),
+    );
+    json_array(
+        out,
+        "unachievable",
+        plan.unachievable.iter().map(|u| JsonUnachievable {
+            service: model.name(u.id),
+            earliest_ready_s: secs(u.earliest_ready),
+            rto_s: secs(u.rto),
+            chain: tail(model, &u.chain),
+            chain_length: u.chain_len,
+            chain_root: model.name(u.chain_root),
+        }),
+    );
+    out.extend_from_slice(b"\n}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every service line of `plan`, hand-written and by serde.
+    fn lines_both_ways(plan: &Plan, model: &Model) {
+        assert!(!plan.services.is_empty());
+        for p in &plan.services {
+            let mut ours = Vec::new();
+            write_service_line(&mut ours, p, model);
+            let theirs = serde_json::to_string(&json_service(p, model)).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+        }
+    }
+
+    #[test]
+    fn service_line_is_what_serde_writes() {
+        use crate::plan::{PlanOptions, build_plan};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan-shop");
+        let (model, _) = crate::load::load(&dir, &Default::default())
+            .into_result(false)
+            .unwrap();
+        for mode in [crate::model::Mode::Failover, crate::model::Mode::Drill] {
+            for eager in [false, true] {
+                let opts = PlanOptions {
+                    scope: Default::default(),
+                    parallel: Some(2),
+                    eager,
+                    mode,
+                    history: None,
+                    ..Default::default()
+                };
+                lines_both_ways(&build_plan(&model, &opts).unwrap(), &model);
+            }
+        }
+        // Names that need escaping, odd durations, no playbooks.
+        let d = |ms| std::time::Duration::from_millis(ms);
+        let services = vec![
+            (
+                crate::model::Service::new("a\"quoted\"", 0, d(1)),
+                vec![],
+                vec![],
+            ),
+            (
+                crate::model::Service::new("tab\tname", 1, d(61_001)),
+                vec!["a\"quoted\"".into()],
+                vec![],
+            ),
+            (
+                crate::model::Service::new("plain", 3, d(7_200_250)),
+                vec!["tab\tname".into()],
+                vec![],
+            ),
+        ];
+        let defaults = crate::model::Defaults {
+            rto: d(3_600_000),
+            parallel: 1,
+            estimate: d(90_125),
+        };
+        let model = Model::from_parts(".".into(), defaults, services);
+        let opts = PlanOptions {
+            scope: Default::default(),
+            parallel: None,
+            eager: false,
+            mode: crate::model::Mode::Failover,
+            history: None,
+            ..Default::default()
+        };
+        lines_both_ways(&build_plan(&model, &opts).unwrap(), &model);
+    }
+
+    #[test]
+    fn milliseconds_print_as_serde_prints_their_f64() {
+        let mut values: Vec<i128> = (-3000..200_000).collect();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push((x % 2_000_000_000_000) as i128 - 1_000_000_000_000);
+        }
+        values.extend([
+            999_999_999_999,
+            1_000_000_000_000,
+            -1_000_000_000_000,
+            u64::MAX as i128,
+        ]);
+        for ms in values {
+            let mut ours = Vec::new();
+            json_ms(&mut ours, ms);
+            let theirs = serde_json::to_string(&(ms as f64 / 1000.0)).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), theirs, "{ms} ms");
+        }
+    }
+
+    #[test]
+    fn strings_and_integers_print_as_serde_prints_them() {
+        for s in [
+            "",
+            "svc-1",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+            "é ✓ \u{7f}",
+            "</script>",
+        ] {
+            let mut ours = Vec::new();
+            json_str(&mut ours, s);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
+        for n in [0, 1, 9, 10, 99, 100, 12345, u32::MAX as u64, u64::MAX] {
+            let mut ours = Vec::new();
+            json_u64(&mut ours, n);
+            assert_eq!(String::from_utf8(ours).unwrap(), n.to_string());
+        }
+    }
+
+    /// The report of `plan` rendered whole on one thread, and in pieces on two threads.
+    fn json_both_ways(plan: &Plan, model: &Model) {
+        let mut whole = Vec::new();
+        json_whole(&mut whole, plan, model);
+        let whole = String::from_utf8(whole).unwrap();
+        for chunk in [1, 7, 1000, CHUNK] {
+            let mut piecewise = Vec::new();
+            json_pipelined(&mut piecewise, plan, model, chunk).unwrap();
+            assert_eq!(
+                String::from_utf8(piecewise).unwrap(),
+                whole,
+                "chunk {chunk}"
+            );
+        }
+        let mut written = Vec::new();
+        write_json(&mut written, plan, model).unwrap();
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            render_json(plan, model)
+        );
+    }
+
+    /// Accepts `left` bytes, then fails.
+    struct Fails {
+        left: usize,
+    }
+
+    impl Write for Fails {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return Err(io::Error::other("disk full"));
+            }
+            let n = buf.len().min(self.left);
+            self.left -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_in_pieces_is_the_same_bytes() {
+        use crate::plan::{PlanOptions, build_plan};
+        let (model, history) = crate::plan::big_graph(5000);
+        let opts = PlanOptions {
+            parallel: Some(8),
+            history: Some(history),
+            ..Default::default()
+        };
+        let plan = build_plan(&model, &opts).unwrap();
+        assert!(plan.services.len() >= PARALLEL_MIN_SCOPE);
+        assert!(!plan.breaches.is_empty() && !plan.unachievable.is_empty());
+        json_both_ways(&plan, &model);
+        // A write error stops the rendering and is returned, wherever it happens.
+        let len = render_json(&plan, &model).len();
+        for left in [0, 100, len / 2, len - 1] {
+            for chunk in [7, CHUNK] {
+                let e = json_pipelined(&mut Fails { left }, &plan, &model, chunk).unwrap_err();
+                assert_eq!(e.to_string(), "disk full");
+            }
+        }
+        // In pieces anyway: a plan of one service and a small one.
+        let d = std::time::Duration::from_secs;
+        let one = Model::from_parts(
+            ".".into(),
+            Default::default(),
+            vec![(crate::model::Service::new("a", 1, d(60)), vec![], vec![])],
+        );
+        json_both_ways(&build_plan(&one, &Default::default()).unwrap(), &one);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan-shop");
+        let (shop, _) = crate::load::load(&dir, &Default::default())
+            .into_result(false)
+            .unwrap();
+        json_both_ways(&build_plan(&shop, &Default::default()).unwrap(), &shop);
+    }
+}
