@@ -5,7 +5,7 @@
 
 use crate::model::SvcId;
 use crate::plan::optimize::{Candidate, Objective, Problem, Source};
-use crate::plan::walker::WalkMode;
+use crate::plan::walker::{Ms, Walk, WalkMode};
 
 /// splitmix64: small, seedable, and the same sequence on every machine.
 pub struct Rng(u64);
@@ -46,7 +46,13 @@ pub fn improve(
     let mut stale = 0usize;
     while used < budget && best.obj > bound {
         let Some(order) = propose(p, &cur, &mut rng) else {
-            break;
+            // Nothing to change here (every neighbour is bound to the next): go back to the
+            // best, or stop if this is the best.
+            if cur.obj == best.obj {
+                break;
+            }
+            cur = best.clone();
+            continue;
         };
         let mut next = p.list(&order, Source::Search);
         used += 1;
@@ -65,122 +71,156 @@ pub fn improve(
             cur = next;
         }
         stale += 1;
-        // A long plateau: restart from the best.
+        // Stuck for a while: start again from the best, shaken by a few random moves
+        // (iterated local search).
         if stale > 64 {
-            cur = best.clone();
             stale = 0;
+            let mut order = best.walk.order.clone();
+            for _ in 0..3 {
+                random_move(p, &mut order, rng.below(usize::MAX));
+            }
+            cur = p.list(&order, Source::Search);
+            used += 1;
         }
     }
     (best, used)
 }
 
-/// A new priority list near `cur`'s: a service that waited on the way to a breach (or to the
-/// end of the schedule) moves ahead of where it could have started, or one that held its slot
-/// moves behind it. Keeps the list topological (and sorted by wave in waves mode).
+/// A new priority list near `cur`'s (a few tries to find one that differs): a service that
+/// waited on the way to a breach (or to the end of the schedule) moves ahead of where it could
+/// have started, or one that held its slot meanwhile moves behind it; now and then two
+/// neighbours swap, for variety. Keeps the list topological (and sorted by wave in waves
+/// mode).
 fn propose(p: &Problem, cur: &Candidate, rng: &mut Rng) -> Option<Vec<SvcId>> {
-    let g = &p.g;
     let w = &cur.walk;
     let order = &w.order;
     if order.len() < 2 {
         return None;
     }
-    let mut pos = vec![0usize; g.n()];
+    let mut pos = vec![0usize; p.g.n()];
     for (i, &id) in order.iter().enumerate() {
         pos[id] = i;
     }
     let rel = p.release_times(w);
-    // The target: a random breached service, else the last to finish.
     let late: Vec<SvcId> = order
         .iter()
         .copied()
         .filter(|&id| w.ready[id] > p.rto[id])
         .collect();
-    let target = if late.is_empty() {
-        *order
-            .iter()
-            .max_by_key(|&&id| (w.ready[id], std::cmp::Reverse(id)))?
-    } else {
-        late[rng.below(late.len())]
-    };
-    // Up its binding chain, the services that waited after they were released.
+    let last = *order
+        .iter()
+        .max_by_key(|&&id| (w.ready[id], std::cmp::Reverse(id)))?;
+    for attempt in 0..32 {
+        let mut new = order.clone();
+        // Now and then, and when nothing targeted works: a random service moves anywhere
+        // it may go.
+        if rng.below(6) == 0 || attempt >= 16 {
+            if random_move(p, &mut new, rng.below(usize::MAX)) {
+                return Some(new);
+            }
+            continue;
+        }
+        // The target: mostly a breached service, else the last to finish (makespan).
+        let target = if !late.is_empty() && rng.below(4) > 0 {
+            late[rng.below(late.len())]
+        } else {
+            last
+        };
+        let waited = waited_on_chain(p, w, &rel, target);
+        if waited.is_empty() {
+            continue;
+        }
+        let x = waited[rng.below(waited.len())];
+        // Where x may go: not before its dependencies (or its wave).
+        let floor = floor_of(p, &pos, x);
+        if rng.below(2) == 0 {
+            // Ahead of the first service that started after x was released, or anywhere
+            // between there and where it is.
+            let first_after = order.partition_point(|&id| w.start[id] < rel[x]).max(floor);
+            if first_after >= pos[x] {
+                continue;
+            }
+            let to = if rng.below(2) == 0 {
+                first_after
+            } else {
+                first_after + rng.below(pos[x] - first_after)
+            };
+            let v = new.remove(pos[x]);
+            new.insert(to, v);
+        } else {
+            // A service that held a slot while x waited moves behind x (not behind its own
+            // dependents, nor out of its wave).
+            let holders: Vec<SvcId> = order[floor..pos[x]]
+                .iter()
+                .copied()
+                .filter(|&b| w.ready[b] > rel[x] && w.start[b] <= w.start[x])
+                .filter(|&b| !p.g.deps(x).contains(&b))
+                .collect();
+            if holders.is_empty() {
+                continue;
+            }
+            let b = holders[rng.below(holders.len())];
+            let mut ceil =
+                p.g.dependents(b)
+                    .iter()
+                    .map(|&t| pos[t])
+                    .min()
+                    .unwrap_or(usize::MAX)
+                    .min(pos[x] + 1);
+            if p.mode == WalkMode::Waves {
+                ceil = ceil.min(wave_end(p, b));
+            }
+            if ceil <= pos[b] + 1 {
+                continue;
+            }
+            let v = new.remove(pos[b]);
+            new.insert(ceil - 1, v);
+        }
+        return Some(new);
+    }
+    None
+}
+
+/// Moves a random service of `order` to a random place it may take (`pick` chooses both).
+/// Returns whether the list changed.
+fn random_move(p: &Problem, order: &mut Vec<SvcId>, pick: usize) -> bool {
+    let mut pos = vec![0usize; p.g.n()];
+    for (i, &id) in order.iter().enumerate() {
+        pos[id] = i;
+    }
+    let x = order[pick % order.len()];
+    let (floor, ceil) = (floor_of(p, &pos, x), ceil_of(p, &pos, x));
+    if ceil <= floor + 1 {
+        return false;
+    }
+    // In the list without x, x may go before any index in floor..ceil - 1.
+    let to = floor + (pick / order.len()) % (ceil - floor);
+    if to == pos[x] {
+        return false;
+    }
+    let v = order.remove(pos[x]);
+    order.insert(to, v);
+    true
+}
+
+/// Up the binding chain of `target` (each time the dependency ready last), the services that
+/// waited after they were released.
+fn waited_on_chain(p: &Problem, w: &Walk, rel: &[Ms], target: SvcId) -> Vec<SvcId> {
     let mut waited = Vec::new();
     let mut x = target;
     loop {
         if w.start[x] > rel[x] {
             waited.push(x);
         }
-        let Some(&d) = g
-            .deps(x)
-            .iter()
-            .max_by_key(|&&d| (w.ready[d], std::cmp::Reverse(d)))
+        let Some(&d) =
+            p.g.deps(x)
+                .iter()
+                .max_by_key(|&&d| (w.ready[d], std::cmp::Reverse(d)))
         else {
-            break;
+            return waited;
         };
         x = d;
     }
-    let mut new = order.clone();
-    if waited.is_empty() {
-        // Nothing on the chain waited: swap two neighbours anywhere for variety.
-        let i = rng.below(order.len() - 1);
-        let (a, b) = (order[i], order[i + 1]);
-        if related(p, a, b) {
-            return Some(new);
-        }
-        new.swap(i, i + 1);
-        return Some(new);
-    }
-    let x = waited[rng.below(waited.len())];
-    // Where x could go: not before its dependencies (or its wave), ...
-    let floor = floor_of(p, &pos, x);
-    if rng.below(2) == 0 {
-        // ... ahead of the first service that started after x was released.
-        let first_after = order.partition_point(|&id| w.start[id] < rel[x]).max(floor);
-        let to = if first_after >= pos[x] {
-            return Some(new);
-        } else if rng.below(2) == 0 {
-            first_after
-        } else {
-            first_after + rng.below(pos[x] - first_after)
-        };
-        let v = new.remove(pos[x]);
-        new.insert(to, v);
-    } else {
-        // ... or a service that held a slot while x waited moves behind x.
-        let holders: Vec<SvcId> = order[floor..pos[x]]
-            .iter()
-            .copied()
-            .filter(|&b| w.ready[b] > rel[x] && w.start[b] <= w.start[x])
-            .filter(|&b| !p.g.deps(x).contains(&b))
-            .collect();
-        if holders.is_empty() {
-            return Some(new);
-        }
-        let b = holders[rng.below(holders.len())];
-        // Not behind its own dependents.
-        let ceil = g
-            .dependents(b)
-            .iter()
-            .map(|&t| pos[t])
-            .min()
-            .unwrap_or(usize::MAX)
-            .min(pos[x] + 1);
-        let ceil = if p.mode == WalkMode::Waves {
-            ceil.min(wave_end(p, &pos, order, b))
-        } else {
-            ceil
-        };
-        if ceil <= pos[b] + 1 {
-            return Some(new);
-        }
-        let v = new.remove(pos[b]);
-        new.insert(ceil - 1, v);
-    }
-    Some(new)
-}
-
-/// Whether `b` must stay after `a` (a dependency, or a later wave in waves mode).
-fn related(p: &Problem, a: SvcId, b: SvcId) -> bool {
-    p.g.deps(b).contains(&a) || (p.mode == WalkMode::Waves && p.g.wave[a] != p.g.wave[b])
 }
 
 /// The first position `x` may take: after its dependencies and, in waves mode, after every
@@ -197,8 +237,24 @@ fn floor_of(p: &Problem, pos: &[usize], x: SvcId) -> usize {
     }
 }
 
+/// One past the last position `x` may take: before its dependents and, in waves mode, within
+/// its wave.
+fn ceil_of(p: &Problem, pos: &[usize], x: SvcId) -> usize {
+    let dependents =
+        p.g.dependents(x)
+            .iter()
+            .map(|&t| pos[t])
+            .min()
+            .unwrap_or(p.g.len());
+    if p.mode == WalkMode::Waves {
+        dependents.min(wave_end(p, x))
+    } else {
+        dependents
+    }
+}
+
 /// One past the last position of `b`'s wave in a wave-sorted list.
-fn wave_end(p: &Problem, _pos: &[usize], _order: &[SvcId], b: SvcId) -> usize {
+fn wave_end(p: &Problem, b: SvcId) -> usize {
     let k = p.g.wave[b] as usize;
     (0..=k).map(|j| p.g.wave_members(j).len()).sum()
 }
