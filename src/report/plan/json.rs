@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::secs;
 use crate::model::{Model, SvcId};
-use crate::plan::{CHAIN_TAIL, Plan, PlannedService};
+use crate::plan::{Breach, CHAIN_TAIL, Plan, PlannedService, Unachievable};
 use crate::util::{PARALLEL_MIN_SCOPE, join};
 
 #[cfg(test)]
@@ -53,7 +53,9 @@ struct JsonService<'a> {
 }
 
 /// `chain`: the end of the dependency chain (at most `CHAIN_TAIL` services, ending with the
-/// service), `chain_length` the whole chain's, `chain_root` its first service.
+/// service), `chain_length` the whole chain's, `chain_root` its first service. The reference
+/// of [`write_breach_line`].
+#[cfg(test)]
 #[derive(Serialize)]
 struct JsonBreach<'a> {
     service: &'a str,
@@ -65,6 +67,8 @@ struct JsonBreach<'a> {
     unachievable: bool,
 }
 
+/// The reference of [`write_unachievable_line`].
+#[cfg(test)]
 #[derive(Serialize)]
 struct JsonUnachievable<'a> {
     service: &'a str,
@@ -139,19 +143,6 @@ impl Serialize for Names<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.ids.iter().map(|&i| self.model.name(i)))
     }
-}
-
-/// Appends `"key": [` then one compact JSON object per line, then `]`.
-fn json_array<T: Serialize>(out: &mut Vec<u8>, key: &str, items: impl Iterator<Item = T>) {
-    out.extend_from_slice(format!(",\n  \"{key}\": [").as_bytes());
-    let mut first = true;
-    for it in items {
-        out.extend_from_slice(if first { b"\n    " } else { b",\n    " });
-        first = false;
-        // Serializing plain structs into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, &it);
-    }
-    out.extend_from_slice(if first { b"]" } else { b"\n  ]" });
 }
 
 /// The serde form of a service's line (the reference for [`write_service_line`]).
@@ -345,10 +336,12 @@ const CHUNK: usize = 4096;
 /// microseconds of its own).
 const WRITE_BYTES: usize = 1 << 20;
 
-/// [`write_json`], on two threads when `par`. Measured on 100 000-service plans (best of 40,
-/// ms, layered / breach-heavy graph): this split 92.6 / 229.6; the Mutex/Condvar pipeline it
-/// replaces 87.9 / 227.7; `util::join` on pairs of pieces 97.9 / 239.8; one thread 91.1 /
-/// 249.3 — all within the noise of a shared machine but for one thread on the larger file.
+/// [`write_json`], on two threads when `par`: the service lines in rounds of two pieces, one
+/// rendered on another thread (`util::join`), then both written; memory stays bounded by two
+/// pieces. Measured on 100 000-service plans (best of 40, ms, layered / breach-heavy graph):
+/// these rounds 97.9 / 239.8, two halves (one buffered whole) 92.6 / 229.6, the Mutex/Condvar
+/// pipeline this replaces 87.9 / 227.7, one thread 91.1 / 249.3 — within the noise of a
+/// shared machine, so the simplest bounded one.
 fn write_json_with<W: Write + ?Sized>(
     w: &mut W,
     plan: &Plan,
@@ -356,35 +349,32 @@ fn write_json_with<W: Write + ?Sized>(
     par: bool,
 ) -> io::Result<()> {
     let mut w = io::BufWriter::with_capacity(WRITE_BYTES, &mut *w);
-    let (first, second) = if par {
-        plan.services.split_at(plan.services.len() / 2)
-    } else {
-        (&plan.services[..], &[][..])
-    };
-    let (rest, written) = join(
-        par,
-        || {
-            let mut b = Vec::with_capacity(second.len() * LINE_BYTES);
-            json_services(&mut b, second, model, first.is_empty());
-            b
-        },
-        || -> io::Result<()> {
-            let mut out = Vec::with_capacity(CHUNK.min(first.len() + 1) * LINE_BYTES);
-            json_head(&mut out, plan, model);
-            for (k, c) in first.chunks(CHUNK).enumerate() {
-                json_services(&mut out, c, model, k == 0);
-                w.write_all(&out)?;
-                out.clear();
-            }
-            // The head alone when the first half is empty.
-            w.write_all(&out)
-        },
+    let mut head = Vec::with_capacity(4096);
+    json_head(&mut head, plan, model);
+    w.write_all(&head)?;
+    let pieces: Vec<&[PlannedService]> = plan.services.chunks(CHUNK).collect();
+    let piece_bytes = CHUNK.min(plan.services.len()) * LINE_BYTES;
+    let (mut a, mut b) = (
+        Vec::with_capacity(piece_bytes),
+        Vec::with_capacity(piece_bytes),
     );
-    written?;
-    w.write_all(&rest)?;
-    let mut out = Vec::with_capacity(256 + plan.breaches.len() * 160);
-    json_tail(&mut out, plan, model);
-    w.write_all(&out)?;
+    for (k, pair) in pieces.chunks(2).enumerate() {
+        a.clear();
+        b.clear();
+        let (ra, rb) = (&mut a, &mut b);
+        join(
+            par && pair.len() == 2,
+            move || {
+                if let Some(second) = pair.get(1) {
+                    json_services(rb, second, model, false);
+                }
+            },
+            move || json_services(ra, pair[0], model, k == 0),
+        );
+        w.write_all(&a)?;
+        w.write_all(&b)?;
+    }
+    json_tail(&mut w, plan, model)?;
     w.flush()
 }
 
@@ -448,11 +438,6 @@ fn json_search(plan: &Plan) -> JsonSearch {
     }
 }
 
-/// The last [`CHAIN_TAIL`] names of a chain.
-fn tail<'a>(model: &'a Model, chain: &[SvcId]) -> Vec<&'a str> {
-    names(model, &chain[chain.len().saturating_sub(CHAIN_TAIL)..])
-}
-
 /// One line per service, written by hand (a third of the report's cost with serde on a
 /// 100 000-service plan); `service_line_is_what_serde_writes` checks it is the same bytes.
 /// `first`: the first line of the array follows (no comma before it).
@@ -468,51 +453,138 @@ fn json_services(out: &mut Vec<u8>, services: &[PlannedService], model: &Model, 
 }
 
 /// The end of the services array, the breaches and unachievable RTOs, the closing brace.
-fn json_tail(out: &mut Vec<u8>, plan: &Plan, model: &Model) {
-    out.extend_from_slice(if plan.services.is_empty() {
+fn json_tail<W: Write + ?Sized>(w: &mut W, plan: &Plan, model: &Model) -> io::Result<()> {
+    w.write_all(if plan.services.is_empty() {
         b"]"
     } else {
         b"\n  ]"
+    })?;
+    let mut line = Vec::with_capacity(512);
+    w.write_all(b",\n  \"breaches\": [")?;
+    for (k, b) in plan.breaches.iter().enumerate() {
+        line.clear();
+        line.extend_from_slice(if k == 0 { b"\n    " } else { b",\n    " });
+        write_breach_line(&mut line, b, model);
+        w.write_all(&line)?;
+    }
+    w.write_all(if plan.breaches.is_empty() {
+        b"]"
+    } else {
+        b"\n  ]"
+    })?;
+    w.write_all(b",\n  \"unachievable\": [")?;
+    for (k, u) in plan.unachievable.iter().enumerate() {
+        line.clear();
+        line.extend_from_slice(if k == 0 { b"\n    " } else { b",\n    " });
+        write_unachievable_line(&mut line, u, model);
+        w.write_all(&line)?;
+    }
+    w.write_all(if plan.unachievable.is_empty() {
+        b"]"
+    } else {
+        b"\n  ]"
+    })?;
+    w.write_all(b"\n}\n")
+}
+
+/// A JSON array of names.
+fn json_names(out: &mut Vec<u8>, model: &Model, ids: &[SvcId]) {
+    out.push(b'[');
+    for (k, &d) in ids.iter().enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        json_str(out, model.name(d));
+    }
+    out.push(b']');
+}
+
+/// The end of a chain: its last [`CHAIN_TAIL`] services.
+fn chain_tail(chain: &[SvcId]) -> &[SvcId] {
+    &chain[chain.len().saturating_sub(CHAIN_TAIL)..]
+}
+
+/// `serde_json::to_writer(out, &JsonBreach { .. })`, byte for byte, without serde.
+fn write_breach_line(out: &mut Vec<u8>, b: &Breach, model: &Model) {
+    out.extend_from_slice(b"{\"service\":");
+    json_str(out, model.name(b.id));
+    out.extend_from_slice(b",\"by_s\":");
+    json_ms(out, b.by as i128);
+    out.extend_from_slice(b",\"chain\":");
+    json_names(out, model, chain_tail(&b.chain));
+    out.extend_from_slice(b",\"chain_length\":");
+    json_u64(out, b.chain_len as u64);
+    out.extend_from_slice(b",\"chain_root\":");
+    json_str(out, model.name(b.chain_root));
+    out.extend_from_slice(b",\"queued_s\":");
+    json_ms(out, b.queued as i128);
+    out.extend_from_slice(if b.unachievable {
+        b",\"unachievable\":true}"
+    } else {
+        b",\"unachievable\":false}"
     });
-    json_array(
-        out,
-        "breaches",
-        plan.breaches.iter().map(|b| JsonBreach {
-            service: model.name(b.id),
-            by_s: secs(b.by),
-            chain: tail(model, &b.chain),
-            chain_length: b.chain_len,
-            chain_root: model.name(b.chain_root),
-            queued_s: secs(b.queued),
-            unachievable: b.unachievable,
-        }),
-    );
-    json_array(
-        out,
-        "unachievable",
-        plan.unachievable.iter().map(|u| JsonUnachievable {
-            service: model.name(u.id),
-            earliest_ready_s: secs(u.earliest_ready),
-            rto_s: secs(u.rto),
-            chain: tail(model, &u.chain),
-            chain_length: u.chain_len,
-            chain_root: model.name(u.chain_root),
-        }),
-    );
-    out.extend_from_slice(b"\n}\n");
+}
+
+/// `serde_json::to_writer(out, &JsonUnachievable { .. })`, byte for byte, without serde.
+fn write_unachievable_line(out: &mut Vec<u8>, u: &Unachievable, model: &Model) {
+    out.extend_from_slice(b"{\"service\":");
+    json_str(out, model.name(u.id));
+    out.extend_from_slice(b",\"earliest_ready_s\":");
+    json_ms(out, u.earliest_ready as i128);
+    out.extend_from_slice(b",\"rto_s\":");
+    json_ms(out, u.rto as i128);
+    out.extend_from_slice(b",\"chain\":");
+    json_names(out, model, chain_tail(&u.chain));
+    out.extend_from_slice(b",\"chain_length\":");
+    json_u64(out, u.chain_len as u64);
+    out.extend_from_slice(b",\"chain_root\":");
+    json_str(out, model.name(u.chain_root));
+    out.push(b'}');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every service line of `plan`, hand-written and by serde.
+    /// Every service, breach and unachievable line of `plan`, hand-written and by serde.
     fn lines_both_ways(plan: &Plan, model: &Model) {
         assert!(!plan.services.is_empty());
         for p in &plan.services {
             let mut ours = Vec::new();
             write_service_line(&mut ours, p, model);
             let theirs = serde_json::to_string(&json_service(p, model)).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+        }
+        let names = |ids: &[SvcId]| -> Vec<&str> {
+            chain_tail(ids).iter().map(|&i| model.name(i)).collect()
+        };
+        for b in &plan.breaches {
+            let mut ours = Vec::new();
+            write_breach_line(&mut ours, b, model);
+            let theirs = serde_json::to_string(&JsonBreach {
+                service: model.name(b.id),
+                by_s: secs(b.by),
+                chain: names(&b.chain),
+                chain_length: b.chain_len,
+                chain_root: model.name(b.chain_root),
+                queued_s: secs(b.queued),
+                unachievable: b.unachievable,
+            })
+            .unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+        }
+        for u in &plan.unachievable {
+            let mut ours = Vec::new();
+            write_unachievable_line(&mut ours, u, model);
+            let theirs = serde_json::to_string(&JsonUnachievable {
+                service: model.name(u.id),
+                earliest_ready_s: secs(u.earliest_ready),
+                rto_s: secs(u.rto),
+                chain: names(&u.chain),
+                chain_length: u.chain_len,
+                chain_root: model.name(u.chain_root),
+            })
+            .unwrap();
             assert_eq!(String::from_utf8(ours).unwrap(), theirs);
         }
     }
@@ -628,7 +700,7 @@ mod tests {
         let mut whole = Vec::new();
         json_head(&mut whole, plan, model);
         json_services(&mut whole, &plan.services, model, true);
-        json_tail(&mut whole, plan, model);
+        json_tail(&mut whole, plan, model).unwrap();
         let whole = String::from_utf8(whole).unwrap();
         for par in [false, true] {
             let mut written = Vec::new();
@@ -669,6 +741,7 @@ mod tests {
         let plan = build_plan(&model, &opts).unwrap();
         assert!(plan.services.len() >= PARALLEL_MIN_SCOPE);
         assert!(!plan.breaches.is_empty() && !plan.unachievable.is_empty());
+        lines_both_ways(&plan, &model);
         json_both_ways(&plan, &model);
         // A write error is returned, wherever it happens.
         let len = render_json(&plan, &model).len();
