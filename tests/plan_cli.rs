@@ -290,3 +290,67 @@ fn html_renders_in_a_headless_browser() {
     assert_eq!(&bytes[1..4], b"PNG");
     assert!(bytes.len() > 30_000, "screenshot of {} bytes", bytes.len());
 }
+
+/// What `meeseeks run --dry-run` does is what `meeseeks plan` predicts: every service of the
+/// bundled example starts and is ready at its planned time, in both modes, with the default
+/// and a smaller parallel cap (the binary plans once and hands the runner the plan's priority
+/// list).
+#[test]
+fn dry_run_follows_the_plan() {
+    let times = |v: &serde_json::Value, start: &str, ready: &str| {
+        let mut t: Vec<(String, i64, i64)> = v["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let ms = |k: &str| (s[k].as_f64().unwrap() * 1000.0).round() as i64;
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    ms(start),
+                    ms(ready),
+                )
+            })
+            .collect();
+        t.sort();
+        t
+    };
+    for flags in [
+        &[][..],
+        &["--eager"][..],
+        &["--parallel", "2"][..],
+        &["--eager", "--parallel", "3"][..],
+    ] {
+        let (code, planned, err) =
+            plan(&shop(), &[&["--format", "json", "-q"][..], flags].concat());
+        assert_eq!(code, 0, "{err}");
+        let out = Command::cargo_bin("meeseeks")
+            .unwrap()
+            .args([
+                "run",
+                "--dry-run",
+                "--format",
+                "json",
+                "-q",
+                "--no-progress",
+            ])
+            .arg(shop())
+            .args(flags)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let planned: serde_json::Value = serde_json::from_str(&planned).unwrap();
+        let ran: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            times(&planned, "start_s", "ready_s"),
+            times(&ran, "started_s", "ready_s"),
+            "{flags:?}"
+        );
+        assert_eq!(planned["makespan_s"], ran["makespan_s"], "{flags:?}");
+    }
+}

@@ -211,6 +211,7 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
         },
     ) {
         Ok(plan) => {
+            ro.priority = Some(plan.priority());
             for p in &plan.services {
                 ro.planned.insert(
                     model.name(p.id).to_string(),

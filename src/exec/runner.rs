@@ -69,6 +69,9 @@ pub struct RunOptions {
     /// Planned (start_s, ready_s) per service name, from the planner; journaled in
     /// `run.started` so status and reports compare planned with actual.
     pub planned: BTreeMap<String, (f64, f64)>,
+    /// The plan's priority list (`Plan::priority`), when the caller planned this run; else the
+    /// runner plans it.
+    pub priority: Option<plan::Priority>,
 }
 
 impl RunOptions {
@@ -89,6 +92,7 @@ impl RunOptions {
             handle_signals: false,
             cleanup: true,
             planned: BTreeMap::new(),
+            priority: None,
         }
     }
 }
@@ -360,7 +364,10 @@ impl Runner {
         let n = model.services.len();
         let opts = self.opts.clone();
         // The plan's priority list: the run walks the order the plan chose.
-        let ord = plan::run_ordering(&model, &self.scope, opts.mode, opts.walk, opts.parallel);
+        let ord = match &opts.priority {
+            Some(p) => plan::ordering_from(&model, &self.scope, opts.mode, p),
+            None => plan::run_ordering(&model, &self.scope, opts.mode, opts.walk, opts.parallel),
+        };
         let mut already = vec![false; n];
         for name in &self.input.already_recovered {
             if let Some(id) = model.id(name) {

@@ -269,6 +269,37 @@ pub fn run_ordering(
     ord
 }
 
+/// A plan's priority list as a run takes it: by service id, the rank (its place in the
+/// planned start order; `u32::MAX` outside the scope) and whether the plan holds it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Priority {
+    pub rank: Vec<u32>,
+    pub held: Vec<bool>,
+}
+
+impl Plan {
+    /// What a run walks to do what this plan predicts (see [`ordering_from`]).
+    pub fn priority(&self) -> Priority {
+        let mut rank = vec![u32::MAX; self.total_services];
+        let mut held = vec![false; self.total_services];
+        for (r, p) in self.services.iter().enumerate() {
+            rank[p.id] = r as u32;
+            held[p.id] = p.held;
+        }
+        Priority { rank, held }
+    }
+}
+
+/// The ordering a run of `scope` walks with a plan's priority list (made for the same scope,
+/// mode and parallelism): the priority of [`run_ordering`] without planning again.
+pub fn ordering_from(model: &Model, scope: &Scope, mode: Mode, priority: &Priority) -> Ordering {
+    let par = scope.len() >= crate::util::PARALLEL_MIN_SCOPE;
+    let mut ord = ordering_and(model, scope, mode, None, par, |_, _, _| ()).0;
+    ord.rank = priority.rank.clone();
+    ord.held = priority.held.clone();
+    ord
+}
+
 /// [`build_plan`], using a second thread when the scope has at least `min_scope` services
 /// (tests force either way).
 fn build_plan_with(model: &Model, opts: &PlanOptions, min_scope: usize) -> crate::Result<Plan> {
@@ -353,33 +384,28 @@ struct Setup {
 
 impl Setup {
     fn new(model: &Model, scope: &Scope, opts: &PlanOptions, parallel: usize, par: bool) -> Setup {
-        // The analysis with unlimited parallelism needs no priorities: it is computed while the
-        // classic ranks are.
-        let (ord, (dur, ef, cp)) = ordering_and(
+        // What the schedules are made from, computed while the modified deadlines are.
+        let (ord, (dur, ef, cp, rto, tier, g)) = ordering_and(
             model,
             scope,
             opts.mode,
             opts.history.as_ref(),
             par,
-            |topo, secs| {
-                let mut dur: Vec<Ms> = vec![0; secs.len()];
+            |topo, wave, secs| {
+                let n = model.services.len();
+                let (mut dur, mut rto, mut tier) = (vec![0; n], vec![0; n], vec![0; n]);
                 for &id in &scope.ids {
                     dur[id] = to_ms(secs[id]);
+                    rto[id] = model.services[id].rto.as_millis() as Ms;
+                    tier[id] = model.services[id].tier;
                 }
                 let ef = earliest_ready(model, scope, topo, &dur);
                 let cp = critical_path(model, scope, &ef);
-                (dur, ef, cp)
+                let g = Arc::new(ScopeGraph::new(model, scope, wave));
+                (dur, ef, cp, rto, tier, g)
             },
         );
-        let n = model.services.len();
-        let mut rto = vec![0; n];
-        let mut tier = vec![0; n];
-        for &id in &scope.ids {
-            rto[id] = model.services[id].rto.as_millis() as Ms;
-            tier[id] = model.services[id].tier;
-        }
-        let g = Arc::new(ScopeGraph::new(model, scope, &ord.wave));
-        let keys = Keys::new(&g, &ord.topo, &dur, &rto, &tier, &ef);
+        let keys = Keys::new(&g, &ord.topo, &ord.deadline, &dur, &rto, &tier, &ef);
         Setup {
             budget: opts
                 .search_budget

@@ -22,9 +22,9 @@ pub mod walker;
 #[cfg(test)]
 pub(crate) use build::tests::big_graph;
 pub use build::{
-    Breach, CHAIN_TAIL, EXPANDED, Optimality, Plan, PlanOptions, PlannedService, Rule, SEARCH_SEED,
-    SearchReport, Source, Strategy, Unachievable, build_plan, default_search_budget, run_ordering,
-    to_ms,
+    Breach, CHAIN_TAIL, EXPANDED, Optimality, Plan, PlanOptions, PlannedService, Priority, Rule,
+    SEARCH_SEED, SearchReport, Source, Strategy, Unachievable, build_plan, default_search_budget,
+    ordering_from, run_ordering, to_ms,
 };
 pub use exact::MAX_SERVICES as EXACT_MAX_SERVICES;
 pub use optimize::{LARGE_SCOPE, Objective};
@@ -362,21 +362,21 @@ pub fn ordering_with(
     history: Option<&HashMap<String, f64>>,
 ) -> Ordering {
     let par = scope.len() >= PARALLEL_MIN_SCOPE;
-    let mut ord = ordering_and(model, scope, mode, history, par, |_, _| ()).0;
+    let mut ord = ordering_and(model, scope, mode, history, par, |_, _, _| ()).0;
     ord.rank = priority_rank(model, scope, &ord.deadline);
     ord
 }
 
 /// [`ordering_with`] without the priority ranks (the planner makes its own), and
-/// `also(topo, dur)` computed alongside the deadlines (the planner's analysis needs the order
-/// and the durations); on two threads when `par`.
+/// `also(topo, wave, dur)` computed alongside the deadlines (the planner's analysis needs the
+/// order, the waves and the durations); on two threads when `par`.
 pub(crate) fn ordering_and<R: Send>(
     model: &Model,
     scope: &Scope,
     mode: Mode,
     history: Option<&HashMap<String, f64>>,
     par: bool,
-    also: impl FnOnce(&[SvcId], &[f64]) -> R + Send,
+    also: impl FnOnce(&[SvcId], &[u32], &[f64]) -> R + Send,
 ) -> (Ordering, R) {
     // The topological order and the estimates do not depend on each other; the waves need
     // only the order, the deadlines need both. Two steps of two jobs.
@@ -387,7 +387,11 @@ pub(crate) fn ordering_and<R: Send>(
     );
     let ((wave, extra), deadline) = join(
         par,
-        || (waves(model, scope, &topo), also(&topo, &dur)),
+        || {
+            let wave = waves(model, scope, &topo);
+            let extra = also(&topo, &wave, &dur);
+            (wave, extra)
+        },
         || modified_deadlines(model, scope, &topo, &dur),
     );
     let ord = Ordering {

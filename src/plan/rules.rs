@@ -46,9 +46,10 @@ impl Rule {
         Rule::Fifo,
     ];
 
-    /// The rules tried on large scopes (see `optimize::LARGE_SCOPE`): the SPEC's rule and the
-    /// one that wins most often on large generated graphs.
-    pub const LARGE: [Rule; 2] = [Rule::ModifiedDeadline, Rule::BakerBertrand];
+    /// The rule tried on large scopes (see `optimize::LARGE_SCOPE`): the one with the fewest
+    /// breaches on the quality benchmark's 200- and 2 000-service graphs (bench/plan_quality.sh)
+    /// and on both 100 000-service shapes of bench/plan_vs_tsort.sh.
+    pub const LARGE: [Rule; 1] = [Rule::BakerBertrand];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -79,34 +80,37 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// `topo`: the scope in topological order; `ef`: earliest ready times (unlimited slots).
+    /// `topo`: the scope in topological order; `deadline`: the classic modified deadlines in
+    /// seconds (`plan::modified_deadlines`); `ef`: earliest ready times (unlimited slots).
     pub fn new(
         g: &ScopeGraph,
         topo: &[SvcId],
+        deadline: &[f64],
         dur: &[Ms],
         rto: &[Ms],
         tier: &[u32],
         ef: &[Ms],
     ) -> Keys {
         let n = g.n();
-        let mut deadline = vec![i64::MAX; n];
         let mut achievable = vec![i64::MAX; n];
         let mut tail = vec![0; n];
         for &id in topo.iter().rev() {
-            let (mut d, mut a, mut t) = (rto[id] as i64, rto[id] as i64, 0);
+            let (mut a, mut t) = (rto[id] as i64, 0);
             for &s in g.dependents(id) {
-                d = d.min(deadline[s] - dur[s] as i64);
                 if ef[s] <= rto[s] {
                     a = a.min(achievable[s] - dur[s] as i64);
                 }
                 t = t.max(tail[s]);
             }
-            deadline[id] = d;
             achievable[id] = a;
             tail[id] = t + dur[id];
         }
         Keys {
-            deadline,
+            // Milliseconds, as the planner's durations: the same rounding as the reports'.
+            deadline: deadline
+                .iter()
+                .map(|&d| (d * 1000.0).round() as i64)
+                .collect(),
             achievable,
             tail,
             rto: rto.to_vec(),
