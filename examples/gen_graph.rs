@@ -17,25 +17,8 @@ use std::time::Duration;
 
 use meeseeks::model::{Defaults, Model, Service};
 
-/// splitmix64: tiny, seedable and good enough to scatter edges.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
+/// splitmix64, seeded (the planner's): the same graph on every machine.
+pub use meeseeks::plan::Rng;
 
 pub struct Generated {
     pub names: Vec<String>,

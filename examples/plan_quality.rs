@@ -18,28 +18,12 @@ use std::time::{Duration, Instant};
 use meeseeks::model::{Defaults, Model, Service};
 use meeseeks::plan::{Objective, Plan, PlanOptions, build_plan};
 
-/// splitmix64, seeded: the same instances on every machine.
-pub struct Rng(u64);
+/// splitmix64, seeded (the planner's): the same instances on every machine.
+pub use meeseeks::plan::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-    /// Uniform in `[lo, hi)`.
-    pub fn unit(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * (self.below(1 << 30) as f64 / (1u64 << 30) as f64)
-    }
+/// Uniform in `[lo, hi)`.
+fn unit(rng: &mut Rng, lo: f64, hi: f64) -> f64 {
+    lo + (hi - lo) * (rng.below(1 << 30) as f64 / (1u64 << 30) as f64)
 }
 
 /// A planning instance: service i may depend on services j < i. Times in seconds.
@@ -127,17 +111,17 @@ impl Inst {
 /// with the cap's share of the work), "loose" (1.2–3 ×), "mixed", or "planted" (every RTO at
 /// or after its finish in a random feasible schedule, so that a plan without breach exists).
 pub fn generate(rng: &mut Rng, n: usize, parallel: usize, kind: &'static str) -> Inst {
-    let density = rng.unit(0.08, 0.35);
-    let max_deps = 1 + rng.below(3) as usize;
+    let density = unit(rng, 0.08, 0.35);
+    let max_deps = 1 + rng.below(3);
     let mut deps = vec![Vec::new(); n];
     for (i, d) in deps.iter_mut().enumerate().skip(1) {
         // Mostly recent services (chains), sometimes any earlier one.
         for _ in 0..max_deps {
-            if rng.unit(0.0, 1.0) < density * 2.5 {
+            if unit(rng, 0.0, 1.0) < density * 2.5 {
                 let j = if rng.below(3) > 0 {
-                    i - 1 - rng.below(i.min(8) as u64) as usize
+                    i - 1 - rng.below(i.min(8))
                 } else {
-                    rng.below(i as u64) as usize
+                    rng.below(i)
                 };
                 d.push(j);
             }
@@ -145,7 +129,7 @@ pub fn generate(rng: &mut Rng, n: usize, parallel: usize, kind: &'static str) ->
         d.sort_unstable();
         d.dedup();
     }
-    let dur: Vec<u64> = (0..n).map(|_| 10 * (1 + rng.below(30))).collect();
+    let dur: Vec<u64> = (0..n).map(|_| 10 * (1 + rng.below(30) as u64)).collect();
     let tier: Vec<u32> = (0..n).map(|_| rng.below(3) as u32).collect();
     let mut inst = Inst {
         deps,
@@ -163,7 +147,7 @@ pub fn generate(rng: &mut Rng, n: usize, parallel: usize, kind: &'static str) ->
         "planted" => {
             let finish = random_schedule(rng, &inst);
             for (i, f) in finish.into_iter().enumerate() {
-                inst.rto[i] = f + 10 * rng.below(6);
+                inst.rto[i] = f + 10 * rng.below(6) as u64;
             }
         }
         _ => {
@@ -174,7 +158,7 @@ pub fn generate(rng: &mut Rng, n: usize, parallel: usize, kind: &'static str) ->
                     _ if rng.below(2) == 0 => (0.7, 1.3),
                     _ => (1.2, 3.0),
                 };
-                inst.rto[i] = ((base(i) as f64 * rng.unit(lo, hi)) as u64 / 10).max(1) * 10;
+                inst.rto[i] = ((base(i) as f64 * unit(rng, lo, hi)) as u64 / 10).max(1) * 10;
             }
         }
     }
@@ -193,10 +177,10 @@ fn random_schedule(rng: &mut Rng, inst: &Inst) -> Vec<u64> {
         let ready: Vec<usize> = (0..n)
             .filter(|&i| !done[i] && inst.deps[i].iter().all(|&j| done[j]))
             .collect();
-        let i = ready[rng.below(ready.len() as u64) as usize];
+        let i = ready[rng.below(ready.len())];
         slots.sort_unstable();
         let rel = inst.deps[i].iter().map(|&j| finish[j]).max().unwrap_or(0);
-        let start = slots[0].max(rel).max(last) + 10 * rng.below(2);
+        let start = slots[0].max(rel).max(last) + 10 * rng.below(2) as u64;
         last = start;
         finish[i] = start + inst.dur[i];
         slots[0] = finish[i];
@@ -371,7 +355,7 @@ fn main() {
     let mut dp_time = Duration::ZERO;
     for k in 0..small {
         let n = 6 + (k % 5);
-        let parallel = 1 + rng.below(4) as usize;
+        let parallel = 1 + rng.below(4);
         let inst = generate(&mut rng, n, parallel, kinds[k / 5 % kinds.len()]);
         for eager in [false, true] {
             let t = Instant::now();

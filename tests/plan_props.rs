@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use meeseeks::exec::walker::{SvcState, WalkMode, Walker};
-use meeseeks::model::{Defaults, Mode, Model, Playbook, Service, Step, StepKind};
+use meeseeks::model::{Defaults, Mode, Model, Playbook, Service, StepKind};
 use meeseeks::plan::{
     Ms, Objective, Optimality, Plan, PlanOptions, Rule, Scope, build_plan, ordering_with,
     run_ordering, to_ms,
 };
 use proptest::prelude::*;
+
+mod common;
 
 #[allow(dead_code)]
 #[path = "../examples/plan_quality.rs"]
@@ -72,18 +74,10 @@ fn dag(max: usize) -> impl Strategy<Value = Dag> {
 fn with_wait_playbooks(m: &mut Model, dur_s: impl Fn(usize) -> u64) {
     for (i, s) in m.services.iter_mut().enumerate() {
         s.playbook = Some(Box::new(Playbook {
-            steps: vec![Step {
-                name: "wait".into(),
-                kind: StepKind::Wait(Duration::from_secs(dur_s(i))),
-                timeout: None,
-                retries: 0,
-                retry_delay: Step::DEFAULT_RETRY_DELAY,
-                estimate: None,
-                only: None,
-                optional: false,
-                idempotent: true,
-                line: 1,
-            }],
+            steps: vec![common::step(
+                "wait",
+                StepKind::Wait(Duration::from_secs(dur_s(i))),
+            )],
             ..Default::default()
         }));
     }

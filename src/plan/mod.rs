@@ -28,6 +28,7 @@ pub use build::{
 };
 pub use exact::MAX_SERVICES as EXACT_MAX_SERVICES;
 pub use optimize::{LARGE_SCOPE, Objective};
+pub use search::Rng;
 pub use walker::{Ms, UNLIMITED};
 
 /// What the user asked to recover.

@@ -330,15 +330,28 @@ pub fn choose(p: &Problem, budget: usize, seed: u64, exact: bool, bound: Objecti
     if best.obj == bound && optimality == Optimality::Unknown {
         optimality = Optimality::LowerBound;
     }
-    let (holds, walk) = p.priority_of(&best);
-    Chosen {
-        holds,
-        obj: p.objective(&walk),
-        walk,
-        source: best.source,
-        rules,
-        evaluations,
-        optimality,
+    Chosen::of(p, &best, rules, evaluations, optimality)
+}
+
+impl Chosen {
+    /// `c`, with the priority list that reproduces it and the walker's walk of that list.
+    fn of(
+        p: &Problem,
+        c: &Candidate,
+        rules: Vec<(Rule, Objective)>,
+        evaluations: usize,
+        optimality: Optimality,
+    ) -> Chosen {
+        let (holds, walk) = p.priority_of(c);
+        Chosen {
+            holds,
+            obj: p.objective(&walk),
+            walk,
+            source: c.source,
+            rules,
+            evaluations,
+            optimality,
+        }
     }
 }
 
@@ -354,18 +367,10 @@ pub fn adopt_waves_order(
     if c.obj >= eager.obj {
         return eager;
     }
-    let (holds, walk) = p.priority_of(&c);
-    Chosen {
-        holds,
-        obj: p.objective(&walk),
-        walk,
-        source: c.source,
-        evaluations: eager.evaluations + 1,
-        optimality: if c.obj == bound {
-            Optimality::LowerBound
-        } else {
-            eager.optimality
-        },
-        ..eager
-    }
+    let optimality = if c.obj == bound {
+        Optimality::LowerBound
+    } else {
+        eager.optimality
+    };
+    Chosen::of(p, &c, eager.rules, eager.evaluations + 1, optimality)
 }

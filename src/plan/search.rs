@@ -7,7 +7,9 @@ use crate::model::SvcId;
 use crate::plan::optimize::{Candidate, Objective, Problem, Source};
 use crate::plan::walker::{Ms, Walk, WalkMode};
 
-/// splitmix64: small, seedable, and the same sequence on every machine.
+/// splitmix64: small, seedable, and the same sequence on every machine (the search's, and the
+/// benchmarks' graph generators').
+#[derive(Debug, Clone)]
 pub struct Rng(u64);
 
 impl Rng {

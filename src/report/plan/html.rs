@@ -5,9 +5,10 @@
 use std::fmt::Write as _;
 
 use super::{
-    Human, MAX_DRAWN, OBJECTIVE, breached_set, by_wave, chain_names, chain_text, critical_set,
+    BREACH_HEADER, BREACH_NUMERIC, Human, MAX_DRAWN, OBJECTIVE, UNACHIEVABLE_HEADER,
+    UNACHIEVABLE_NUMERIC, breach_rows, breached_set, by_wave, chain_names, critical_set,
     estimates_line, held_line, makespan_line, optimality_line, rto_line, schedule_line, scope_line,
-    search_line,
+    search_line, unachievable_rows,
 };
 use crate::model::Model;
 use crate::plan::Plan;
@@ -158,6 +159,31 @@ svg text{font:12px system-ui,sans-serif}.tick{fill:#57606a;text-anchor:middle}\
 .node rect{fill:#f6f8fa;stroke:#8c959f}.node.crit rect{fill:#ddf4ff;stroke:#1f6feb;stroke-width:2}\
 .node.late rect{fill:#ffebe9;stroke:#cf222e;stroke-width:2}.legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}";
 
+/// A table: a header row, then one row per item (with `row_attr`, e.g. a class); numeric
+/// columns right-aligned (class `n`). Cells are escaped.
+fn table<const N: usize>(
+    o: &mut String,
+    header: &[&str; N],
+    numeric: &[bool; N],
+    rows: impl Iterator<Item = [String; N]>,
+    row_attr: &str,
+) {
+    let class = |k: usize| if numeric[k] { " class=\"n\"" } else { "" };
+    o.push_str("<table>\n<tr>");
+    for (k, h) in header.iter().enumerate() {
+        let _ = write!(o, "<th{}>{h}</th>", class(k));
+    }
+    o.push_str("</tr>\n");
+    for row in rows {
+        let _ = write!(o, "<tr{row_attr}>");
+        for (k, c) in row.iter().enumerate() {
+            let _ = write!(o, "<td{}>{}</td>", class(k), esc(c));
+        }
+        o.push_str("</tr>\n");
+    }
+    o.push_str("</table>\n");
+}
+
 /// One self-contained HTML file: no script, no external asset, inline SVG Gantt with RTO
 /// deadlines marked, and the dependency graph drawn by wave.
 pub fn render_html(plan: &Plan, model: &Model) -> String {
@@ -211,56 +237,27 @@ pub fn render_html(plan: &Plan, model: &Model) -> String {
     let _ = writeln!(o, "</table>");
 
     if !plan.breaches.is_empty() {
-        let _ = writeln!(o, "<h2>Predicted RTO breaches</h2>\n<table>");
-        let _ = writeln!(
-            o,
-            "<tr><th>Service</th><th class=\"n\">Late by</th><th>Dependency chain</th><th class=\"n\">Waiting on the chain</th><th>Unachievable</th></tr>"
+        let _ = writeln!(o, "<h2>Predicted RTO breaches</h2>");
+        table(
+            &mut o,
+            &BREACH_HEADER,
+            &BREACH_NUMERIC,
+            breach_rows(plan, model, h, " → "),
+            " class=\"late\"",
         );
-        for b in &plan.breaches {
-            let _ = writeln!(
-                o,
-                "<tr class=\"late\"><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
-                esc(model.name(b.id)),
-                h.ms(b.by),
-                esc(&chain_text(
-                    model,
-                    &b.chain,
-                    b.chain_len,
-                    b.chain_root,
-                    " → "
-                )),
-                h.ms(b.queued),
-                if b.unachievable { "yes" } else { "no" }
-            );
-        }
-        let _ = writeln!(o, "</table>");
     }
     if !plan.unachievable.is_empty() {
         let _ = writeln!(
             o,
-            "<h2>RTOs unachievable even with unlimited parallelism</h2>\n<table>"
+            "<h2>RTOs unachievable even with unlimited parallelism</h2>"
         );
-        let _ = writeln!(
-            o,
-            "<tr><th>Service</th><th class=\"n\">Needs at least</th><th class=\"n\">RTO</th><th>Dependency chain</th></tr>"
+        table(
+            &mut o,
+            &UNACHIEVABLE_HEADER,
+            &UNACHIEVABLE_NUMERIC,
+            unachievable_rows(plan, model, h, " → "),
+            "",
         );
-        for u in &plan.unachievable {
-            let _ = writeln!(
-                o,
-                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
-                esc(model.name(u.id)),
-                h.ms(u.earliest_ready),
-                h.ms(u.rto),
-                esc(&chain_text(
-                    model,
-                    &u.chain,
-                    u.chain_len,
-                    u.chain_root,
-                    " → "
-                ))
-            );
-        }
-        let _ = writeln!(o, "</table>");
     }
 
     let _ = writeln!(o, "<h2>Timeline ({} schedule)</h2>", plan.strategy.as_str());

@@ -459,32 +459,31 @@ fn json_tail<W: Write + ?Sized>(w: &mut W, plan: &Plan, model: &Model) -> io::Re
     } else {
         b"\n  ]"
     })?;
-    let mut line = Vec::with_capacity(512);
-    w.write_all(b",\n  \"breaches\": [")?;
-    for (k, b) in plan.breaches.iter().enumerate() {
-        line.clear();
-        line.extend_from_slice(if k == 0 { b"\n    " } else { b",\n    " });
-        write_breach_line(&mut line, b, model);
-        w.write_all(&line)?;
-    }
-    w.write_all(if plan.breaches.is_empty() {
-        b"]"
-    } else {
-        b"\n  ]"
+    json_lines(w, "breaches", &plan.breaches, |o, b| {
+        write_breach_line(o, b, model)
     })?;
-    w.write_all(b",\n  \"unachievable\": [")?;
-    for (k, u) in plan.unachievable.iter().enumerate() {
-        line.clear();
-        line.extend_from_slice(if k == 0 { b"\n    " } else { b",\n    " });
-        write_unachievable_line(&mut line, u, model);
-        w.write_all(&line)?;
-    }
-    w.write_all(if plan.unachievable.is_empty() {
-        b"]"
-    } else {
-        b"\n  ]"
+    json_lines(w, "unachievable", &plan.unachievable, |o, u| {
+        write_unachievable_line(o, u, model)
     })?;
     w.write_all(b"\n}\n")
+}
+
+/// `,\n  "key": [` then one compact line per item, then `]`.
+fn json_lines<W: Write + ?Sized, T>(
+    w: &mut W,
+    key: &str,
+    items: &[T],
+    line: impl Fn(&mut Vec<u8>, &T),
+) -> io::Result<()> {
+    write!(w, ",\n  \"{key}\": [")?;
+    let mut buf = Vec::with_capacity(512);
+    for (k, it) in items.iter().enumerate() {
+        buf.clear();
+        buf.extend_from_slice(if k == 0 { b"\n    " } else { b",\n    " });
+        line(&mut buf, it);
+        w.write_all(&buf)?;
+    }
+    w.write_all(if items.is_empty() { b"]" } else { b"\n  ]" })
 }
 
 /// A JSON array of names.
@@ -504,18 +503,23 @@ fn chain_tail(chain: &[SvcId]) -> &[SvcId] {
     &chain[chain.len().saturating_sub(CHAIN_TAIL)..]
 }
 
+/// `,"chain":[…],"chain_length":N,"chain_root":"…"`.
+fn json_chain(out: &mut Vec<u8>, model: &Model, chain: &[SvcId], len: usize, root: SvcId) {
+    out.extend_from_slice(b",\"chain\":");
+    json_names(out, model, chain_tail(chain));
+    out.extend_from_slice(b",\"chain_length\":");
+    json_u64(out, len as u64);
+    out.extend_from_slice(b",\"chain_root\":");
+    json_str(out, model.name(root));
+}
+
 /// `serde_json::to_writer(out, &JsonBreach { .. })`, byte for byte, without serde.
 fn write_breach_line(out: &mut Vec<u8>, b: &Breach, model: &Model) {
     out.extend_from_slice(b"{\"service\":");
     json_str(out, model.name(b.id));
     out.extend_from_slice(b",\"by_s\":");
     json_ms(out, b.by as i128);
-    out.extend_from_slice(b",\"chain\":");
-    json_names(out, model, chain_tail(&b.chain));
-    out.extend_from_slice(b",\"chain_length\":");
-    json_u64(out, b.chain_len as u64);
-    out.extend_from_slice(b",\"chain_root\":");
-    json_str(out, model.name(b.chain_root));
+    json_chain(out, model, &b.chain, b.chain_len, b.chain_root);
     out.extend_from_slice(b",\"queued_s\":");
     json_ms(out, b.queued as i128);
     out.extend_from_slice(if b.unachievable {
@@ -533,12 +537,7 @@ fn write_unachievable_line(out: &mut Vec<u8>, u: &Unachievable, model: &Model) {
     json_ms(out, u.earliest_ready as i128);
     out.extend_from_slice(b",\"rto_s\":");
     json_ms(out, u.rto as i128);
-    out.extend_from_slice(b",\"chain\":");
-    json_names(out, model, chain_tail(&u.chain));
-    out.extend_from_slice(b",\"chain_length\":");
-    json_u64(out, u.chain_len as u64);
-    out.extend_from_slice(b",\"chain_root\":");
-    json_str(out, model.name(u.chain_root));
+    json_chain(out, model, &u.chain, u.chain_len, u.chain_root);
     out.push(b'}');
 }
 

@@ -4,9 +4,10 @@
 use std::fmt::Write as _;
 
 use super::{
-    ESTIMATE_RULE, Human, MAX_DRAWN, OBJECTIVE, breached_set, by_wave, chain_names, chain_text,
-    critical_set, estimates_line, held_line, makespan_line, optimality_line, rto_line,
-    schedule_line, scope_line, search_line,
+    BREACH_HEADER, BREACH_NUMERIC, ESTIMATE_RULE, Human, MAX_DRAWN, OBJECTIVE, UNACHIEVABLE_HEADER,
+    UNACHIEVABLE_NUMERIC, breach_rows, breached_set, by_wave, chain_names, critical_set,
+    estimates_line, held_line, makespan_line, optimality_line, rto_line, schedule_line, scope_line,
+    search_line, unachievable_rows,
 };
 use crate::model::Model;
 use crate::plan::{Plan, PlannedService};
@@ -20,6 +21,26 @@ fn mermaid_name(s: &str) -> String {
     s.chars()
         .map(|c| if matches!(c, ':' | '#' | ';') { '_' } else { c })
         .collect()
+}
+
+/// A table: the header, the alignment row (numbers right-aligned), one row per item. Cells
+/// are escaped for a table cell.
+fn table<const N: usize>(
+    o: &mut String,
+    header: &[&str; N],
+    numeric: &[bool; N],
+    rows: impl Iterator<Item = [String; N]>,
+) {
+    let _ = writeln!(o, "| {} |", header.join(" | "));
+    let align: Vec<&str> = numeric
+        .iter()
+        .map(|&n| if n { "---:" } else { "---" })
+        .collect();
+    let _ = writeln!(o, "|{}|", align.join("|"));
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| md_cell(c)).collect();
+        let _ = writeln!(o, "| {} |", cells.join(" | "));
+    }
 }
 
 pub fn render_markdown(plan: &Plan, model: &Model) -> String {
@@ -63,52 +84,24 @@ pub fn render_markdown(plan: &Plan, model: &Model) -> String {
 
     if !plan.breaches.is_empty() {
         let _ = writeln!(o, "\n## Predicted RTO breaches\n");
-        let _ = writeln!(
-            o,
-            "| Service | Late by | Dependency chain | Waiting on the chain | Unachievable |"
+        table(
+            &mut o,
+            &BREACH_HEADER,
+            &BREACH_NUMERIC,
+            breach_rows(plan, model, h, " → "),
         );
-        let _ = writeln!(o, "|---|---:|---|---:|---|");
-        for b in &plan.breaches {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} | {} |",
-                md_cell(model.name(b.id)),
-                h.ms(b.by),
-                md_cell(&chain_text(
-                    model,
-                    &b.chain,
-                    b.chain_len,
-                    b.chain_root,
-                    " → "
-                )),
-                h.ms(b.queued),
-                if b.unachievable { "yes" } else { "no" }
-            );
-        }
     }
     if !plan.unachievable.is_empty() {
         let _ = writeln!(
             o,
             "\n## RTOs unachievable even with unlimited parallelism\n"
         );
-        let _ = writeln!(o, "| Service | Needs at least | RTO | Dependency chain |");
-        let _ = writeln!(o, "|---|---:|---:|---|");
-        for u in &plan.unachievable {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} |",
-                md_cell(model.name(u.id)),
-                h.ms(u.earliest_ready),
-                h.ms(u.rto),
-                md_cell(&chain_text(
-                    model,
-                    &u.chain,
-                    u.chain_len,
-                    u.chain_root,
-                    " → "
-                ))
-            );
-        }
+        table(
+            &mut o,
+            &UNACHIEVABLE_HEADER,
+            &UNACHIEVABLE_NUMERIC,
+            unachievable_rows(plan, model, h, " → "),
+        );
     }
 
     // Mermaid gantt. `dateFormat x` reads integer milliseconds, so the bars are exact; the axis

@@ -95,6 +95,55 @@ fn chain_text(model: &Model, chain: &[SvcId], chain_len: usize, root: SvcId, sep
     )
 }
 
+/// The breach table's columns, and which are numbers (right-aligned).
+const BREACH_HEADER: [&str; 5] = [
+    "Service",
+    "Late by",
+    "Dependency chain",
+    "Waiting on the chain",
+    "Unachievable",
+];
+const BREACH_NUMERIC: [bool; 5] = [false, true, false, true, false];
+
+/// The breach table's cells, worst breach first; chains joined with `sep`.
+fn breach_rows<'a>(
+    plan: &'a Plan,
+    model: &'a Model,
+    h: Human,
+    sep: &'a str,
+) -> impl Iterator<Item = [String; 5]> + 'a {
+    plan.breaches.iter().map(move |b| {
+        [
+            model.name(b.id).to_string(),
+            h.ms(b.by),
+            chain_text(model, &b.chain, b.chain_len, b.chain_root, sep),
+            h.ms(b.queued),
+            if b.unachievable { "yes" } else { "no" }.to_string(),
+        ]
+    })
+}
+
+/// The unachievable-RTO table's columns, and which are numbers.
+const UNACHIEVABLE_HEADER: [&str; 4] = ["Service", "Needs at least", "RTO", "Dependency chain"];
+const UNACHIEVABLE_NUMERIC: [bool; 4] = [false, true, true, false];
+
+/// The unachievable-RTO table's cells, by name; chains joined with `sep`.
+fn unachievable_rows<'a>(
+    plan: &'a Plan,
+    model: &'a Model,
+    h: Human,
+    sep: &'a str,
+) -> impl Iterator<Item = [String; 4]> + 'a {
+    plan.unachievable.iter().map(move |u| {
+        [
+            model.name(u.id).to_string(),
+            h.ms(u.earliest_ready),
+            h.ms(u.rto),
+            chain_text(model, &u.chain, u.chain_len, u.chain_root, sep),
+        ]
+    })
+}
+
 /// Services grouped by wave, each group in planned start order.
 fn by_wave(plan: &Plan) -> Vec<Vec<&PlannedService>> {
     let mut groups: Vec<Vec<&PlannedService>> = vec![Vec::new(); plan.waves as usize];
