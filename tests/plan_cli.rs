@@ -40,6 +40,37 @@ fn shop_text_snapshot() {
     insta::assert_snapshot!("shop_text", out);
 }
 
+/// A plan measured in minutes shows whole seconds (its 100 ms check intervals once printed
+/// `22m0.4s`); the JSON keeps the milliseconds.
+#[test]
+fn human_times_fit_the_scale_json_keeps_milliseconds() {
+    for format in ["text", "markdown", "html"] {
+        let (code, out, err) = plan(&shop(), &["--format", format, "-q"]);
+        assert_eq!(code, 0, "{err}");
+        let fractional = out
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
+            .filter(|w| {
+                w.ends_with('s') && w.contains('.') && w.starts_with(|c: char| c.is_ascii_digit())
+            })
+            .filter(|w| {
+                w.trim_end_matches('s')
+                    .split(['h', 'm'])
+                    .all(|p| p.chars().all(|c| c.is_ascii_digit() || c == '.'))
+            })
+            .collect::<Vec<_>>();
+        assert!(fractional.is_empty(), "{format}: {fractional:?}");
+    }
+    let (_, json, _) = plan(&shop(), &["--format", "json", "-q"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let fractional = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["ready_s"].as_f64().unwrap().fract() != 0.0)
+        .count();
+    assert!(fractional > 0, "the JSON keeps sub-second times");
+}
+
 #[test]
 fn shop_markdown_snapshot() {
     let (code, out, err) = plan(&shop(), &["--format", "markdown", "-q"]);
