@@ -486,6 +486,22 @@ pub fn slack_text(rec: &Record, run_id: &str, mode: Option<Mode>, masker: &Maske
             format!(":wastebasket: DR run abandoned by {by}")
         }
         Event::RunAbandoned { .. } => ":wastebasket: DR run abandoned".to_string(),
+        Event::CleanupStarted { services } => format!(
+            ":broom: cleanup of {} drilled service{} started",
+            services.len(),
+            if services.len() == 1 { "" } else { "s" }
+        ),
+        Event::ServiceCleanedUp { service, failed } if failed.is_empty() => {
+            format!(":broom: {service} cleaned up")
+        }
+        Event::ServiceCleanedUp { service, failed } => format!(
+            ":x: {service}: cleanup failed ({}): check what still runs",
+            failed.join(", ")
+        ),
+        Event::CleanupFinished { steps, failures } => format!(
+            ":broom: cleanup finished: {} of {steps} steps succeeded",
+            steps - failures.len().min(*steps)
+        ),
         Event::RunFinished {
             outcome,
             recovered,
@@ -591,4 +607,39 @@ pub async fn send_once_with(
             result: r.unwrap_or_else(|| Err(format!("no answer within {}", fmt_duration(within)))),
         })
         .collect()
+}
+
+/// Webhooks (`[[notify]]`) as a subscriber of a run; [`NotifySubscriber::close`] delivers what
+/// is queued, within a grace period, once the run ended.
+#[derive(Clone, Default)]
+pub struct NotifySubscriber(Arc<std::sync::Mutex<Option<Notifier>>>);
+
+impl NotifySubscriber {
+    /// Starts the hooks' delivery tasks (needs a tokio runtime).
+    pub fn start(hooks: &[Notify], masker: Masker, run_id: &str, mode: Mode) -> NotifySubscriber {
+        NotifySubscriber(Arc::new(std::sync::Mutex::new(Some(Notifier::new(
+            hooks,
+            masker,
+            run_id,
+            Some(mode),
+        )))))
+    }
+
+    /// Stops accepting records and waits up to `grace` for queued deliveries.
+    pub async fn close(&self, grace: Duration) {
+        let n = self.0.lock().ok().and_then(|mut g| g.take());
+        if let Some(n) = n {
+            n.close(grace).await;
+        }
+    }
+}
+
+impl crate::events::Subscriber for NotifySubscriber {
+    fn on_record(&mut self, rec: &Record) {
+        if let Ok(g) = self.0.lock()
+            && let Some(n) = g.as_ref()
+        {
+            n.send(rec);
+        }
+    }
 }

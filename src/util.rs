@@ -39,3 +39,36 @@ pub fn join<A: Send, B>(
         (a, b)
     })
 }
+
+/// The last `n` lines of `text` (trailing blank space dropped).
+pub fn last_lines(text: &str, n: usize) -> String {
+    let t = text.trim_end();
+    let mut start = t.len();
+    for _ in 0..n {
+        match t[..start].rfind('\n') {
+            Some(i) => start = i,
+            None => return t.to_string(),
+        }
+    }
+    t[start + 1..].to_string()
+}
+
+/// The host name (gethostname(2)), or "unknown".
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname writes at most that many.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".to_string();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// `user@host` of the current process, for approvals, abandon records and lock holders.
+pub fn whoami() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_string());
+    format!("{user}@{}", hostname())
+}

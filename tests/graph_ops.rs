@@ -262,8 +262,10 @@ backup = { schedule = "5m" }
 #[test]
 fn audit_drill_stale_from_the_run_history() {
     use meeseeks::events::Event;
-    use meeseeks::journal::{RunMeta, StateDir, writer::append_sync};
     use meeseeks::model::Mode;
+    use meeseeks::runconfig::RunConfig;
+    use meeseeks::store::RunMeta;
+    use meeseeks::store::file::{StateDir, writer::append_sync};
 
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("dr");
@@ -284,16 +286,13 @@ fn audit_drill_stale_from_the_run_history() {
     let sd = StateDir::open(&dir.join(".meeseeks")).unwrap();
     let meta = RunMeta::new::<&str, &[u8]>(
         "20261116T000000Z-abcd",
-        Mode::Drill,
+        &RunConfig::new(Mode::Drill),
         &dir,
         when,
-        false,
-        serde_json::json!({}),
         &[],
     );
     let (rd, lock) = sd.begin_run(&meta).unwrap();
     let masker = meeseeks::mask::Masker::new();
-    std::fs::write(rd.journal_path(), "").unwrap();
     for ev in [
         Event::RunStarted {
             run_id: meta.run_id.clone(),
@@ -301,7 +300,7 @@ fn audit_drill_stale_from_the_run_history() {
             dir: dir.display().to_string(),
             declared_at: when,
             services: vec!["api".into(), "db".into()],
-            options: serde_json::json!({}),
+            options: Box::new(RunConfig::new(Mode::Drill)),
             input_hash: String::new(),
             plan: Vec::new(),
         },

@@ -169,9 +169,10 @@ pub struct AuditArgs {
 /// (`journal::history`, which leaves dry runs out). `None` — the check is skipped with a note —
 /// while no run was ever recorded there; unreadable runs are left out with a warning.
 pub fn drill_history(state_dir: &Path) -> Option<audit::DrillHistory> {
-    crate::journal::StateDir::open_existing(state_dir).ok()?;
-    match crate::journal::history::History::read(state_dir) {
-        Ok(h) => {
+    let spec = crate::store::StoreSpec::File(state_dir.to_path_buf());
+    match crate::store::history::History::read_spec(&spec) {
+        Ok(None) => None,
+        Ok(Some(h)) => {
             for w in &h.warnings {
                 tracing::warn!("drill-stale: {w}");
             }

@@ -11,11 +11,9 @@ use crate::error::{Error, Result};
 use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
-pub mod cleanup;
 pub mod graph_ops;
 pub mod init;
 pub mod plan;
-pub mod resume;
 pub mod run;
 pub mod runs;
 pub mod templates;
@@ -83,9 +81,9 @@ pub enum Command {
     /// A drill: same as `run --drill`.
     Drill(run::RunArgs),
     /// Continue an interrupted, crashed or failed run from its journal.
-    Resume(resume::ResumeArgs),
+    Resume(run::ResumeArgs),
     /// Run the cleanup steps of a drill's services, dependents first.
-    Cleanup(cleanup::CleanupArgs),
+    Cleanup(runs::CleanupArgs),
     /// State of a run, per service and step, from its journal.
     Status(runs::StatusArgs),
     /// List runs in the state directory.
@@ -251,8 +249,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Plan(a) => plan::run(g, &a),
         Command::Run(a) => run::run(g, &a, false),
         Command::Drill(a) => run::run(g, &a, true),
-        Command::Resume(a) => resume::run(g, &a),
-        Command::Cleanup(a) => cleanup::run(g, &a),
+        Command::Resume(a) => run::resume(g, &a),
+        Command::Cleanup(a) => runs::cleanup(g, &a),
         Command::Status(a) => runs::status(g, &a),
         Command::Runs(a) => runs::runs(g, &a),
         Command::Report(a) => runs::report(g, &a),

@@ -75,7 +75,8 @@ pub fn run(g: &Global, a: &PlanArgs) -> Result<i32> {
                 .state_dir
                 .clone()
                 .unwrap_or_else(|| a.dir.path().join(".meeseeks"));
-            let h = crate::journal::history::History::read(&state)?;
+            let spec = crate::store::StoreSpec::File(state.clone());
+            let h = crate::store::history::History::read_spec(&spec)?.unwrap_or_default();
             if !g.quiet {
                 for w in &h.warnings {
                     eprintln!("warning: {w}");

@@ -236,18 +236,7 @@ async fn terminate_group(pgid: i32, grace: Duration, kill: &CancellationToken) {
     killpg(pgid, libc::SIGKILL);
 }
 
-/// The last `n` lines of `text` (for showing the operator why a step failed).
-pub fn last_lines(text: &str, n: usize) -> String {
-    let t = text.trim_end();
-    let mut start = t.len();
-    for _ in 0..n {
-        match t[..start].rfind('\n') {
-            Some(i) => start = i,
-            None => return t.to_string(),
-        }
-    }
-    t[start + 1..].to_string()
-}
+pub use crate::util::last_lines;
 
 #[cfg(test)]
 mod tests {

@@ -81,16 +81,49 @@ impl Loaded {
 }
 
 /// Loads `dir` (a DR directory) or, when `path` is a file, that graph file alone.
+/// Diagnostics name files as the user typed them; the model's paths (`dir`, playbook and
+/// template files) are absolute, decided once here: steps run with the DR directory as their
+/// working directory, so a relative `{{ dr_dir }}` or `{{ run_dir }}` would point elsewhere.
 pub fn load(path: &Path, opts: &LoadOptions) -> Loaded {
-    if path.is_file() {
+    let mut loaded = if path.is_file() {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let o = LoadOptions {
             graph_only: true,
             ..opts.clone()
         };
-        return load_files(&dir, path, &o);
+        load_files(&dir, path, &o)
+    } else {
+        load_files(path, &path.join("graph.toml"), opts)
+    };
+    if let Some(m) = loaded.model.as_mut() {
+        absolutize(m);
     }
-    load_files(path, &path.join("graph.toml"), opts)
+    loaded
+}
+
+/// Makes the model's paths absolute (see [`load`]); the DR directory canonical, so that a
+/// run's meta names it the same way from any working directory.
+fn absolutize(m: &mut Model) {
+    let typed = m.dir.clone();
+    let dir = if typed.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        typed.as_path()
+    };
+    let canonical = std::fs::canonicalize(dir)
+        .unwrap_or_else(|_| std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()));
+    // Files inside the DR directory keep their place under its canonical path.
+    let abs = |p: &Path| match p.strip_prefix(&typed) {
+        Ok(rel) if !typed.as_os_str().is_empty() || p.is_relative() => canonical.join(rel),
+        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+    };
+    for s in &mut m.services {
+        if let Some(pb) = s.playbook.as_mut() {
+            pb.file = abs(&pb.file);
+            pb.templates = pb.templates.iter().map(|t| abs(t)).collect();
+        }
+    }
+    m.dir = canonical;
 }
 
 fn read_file(path: &Path, diags: &mut Diagnostics) -> Option<Arc<SourceFile>> {

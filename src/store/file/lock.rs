@@ -10,18 +10,12 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub const LOCK_FILE: &str = "lock";
 
-/// What the holder writes inside the lock file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LockInfo {
-    pub pid: u32,
-    pub host: String,
-    pub since: jiff::Timestamp,
-}
+pub use crate::runstate::LockInfo;
+pub use crate::util::hostname;
 
 #[derive(Debug, Error)]
 pub enum LockError {
@@ -102,11 +96,7 @@ impl RunLock {
                 Err(TryLockError::Error(e)) => return Err(io_err(e)),
             }
         }
-        let info = LockInfo {
-            pid: std::process::id(),
-            host: hostname(),
-            since: jiff::Timestamp::now(),
-        };
+        let info = LockInfo::current();
         let text = serde_json::to_string(&info).unwrap_or_default();
         (|| {
             file.set_len(0)?;
@@ -163,6 +153,7 @@ pub fn probe(path: &Path) -> std::io::Result<Option<LockInfo>> {
             pid: 0,
             host: String::new(),
             since: jiff::Timestamp::UNIX_EPOCH,
+            name: String::new(),
         }))),
         Err(TryLockError::Error(e)) => Err(e),
     }
@@ -183,18 +174,6 @@ fn read_info(file: &mut File) -> Option<LockInfo> {
     file.seek(SeekFrom::Start(0)).ok()?;
     file.read_to_string(&mut s).ok()?;
     serde_json::from_str(s.trim()).ok()
-}
-
-/// The host name (gethostname(2)), or "unknown".
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname writes at most that many.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown".to_string();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 #[cfg(test)]

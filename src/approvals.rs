@@ -1,33 +1,22 @@
-//! Where approvals of manual steps come from. The runner polls its source about once a second
-//! while a service waits; only that service waits.
+//! Where approvals of manual steps come from, besides the run's store (`meeseeks approve`
+//! from another terminal or host, and `serve`'s Approve button, which the store delivers).
+//! The runner polls its source about once a second while a service waits; only that service
+//! waits.
 //!
-//! Sources: `AutoApprove` (`--yes`), `TtyApproval` (prompt on the terminal), and — with the
-//! journal — `meeseeks approve RUN_ID SERVICE` from another terminal (a file in the run dir).
-//! `Either` combines two (the TTY and `meeseeks approve`, whichever answers first).
+//! Sources: `AutoApprove` (`--yes`), `TtyApproval` (prompt on the terminal), `NeverApprove`;
+//! `Either` combines two (the TTY and the store, whichever answers first).
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Approval {
-    Pending,
-    /// Approved by whom (user name, `--yes`, ...).
-    Approved(String),
-    Rejected(String),
-}
-
-pub trait ApprovalSource: Send + Sync {
-    /// Non-blocking: has the manual step `step` of `service` been approved yet?
-    fn check(&self, run_dir: &Path, service: &str, step: &str, prompt: &str) -> Approval;
-}
+pub use crate::events::{Approval, ApprovalSource};
 
 /// `--yes`.
 pub struct AutoApprove;
 
 impl ApprovalSource for AutoApprove {
-    fn check(&self, _: &Path, _: &str, _: &str, _: &str) -> Approval {
+    fn check(&self, _: &str, _: &str, _: &str) -> Approval {
         Approval::Approved("--yes".into())
     }
 }
@@ -36,7 +25,7 @@ impl ApprovalSource for AutoApprove {
 pub struct NeverApprove;
 
 impl ApprovalSource for NeverApprove {
-    fn check(&self, _: &Path, _: &str, _: &str, _: &str) -> Approval {
+    fn check(&self, _: &str, _: &str, _: &str) -> Approval {
         Approval::Pending
     }
 }
@@ -44,10 +33,10 @@ impl ApprovalSource for NeverApprove {
 /// First answer of `a`, else of `b`.
 pub struct Either<A, B>(pub A, pub B);
 
-impl<A: ApprovalSource, B: ApprovalSource> ApprovalSource for Either<A, B> {
-    fn check(&self, run_dir: &Path, service: &str, step: &str, prompt: &str) -> Approval {
-        match self.0.check(run_dir, service, step, prompt) {
-            Approval::Pending => self.1.check(run_dir, service, step, prompt),
+impl<A: ApprovalSource, B: ApprovalSource + ?Sized> ApprovalSource for Either<A, Arc<B>> {
+    fn check(&self, service: &str, step: &str, prompt: &str) -> Approval {
+        match self.0.check(service, step, prompt) {
+            Approval::Pending => self.1.check(service, step, prompt),
             a => a,
         }
     }
@@ -55,8 +44,7 @@ impl<A: ApprovalSource, B: ApprovalSource> ApprovalSource for Either<A, B> {
 
 /// Prompts on the terminal (stderr, answer on stdin). Prompts are asked one at a time, in the
 /// order services reach them; each is asked on its own thread so the runner never blocks.
-/// Prints one line for the operator (above progress bars when there are some).
-pub type Printer = Arc<dyn Fn(&str) + Send + Sync>;
+pub use crate::progress::Printer;
 
 #[derive(Default)]
 pub struct TtyApproval {
@@ -87,7 +75,7 @@ fn user() -> String {
 }
 
 impl ApprovalSource for TtyApproval {
-    fn check(&self, _: &Path, service: &str, step: &str, prompt: &str) -> Approval {
+    fn check(&self, service: &str, step: &str, prompt: &str) -> Approval {
         let key = (service.to_string(), step.to_string());
         let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(a) = answers.get(&key) {

@@ -2,161 +2,19 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-use super::lock::{self, LockInfo, RunLock};
+use super::approve::Approval;
+use super::lock::{self, RunLock};
 use super::reader::{Replay, read_journal};
-use super::state::{RunState, RunStatus};
-use super::writer::JOURNAL_FILE;
+use super::writer::{BEGUN_FILE, JOURNAL_FILE};
 use crate::error::{Error, Result};
-use crate::model::Mode;
+use crate::runstate::{LockInfo, RunState, RunStatus, RunSummary, ServiceStatus, StepStatus};
+use crate::store::{RunMeta, valid_run_id};
 
 pub const RUNS_DIR: &str = "runs";
 pub const META_FILE: &str = "meta.json";
 /// Held (briefly) by `begin_run`, so that two `run` commands cannot both see "no unfinished
 /// run" and start two concurrent failovers.
 const STATE_LOCK_FILE: &str = "lock";
-
-/// A run id: UTC time to the second, compact, then 4 hex characters from pid, clock and a
-/// per-process random key. Ids sort by time (to the second; `list_runs` breaks ties).
-pub fn new_run_id(now: jiff::Timestamp) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.write_i128(now.as_nanosecond());
-    h.write_i128(jiff::Timestamp::now().as_nanosecond());
-    format!(
-        "{}-{:04x}",
-        now.strftime("%Y%m%dT%H%M%SZ"),
-        (h.finish() & 0xffff) as u16
-    )
-}
-
-/// One input file's digest, recorded so `resume` can say which files changed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct InputDigest {
-    pub path: String,
-    pub sha256: String,
-}
-
-/// sha256 over the input files (graph.toml, playbooks): paths sorted, each path and content
-/// length-prefixed so that moving bytes between files changes the hash.
-pub fn input_hash<P: AsRef<Path>, B: AsRef<[u8]>>(files: &[(P, B)]) -> String {
-    let mut sorted: Vec<(String, &[u8])> = files
-        .iter()
-        .map(|(p, b)| (p.as_ref().to_string_lossy().into_owned(), b.as_ref()))
-        .collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut h = Sha256::new();
-    for (p, b) in sorted {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
-        h.update((b.len() as u64).to_le_bytes());
-        h.update(b);
-    }
-    hex(&h.finalize())
-}
-
-/// Per-file digests, sorted by path.
-pub fn input_digests<P: AsRef<Path>, B: AsRef<[u8]>>(files: &[(P, B)]) -> Vec<InputDigest> {
-    let mut v: Vec<InputDigest> = files
-        .iter()
-        .map(|(p, b)| InputDigest {
-            path: p.as_ref().to_string_lossy().into_owned(),
-            sha256: hex(&Sha256::digest(b.as_ref())),
-        })
-        .collect();
-    v.sort_by(|a, b| a.path.cmp(&b.path));
-    v
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-/// What a run was started with (`meta.json`, 0600). Written once, never changed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RunMeta {
-    pub run_id: String,
-    pub mode: Mode,
-    /// DR directory (absolute).
-    pub dir: String,
-    pub created_at: jiff::Timestamp,
-    /// RTO clock start.
-    pub declared_at: jiff::Timestamp,
-    #[serde(default)]
-    pub dry_run: bool,
-    /// CLI options (parallel, eager, scope, on_failure, vars...); secrets never appear here
-    /// because they are read from the environment at render time.
-    #[serde(default)]
-    pub options: serde_json::Value,
-    pub input_hash: String,
-    #[serde(default)]
-    pub inputs: Vec<InputDigest>,
-    #[serde(default)]
-    pub version: String,
-}
-
-impl RunMeta {
-    /// Meta of a new run; `files` are the input files (path relative to the DR directory,
-    /// contents) whose hashes let `resume` say what changed.
-    pub fn new<P: AsRef<Path>, B: AsRef<[u8]>>(
-        run_id: &str,
-        mode: Mode,
-        dir: &Path,
-        declared_at: jiff::Timestamp,
-        dry_run: bool,
-        options: serde_json::Value,
-        files: &[(P, B)],
-    ) -> RunMeta {
-        RunMeta {
-            run_id: run_id.to_string(),
-            mode,
-            dir: dir.display().to_string(),
-            created_at: jiff::Timestamp::now(),
-            declared_at,
-            dry_run,
-            options,
-            input_hash: input_hash(files),
-            inputs: input_digests(files),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-        }
-    }
-
-    /// Human-readable differences between the recorded inputs and `now` (for `run.resumed`).
-    pub fn input_changes(&self, now: &[InputDigest]) -> Vec<String> {
-        let old: std::collections::HashMap<&str, &str> = self
-            .inputs
-            .iter()
-            .map(|d| (d.path.as_str(), d.sha256.as_str()))
-            .collect();
-        let new: std::collections::HashMap<&str, &str> = now
-            .iter()
-            .map(|d| (d.path.as_str(), d.sha256.as_str()))
-            .collect();
-        let mut out = Vec::new();
-        for d in now {
-            match old.get(d.path.as_str()) {
-                None => out.push(format!("{} added", d.path)),
-                Some(h) if *h != d.sha256 => out.push(format!("{} changed", d.path)),
-                _ => {}
-            }
-        }
-        for d in &self.inputs {
-            if !new.contains_key(d.path.as_str()) {
-                out.push(format!("{} removed", d.path));
-            }
-        }
-        out.sort();
-        out
-    }
-}
 
 /// One run's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,14 +39,34 @@ impl RunDir {
         serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))
     }
 
-    /// The journal's records (empty if the run never got as far as creating it).
+    /// The journal's records. The journal is created with the run, and `journal.begun` once
+    /// its first record is durable: a missing journal, or an empty one of a run that had
+    /// begun, was deleted or truncated — an error, never a blank slate (replaying nothing
+    /// would make `resume` run a whole failover again). An empty journal without the marker
+    /// is a run that stopped before its first record: nothing of it ran.
     pub fn replay(&self) -> Result<Replay> {
         let p = self.journal_path();
-        if !p.exists() {
-            return Ok(Replay {
-                warnings: vec![format!("{}: no journal yet", p.display())],
-                ..Replay::default()
-            });
+        let damaged = |what: &str| {
+            Error::Invalid(format!(
+                "the journal of run {} ({}) {what}: its history is lost, so it cannot be \
+                 shown or resumed from it. Restore the file from a backup, or give the run up \
+                 with `meeseeks run --abandon {}` and check by hand what it did",
+                self.id,
+                p.display(),
+                self.id
+            ))
+        };
+        let meta = std::fs::symlink_metadata(&p);
+        match meta {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(damaged("is missing"));
+            }
+            Err(e) => return Err(Error::io(format!("cannot read {}", p.display()), e)),
+            Ok(m) if !m.is_file() => return Err(damaged("is not a regular file")),
+            Ok(m) if m.len() == 0 && self.path.join(BEGUN_FILE).exists() => {
+                return Err(damaged("is empty although the run had begun"));
+            }
+            Ok(_) => {}
         }
         read_journal(&p)
     }
@@ -233,53 +111,61 @@ impl RunDir {
     pub fn approvals_dir(&self) -> PathBuf {
         self.path.join(super::approve::APPROVALS_DIR)
     }
-}
 
-/// What `runs` lists, and what `run` reports when it refuses to start.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    pub run_id: String,
-    pub mode: Option<Mode>,
-    pub state: RunStatus,
-    pub started_at: Option<jiff::Timestamp>,
-    pub last_at: Option<jiff::Timestamp>,
-    pub services: usize,
-    pub recovered: usize,
-    pub failed: usize,
-    pub blocked: usize,
-    pub breaches: usize,
-    /// The live process holding the run, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub holder: Option<LockInfo>,
-    /// Why the run could not be read (its journal is damaged), if so.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub problem: Option<String>,
-}
-
-impl RunSummary {
-    pub fn from_state(st: &RunState) -> RunSummary {
-        let count = |s| st.services.iter().filter(|x| x.status == s).count();
-        use super::state::ServiceStatus as S;
-        RunSummary {
-            run_id: st.run_id.clone(),
-            mode: st.mode,
-            state: st.state,
-            started_at: st.first_at,
-            last_at: st.last_at,
-            services: st.services.len(),
-            recovered: count(S::Recovered),
-            failed: count(S::Failed),
-            blocked: count(S::Blocked),
-            breaches: st.breaches.len(),
-            holder: st.holder.clone(),
-            problem: None,
+    /// Approves the manual step `service` is waiting on (and, when given, only if it is
+    /// `step`). Errors: unknown service (with a suggestion), a service with no manual step
+    /// waiting, another step waiting, a run that is not live.
+    pub fn approve(&self, service: &str, step: Option<&str>, by: Option<&str>) -> Result<Approval> {
+        let st = self.load_state()?;
+        let Some(svc) = st.service(service) else {
+            let names = st.services.iter().map(|s| s.name.as_str());
+            return Err(Error::UnknownService {
+                name: service.to_string(),
+                suggestion: crate::util::closest(service, names).map(str::to_string),
+            });
+        };
+        let waiting = svc
+            .steps
+            .iter()
+            .find(|s| s.status == StepStatus::Waiting)
+            .filter(|_| svc.status == ServiceStatus::Waiting);
+        let Some(waiting) = waiting else {
+            return Err(Error::Usage(format!(
+                "service `{service}` of run {} has no manual step waiting for approval (it is {})",
+                self.id,
+                svc.status.as_str()
+            )));
+        };
+        if let Some(step) = step
+            && step != waiting.name
+        {
+            return Err(Error::Usage(format!(
+                "service `{service}` of run {} waits on step `{}`, not `{step}`",
+                self.id, waiting.name
+            )));
         }
-    }
-
-    /// Neither finished nor abandoned, or held by a live process (a failed run being
-    /// resumed): blocks a new `run`.
-    pub fn is_unfinished(&self) -> bool {
-        matches!(self.state, RunStatus::Running | RunStatus::Interrupted) || self.holder.is_some()
+        if st.holder.is_none() {
+            return Err(Error::Usage(format!(
+                "run {} is {}: no runner is waiting for this approval; `meeseeks resume {}` will \
+                 ask again",
+                self.id,
+                st.state.as_str(),
+                self.id
+            )));
+        }
+        let approval = Approval {
+            service: service.to_string(),
+            step: waiting.name.clone(),
+            by: by.map(str::to_string).unwrap_or_else(crate::util::whoami),
+            at: jiff::Timestamp::now(),
+        };
+        super::approve::drop_approval(&self.path, &approval).map_err(|e| {
+            Error::io(
+                format!("cannot write an approval in {}", self.path.display()),
+                e,
+            )
+        })?;
+        Ok(approval)
     }
 }
 
@@ -358,6 +244,10 @@ impl StateDir {
         super::write_private_atomic(&rd.meta_path(), &json)
             .and_then(|_| super::sync_dir(&self.runs_dir()))
             .map_err(|e| Error::io(format!("cannot write {}", rd.meta_path().display()), e))?;
+        // The journal exists from the start, so that a missing one means damage.
+        super::writer::create_empty(&rd.journal_path())
+            .and_then(|_| super::sync_dir(&rd.path))
+            .map_err(|e| Error::io(format!("cannot create {}", rd.journal_path().display()), e))?;
         Ok(rd)
     }
 
@@ -393,6 +283,33 @@ impl StateDir {
             )),
             other => other.into(),
         })
+    }
+
+    /// Takes the lock of run `id` for `resume`, `cleanup` or `--abandon`: exit 3 while a live
+    /// process holds it. Unless `others_unfinished_ok`, also refuses while another run is
+    /// unfinished: a run made live again must be the only one. Both checks happen under the
+    /// state directory's lock, so a `run` starting at the same moment cannot slip in between.
+    pub fn acquire_run(&self, id: &str, others_unfinished_ok: bool) -> Result<(RunDir, RunLock)> {
+        let run = self.open_run(id)?;
+        let _guard = self.lock_state()?;
+        let lock = RunLock::acquire(&run.path).map_err(|e| match e {
+            lock::LockError::Held { .. } => Error::Locked(format!(
+                "run {} is live, held by another process ({e})",
+                run.id
+            )),
+            other => other.into(),
+        })?;
+        if !others_unfinished_ok {
+            let others: Vec<RunSummary> = self
+                .unfinished_runs()?
+                .into_iter()
+                .filter(|r| r.run_id != run.id)
+                .collect();
+            if !others.is_empty() {
+                return Err(Error::Locked(unfinished_message(&others)));
+            }
+        }
+        Ok((run, lock))
     }
 
     /// Run ids, oldest first.
@@ -518,6 +435,7 @@ impl StateDir {
                     failed: 0,
                     blocked: 0,
                     breaches: 0,
+                    cleanup: Default::default(),
                     holder: None,
                     problem: Some(e.to_string()),
                 }),
@@ -563,74 +481,4 @@ pub fn unfinished_message(runs: &[RunSummary]) -> String {
         s.push_str("wait for it to finish, or follow it with `meeseeks status`");
     }
     s
-}
-
-/// Run ids are file names: no separators, no dot-files, nothing exotic.
-fn valid_run_id(id: &str) -> bool {
-    !id.is_empty()
-        && !id.starts_with('.')
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-}
-
-/// What `resume` starts from: the run's lock held, its journal open for appending (torn tail
-/// cut), the replayed state and what the run was started with.
-pub struct Resumed {
-    pub run: RunDir,
-    pub lock: RunLock,
-    pub journal: super::writer::JournalHandle,
-    pub state: RunState,
-    pub meta: RunMeta,
-}
-
-impl StateDir {
-    /// Opens a run for `resume` (default: the latest run). Refused with exit 3 while another
-    /// process holds it; an error for a run that succeeded or was abandoned. Needs a tokio
-    /// runtime (starts the journal writer). The caller then journals `run.resumed` with
-    /// `meta.input_changes(..)`.
-    pub fn resume_run(&self, id: Option<&str>, masker: crate::mask::Masker) -> Result<Resumed> {
-        let run = self.resolve(id)?;
-        let lock = RunLock::acquire(&run.path).map_err(|e| match e {
-            lock::LockError::Held { .. } => {
-                Error::Locked(format!("cannot resume run {}: it is live ({e})", run.id))
-            }
-            other => other.into(),
-        })?;
-        let meta = run.read_meta()?;
-        let (journal, replay) = super::writer::JournalWriter::append_existing(&run.path, masker)?;
-        let mut state = RunState::fold(&replay.records);
-        if state.run_id.is_empty() {
-            state.run_id = run.id.clone();
-        }
-        state.warnings.extend(replay.warnings);
-        match state.state {
-            RunStatus::Finished => {
-                return Err(Error::Usage(format!(
-                    "run {} finished successfully; nothing to resume",
-                    run.id
-                )));
-            }
-            RunStatus::Abandoned => {
-                return Err(Error::Usage(format!(
-                    "run {} was abandoned{}; start a new run instead",
-                    run.id,
-                    state
-                        .abandoned_by
-                        .as_ref()
-                        .map(|b| format!(" by {b}"))
-                        .unwrap_or_default()
-                )));
-            }
-            _ => {}
-        }
-        Ok(Resumed {
-            run,
-            lock,
-            journal,
-            state,
-            meta,
-        })
-    }
 }

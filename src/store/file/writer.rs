@@ -22,10 +22,26 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::lock::{LOCK_FILE, RunLock};
 use super::reader::{Replay, read_journal};
 use crate::error::{Error, Result};
-use crate::events::{Event, Record};
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::events::{Durability, Event, JournalFailure, Record, Subscriber};
 use crate::mask::Masker;
 
 pub const JOURNAL_FILE: &str = "journal.jsonl";
+/// Created (and its directory synced) once the journal's first record is durable: from then on
+/// an empty journal is a truncated one, not a run that never began.
+pub const BEGUN_FILE: &str = "journal.begun";
+
+/// Creates an empty journal file (0600); it must not exist.
+pub(crate) fn create_empty(path: &Path) -> io::Result<()> {
+    OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+}
 
 /// When the writer fsyncs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -279,7 +295,11 @@ fn spawn(
         seq: last_seq,
         ..Durable::default()
     });
-    tokio::spawn(writer_task(rx, file, masker, policy, state_tx));
+    let begun = path
+        .parent()
+        .map(|d| d.join(BEGUN_FILE))
+        .filter(|m| last_seq == 0 && !m.exists());
+    tokio::spawn(writer_task(rx, file, masker, policy, state_tx, begun));
     JournalHandle {
         inner: Arc::new(Inner {
             tx,
@@ -401,6 +421,7 @@ async fn writer_task(
     masker: Masker,
     policy: SyncPolicy,
     state: watch::Sender<Durable>,
+    mut begun: Option<PathBuf>,
 ) {
     let file = Arc::new(file);
     let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
@@ -432,8 +453,12 @@ async fn writer_task(
         }
         if let (Some(seq), None) = (last, &error) {
             let f = Arc::clone(&file);
+            let marker = begun.take();
             let (b, e, res) = tokio::task::spawn_blocking(move || {
-                let res = write_batch(&f, &buf, &ends, policy);
+                let res = write_batch(&f, &buf, &ends, policy).and_then(|_| match &marker {
+                    Some(m) => mark_begun(m),
+                    None => Ok(()),
+                });
                 (buf, ends, res)
             })
             .await
@@ -471,6 +496,20 @@ async fn writer_task(
     state.send_modify(|d| d.closed = true);
 }
 
+/// Records that the journal holds a durable first record (see [`BEGUN_FILE`]).
+fn mark_begun(marker: &Path) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(marker)?;
+    match marker.parent() {
+        Some(dir) => super::sync_dir(dir),
+        None => Ok(()),
+    }
+}
+
 fn write_batch(mut file: &File, buf: &[u8], ends: &[usize], policy: SyncPolicy) -> io::Result<()> {
     match policy {
         SyncPolicy::Group => {
@@ -486,6 +525,43 @@ fn write_batch(mut file: &File, buf: &[u8], ends: &[usize], policy: SyncPolicy) 
             }
             Ok(())
         }
+    }
+}
+
+/// The journal is one more subscriber of the record stream.
+impl Subscriber for JournalHandle {
+    fn on_record(&mut self, rec: &Record) {
+        self.append(rec.clone());
+    }
+}
+
+/// ... and the runner's durability: write-ahead for steps, and the first write error stops
+/// the run (nothing is written after it).
+impl Durability for JournalHandle {
+    fn durable(
+        &self,
+        seq: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<(), JournalFailure>> + Send + '_>> {
+        Box::pin(async move {
+            JournalHandle::durable(self, seq)
+                .await
+                .map_err(|e| JournalFailure::Io(e.to_string()))
+        })
+    }
+
+    fn failed(&self) -> Pin<Box<dyn Future<Output = JournalFailure> + Send + '_>> {
+        let mut rx = self.inner.durable.clone();
+        Box::pin(async move {
+            let error = rx
+                .wait_for(|d| d.error.is_some())
+                .await
+                .map(|d| d.error.as_ref().map(|e| e.1.clone()).unwrap_or_default());
+            match error {
+                Ok(e) => JournalFailure::Io(e),
+                // The writer stopped without an error (closed): never a failure.
+                Err(_) => std::future::pending().await,
+            }
+        })
     }
 }
 

@@ -1,12 +1,35 @@
-//! The one typed event stream of a run.
+//! The base of the run pipeline: the one typed event stream of a run, and the interfaces
+//! everything around a run plugs into.
 //!
-//! Everything that watches a run (journal writer, progress display, webhooks, tracing) is a
-//! subscriber of this stream, and `RunState` is a fold over it. Event names on the wire are
-//! `"service.recovered"` style (SPEC §5).
+//! Everything that watches a run (the store's journal writer, progress display, webhooks,
+//! tracing, `serve`) is a [`Subscriber`] of this stream, and `RunState` is a fold over it, for
+//! readers of a journal and for the live run alike. Approvals of manual steps come in through
+//! an [`ApprovalSource`]. Event names on the wire are `"service.recovered"` style (SPEC §5).
+//! This module depends on nothing but the model's plain types, so every other module may
+//! depend on it without a cycle.
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::Mode;
+
+pub mod bus;
+
+pub use bus::{Collector, Durability, JournalFailure, Subscriber, TracingSubscriber};
+
+/// The answer of an [`ApprovalSource`] about one manual step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    Pending,
+    /// Approved by whom (user name, `--yes`, ...).
+    Approved(String),
+    Rejected(String),
+}
+
+/// Where approvals of manual steps come from (`--yes`, a terminal prompt, the run's store).
+pub trait ApprovalSource: Send + Sync {
+    /// Non-blocking: has the manual step `step` of `service` been approved yet?
+    fn check(&self, service: &str, step: &str, prompt: &str) -> Approval;
+}
 
 /// One journaled event with its envelope.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -32,8 +55,9 @@ pub enum Event {
         declared_at: jiff::Timestamp,
         /// Services in scope, by name.
         services: Vec<String>,
-        /// Options the run was started with (parallel, eager, on_failure, ...).
-        options: serde_json::Value,
+        /// Options the run was started with (parallel, eager, on_failure, scope, ...): the
+        /// run's typed configuration, as in `meta.json`.
+        options: Box<crate::runconfig::RunConfig>,
         /// sha256 of the input files, to tell an operator what changed on resume.
         input_hash: String,
         /// The plan the run was started with, per service in scope (RTO, planned times, step
@@ -149,6 +173,28 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         by: String,
     },
+    /// A drill's cleanup begins (after the drill, or `meeseeks cleanup`).
+    #[serde(rename = "cleanup.started")]
+    CleanupStarted {
+        /// Services whose cleanup steps run, dependents first.
+        services: Vec<String>,
+    },
+    /// The cleanup steps of one service ran: what the drill brought up for it is torn down,
+    /// so it no longer counts as recovered (a resume recovers it again).
+    #[serde(rename = "service.cleaned_up")]
+    ServiceCleanedUp {
+        service: String,
+        /// Cleanup steps of this service that failed (something may still be running).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failed: Vec<String>,
+    },
+    #[serde(rename = "cleanup.finished")]
+    CleanupFinished {
+        /// Cleanup steps run, and those that failed (`service/step: error`).
+        steps: usize,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failures: Vec<String>,
+    },
     #[serde(rename = "run.finished")]
     RunFinished {
         /// "succeeded" or "failed".
@@ -183,6 +229,34 @@ pub struct PlannedService {
 }
 
 impl Event {
+    /// Every event name, in the order of the enum: the one list webhooks subscribe from.
+    pub const NAMES: &'static [&'static str] = &[
+        "run.started",
+        "run.resumed",
+        "service.started",
+        "step.started",
+        "step.attempt_failed",
+        "step.succeeded",
+        "step.failed",
+        "step.skipped",
+        "manual.waiting",
+        "manual.approved",
+        "check.passed",
+        "check.failed",
+        "service.recovered",
+        "service.failed",
+        "service.skipped",
+        "service.blocked",
+        "rollback.started",
+        "rto.breached",
+        "run.interrupted",
+        "run.abandoned",
+        "cleanup.started",
+        "service.cleaned_up",
+        "cleanup.finished",
+        "run.finished",
+    ];
+
     /// The wire name, e.g. `service.recovered`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -206,6 +280,9 @@ impl Event {
             Event::RunInterrupted { .. } => "run.interrupted",
             Event::ServiceSkipped { .. } => "service.skipped",
             Event::RunAbandoned { .. } => "run.abandoned",
+            Event::CleanupStarted { .. } => "cleanup.started",
+            Event::ServiceCleanedUp { .. } => "service.cleaned_up",
+            Event::CleanupFinished { .. } => "cleanup.finished",
             Event::RunFinished { .. } => "run.finished",
         }
     }
@@ -228,8 +305,44 @@ impl Event {
             | Event::ServiceBlocked { service, .. }
             | Event::ServiceSkipped { service, .. }
             | Event::RollbackStarted { service }
+            | Event::ServiceCleanedUp { service, .. }
             | Event::RtoBreached { service, .. } => Some(service),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `NAMES` is the list webhooks are validated against: it must hold every variant's name
+    /// exactly once (a missing one could not be subscribed to).
+    #[test]
+    fn names_list_every_event_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for n in Event::NAMES {
+            assert!(seen.insert(*n), "{n} twice");
+        }
+        let samples = [
+            Event::ServiceSkipped {
+                service: "a".into(),
+                reason: String::new(),
+            },
+            Event::CleanupStarted { services: vec![] },
+            Event::ServiceCleanedUp {
+                service: "a".into(),
+                failed: vec![],
+            },
+            Event::CleanupFinished {
+                steps: 0,
+                failures: vec![],
+            },
+            Event::RunAbandoned { by: String::new() },
+        ];
+        for e in &samples {
+            assert!(Event::NAMES.contains(&e.name()), "{} missing", e.name());
+        }
+        assert_eq!(Event::NAMES.len(), 24);
     }
 }

@@ -3,11 +3,10 @@
 //! `drill-stale` finding). Dry runs are simulations and never count.
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use super::state::{RunState, RunStatus, ServiceStatus};
-use super::store::StateDir;
+use super::Store;
 use crate::model::Mode;
+use crate::runstate::{RunState, RunStatus, ServiceStatus};
 
 #[derive(Debug, Default, Clone)]
 pub struct History {
@@ -22,19 +21,30 @@ pub struct History {
 }
 
 impl History {
-    /// Reads every run of `state_dir`. A missing state directory is an empty history.
-    pub fn read(state_dir: &Path) -> crate::Result<History> {
+    /// Reads the history of the store at `spec`, or `None` when it holds no run yet.
+    pub fn read_spec(spec: &super::StoreSpec) -> crate::Result<Option<History>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| crate::Error::io("cannot start the async runtime", e))?;
+        rt.block_on(async {
+            match Store::open(spec, false).await {
+                Ok(s) => Ok(Some(History::read(&s).await?)),
+                Err(crate::Error::Usage(_)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// Reads every run of `store`.
+    pub async fn read(store: &Store) -> crate::Result<History> {
         let mut h = History::default();
-        let Ok(sd) = StateDir::open_existing(state_dir) else {
-            return Ok(h);
-        };
-        for id in sd.list_runs()? {
-            let run = sd.run_dir(&id);
-            let dry = run.read_meta().map(|m| m.dry_run).unwrap_or(false);
+        for id in store.list().await? {
+            let dry = store.meta(&id).await.map(|m| m.dry_run).unwrap_or(false);
             if dry {
                 continue;
             }
-            match run.load_state() {
+            match store.state(&id).await {
                 Ok(st) => {
                     h.add(&st);
                 }

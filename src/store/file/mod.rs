@@ -1,4 +1,4 @@
-//! The durable record of a run, and everything read back from it.
+//! The file store: runs under a state directory on the runner's disk (the embedded default).
 //!
 //! Layout of a state directory (`DIR/.meeseeks` by default, created 0700, files 0600):
 //!
@@ -15,47 +15,20 @@
 //! the lock. Approvals from another terminal are not journaled by the approving process: they
 //! are dropped as files that the runner picks up and journals itself.
 //!
-//! `RunState` = fold(journal) ([`state::RunState::fold`]) is the one replay used by status,
-//! report, runs and resume.
+//! `RunState` = fold(journal) ([`crate::runstate::RunState::fold`]) is the one replay used by
+//! status, report, runs and resume.
 //!
-//! How a runner uses it:
-//!
-//! - `run`: `StateDir::open(state)?.begin_run(&RunMeta::new(..))?` → `(RunDir, RunLock)`
-//!   (exit 3 while an unfinished run exists); `JournalWriter::create(&run.path, masker)?`;
-//!   journal `run.started` (with `plan`) first; keep the `RunLock` alive until the end.
-//! - every event: `journal.append(record)` (a bus that numbers records) or
-//!   `journal.emit(event)`; never blocks.
-//! - before reporting the run finished (or exiting 130): `journal.durable(seq).await` of the
-//!   terminal event, then `journal.close().await`.
-//! - `resume`: `StateDir::resume_run(id, masker)?` → lock, journal (continues numbering after
-//!   `state.last_seq`), `RunState`, `RunMeta`; journal `run.resumed` with
-//!   `meta.input_changes(&store::input_digests(files))`.
-//! - manual steps without a TTY: poll `approve::take_approval(run_dir, service, step)` about
-//!   every 250 ms and journal `manual.approved { by: approval.by }`.
-
 pub mod approve;
-pub mod cmd;
-pub mod history;
 pub mod lock;
 pub mod reader;
-pub mod state;
-pub mod store;
+pub mod state_dir;
 pub mod writer;
 
-pub use approve::{Approval, approve, take_approval};
-pub use lock::{LockError, LockInfo, RunLock};
+pub use approve::{DropBoxApprovals, take_approval};
+pub use lock::{LockError, RunLock};
 pub use reader::{Replay, read_journal};
-pub use state::{RunState, RunStatus, ServiceState, ServiceStatus, StepState, StepStatus};
-pub use store::{RunDir, RunMeta, StateDir, input_hash, new_run_id};
+pub use state_dir::{RunDir, StateDir};
 pub use writer::{JournalHandle, JournalWriter, SyncPolicy};
-
-/// `user@host` of the current process, for approvals and abandon records.
-pub fn whoami() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_string());
-    format!("{user}@{}", lock::hostname())
-}
 
 /// Creates a directory (and missing parents) with mode 0700, and tightens an existing one:
 /// the state directory holds rendered commands and outputs that other users must not read.

@@ -1,4 +1,7 @@
-//! `RunState = fold(journal)`: the one replay behind status, report, runs and resume.
+//! `RunState = fold(events)`: the one model of a run's outcome. The live runner folds the
+//! records it emits into it (its end-of-run summary is a view of it), and status, report,
+//! runs, resume and serve fold a store's journal into it: a crashed run, a finished run and a
+//! live run are read by the same code.
 //!
 //! `apply` handles one record in O(1) (hash lookups by service and step name), so replaying a
 //! journal is linear in its length. The fold is pure: whether a run without a terminal event
@@ -6,12 +9,35 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use super::lock::LockInfo;
 use crate::events::{Event, PlannedService, Record};
 use crate::model::Mode;
+use crate::runconfig::RunConfig;
+
+/// Who holds a run's lock (a file lock or a store lease): written by the holder so that a
+/// refused second process, `status` and `serve` can say who runs it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockInfo {
+    pub pid: u32,
+    pub host: String,
+    pub since: jiff::Timestamp,
+    /// `user@host` of the holder (older lock files do not have it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+
+impl LockInfo {
+    /// This process.
+    pub fn current() -> LockInfo {
+        LockInfo {
+            pid: std::process::id(),
+            host: crate::util::hostname(),
+            since: jiff::Timestamp::now(),
+            name: crate::util::whoami(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -146,6 +172,11 @@ pub struct ServiceState {
     pub rolled_back: bool,
     /// How many times the service was started (more than 1 after a resume retried it).
     pub starts: u32,
+    /// A drill's cleanup tore down what was brought up for it (`service.cleaned_up`): it no
+    /// longer runs, whatever its status says it reached; `resume` recovers it again.
+    pub cleaned_up: bool,
+    /// Cleanup steps that failed for it (something may still be running).
+    pub cleanup_failed: Vec<String>,
     pub steps: Vec<StepState>,
     step_index: HashMap<String, usize>,
     pub checks: Vec<CheckState>,
@@ -196,18 +227,22 @@ impl ServiceState {
         self.step_index.get(name).map(|&i| &self.steps[i])
     }
 
-    /// Recovered or skipped: resume leaves it alone.
+    /// Recovered or skipped, and not torn down since by a cleanup: resume leaves it alone.
     pub fn is_done(&self) -> bool {
-        matches!(
-            self.status,
-            ServiceStatus::Recovered | ServiceStatus::Skipped
-        )
+        !self.cleaned_up
+            && matches!(
+                self.status,
+                ServiceStatus::Recovered | ServiceStatus::Skipped
+            )
     }
 
-    /// `step.succeeded` or `step.skipped` is journaled: resume must not run it again.
+    /// `step.succeeded` or `step.skipped` is journaled (and no cleanup undid it since): resume
+    /// must not run it again.
     pub fn step_done(&self, name: &str) -> bool {
-        self.step(name)
-            .is_some_and(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Skipped))
+        !self.cleaned_up
+            && self
+                .step(name)
+                .is_some_and(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Skipped))
     }
 
     /// A step that was started but has no outcome (the process died during it); resume runs
@@ -278,6 +313,33 @@ pub struct Resumption {
     pub changes: Vec<String>,
 }
 
+/// Where a run stands with the cleanup of what it brought up (drills only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanupStatus {
+    /// A failover: nothing to clean up.
+    #[default]
+    NotApplicable,
+    /// A drill whose stand-ins were not cleaned up (yet): `--no-cleanup`, a failed or
+    /// interrupted drill, or a cleanup that never finished.
+    Pending,
+    /// Cleanup ran to the end, every step succeeded.
+    Done,
+    /// Cleanup ran to the end, some steps failed: check what is still running.
+    Failed,
+}
+
+impl CleanupStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupStatus::NotApplicable => "-",
+            CleanupStatus::Pending => "pending",
+            CleanupStatus::Done => "done",
+            CleanupStatus::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RunState {
     pub run_id: String,
@@ -288,7 +350,8 @@ pub struct RunState {
     pub state: RunStatus,
     /// From `run.finished`: "succeeded" or "failed".
     pub outcome: Option<String>,
-    pub options: Value,
+    /// The configuration the run was started with (from `run.started`).
+    pub config: Option<RunConfig>,
     pub input_hash: Option<String>,
     /// Timestamps of the first and last record.
     pub first_at: Option<jiff::Timestamp>,
@@ -305,6 +368,11 @@ pub struct RunState {
     pub abandoned_by: Option<String>,
     /// Replay warnings (torn tail) and liveness notes.
     pub warnings: Vec<String>,
+    /// The drill's cleanup (see [`CleanupStatus`]).
+    pub cleanup: CleanupStatus,
+    /// Cleanup steps run and failed (`service/step: error`), over every cleanup of the run.
+    pub cleanup_steps: usize,
+    pub cleanup_failures: Vec<String>,
     /// Live process holding the run (set by `set_liveness`).
     pub holder: Option<LockInfo>,
     /// No terminal event and nobody holds the lock: the process died without journaling
@@ -367,9 +435,12 @@ impl RunState {
             } => {
                 self.run_id = run_id.clone();
                 self.mode = Some(*mode);
+                if *mode == Mode::Drill && !options.dry_run {
+                    self.cleanup = CleanupStatus::Pending;
+                }
                 self.dir = Some(dir.clone());
                 self.declared_at = Some(*declared_at);
-                self.options = options.clone();
+                self.config = Some(options.as_ref().clone());
                 self.input_hash = Some(input_hash.clone());
                 self.state = RunStatus::Running;
                 for s in services {
@@ -399,6 +470,16 @@ impl RunState {
             }
             Event::ServiceStarted { service } => {
                 let s = self.svc_mut(service);
+                if s.cleaned_up {
+                    // Recovered again after a cleanup tore it down: none of its earlier steps
+                    // count any more (a later resume must run them all again).
+                    s.cleaned_up = false;
+                    for st in &mut s.steps {
+                        if !st.name.starts_with("cleanup/") {
+                            st.status = StepStatus::Pending;
+                        }
+                    }
+                }
                 s.status = ServiceStatus::Running;
                 s.starts += 1;
                 s.started_s.get_or_insert(at);
@@ -591,6 +672,23 @@ impl RunState {
                 self.abandoned_by = Some(by.clone()).filter(|b| !b.is_empty());
                 self.finished_at = Some(ts);
             }
+            Event::CleanupStarted { .. } => {
+                self.cleanup = CleanupStatus::Pending;
+            }
+            Event::ServiceCleanedUp { service, failed } => {
+                let s = self.svc_mut(service);
+                s.cleaned_up = true;
+                s.cleanup_failed = failed.clone();
+            }
+            Event::CleanupFinished { steps, failures } => {
+                self.cleanup = if failures.is_empty() {
+                    CleanupStatus::Done
+                } else {
+                    CleanupStatus::Failed
+                };
+                self.cleanup_steps += steps;
+                self.cleanup_failures.extend(failures.iter().cloned());
+            }
             Event::RunFinished { outcome, .. } => {
                 self.state = if outcome == "succeeded" {
                     RunStatus::Finished
@@ -623,6 +721,24 @@ impl RunState {
         self.last_at.map(|t| self.secs(t))
     }
 
+    /// Whether this is a dry-run (from its configuration).
+    pub fn dry_run(&self) -> bool {
+        self.config.as_ref().is_some_and(|c| c.dry_run)
+    }
+
+    /// Services in each status.
+    pub fn count(&self, status: ServiceStatus) -> usize {
+        self.services.iter().filter(|s| s.status == status).count()
+    }
+
+    /// Seconds from the clock start to the last service outcome.
+    pub fn makespan_s(&self) -> f64 {
+        self.services
+            .iter()
+            .filter_map(|s| s.ended_s)
+            .fold(0.0, f64::max)
+    }
+
     /// Services that failed, or breached their RTO.
     pub fn negative(&self) -> bool {
         self.state == RunStatus::Failed
@@ -631,157 +747,55 @@ impl RunState {
                 .iter()
                 .any(|s| matches!(s.status, ServiceStatus::Failed | ServiceStatus::Blocked))
     }
-
-    /// `meeseeks status --format json` (`meeseeks.status/v1`, SPEC §8), plus more fields.
-    pub fn to_status_json(&self) -> Value {
-        self.json_with(false)
-    }
-
-    /// The core of `report --format json`: status/v1 plus outputs, actions and plan data.
-    pub fn to_report_json(&self) -> Value {
-        let mut v = self.json_with(true);
-        v["schema"] = json!("meeseeks.report/v1");
-        v
-    }
-
-    fn json_with(&self, detail: bool) -> Value {
-        let services: Vec<Value> = self
-            .services
-            .iter()
-            .map(|s| {
-                let steps: Vec<Value> = s
-                    .steps
-                    .iter()
-                    .map(|st| {
-                        let mut o = json!({
-                            "name": st.name,
-                            "status": st.status.as_str(),
-                            "attempts": st.attempts,
-                        });
-                        if let Some(d) = st.duration_s {
-                            o["duration_s"] = json!(round3(d));
-                        }
-                        if let Some(e) = &st.last_error {
-                            o["error"] = json!(e);
-                        }
-                        if st.optional {
-                            o["optional"] = json!(true);
-                        }
-                        if let Some(r) = &st.skip_reason {
-                            o["skip_reason"] = json!(r);
-                        }
-                        if let Some(b) = &st.approved_by {
-                            o["approved_by"] = json!(b);
-                        }
-                        if st.status == StepStatus::Waiting
-                            && let Some(p) = &st.prompt
-                        {
-                            o["prompt"] = json!(p);
-                        }
-                        if detail {
-                            if !st.last_output.is_empty() {
-                                o["output"] = json!(st.last_output);
-                            }
-                            if let Some(a) = &st.action {
-                                o["action"] = json!(a);
-                            }
-                        }
-                        o
-                    })
-                    .collect();
-                let mut o = json!({
-                    "name": s.name,
-                    "status": s.status.as_str(),
-                    "recovered_s": s.recovered_s.map(round3),
-                    "rto_s": s.rto_s,
-                    "rto_met": s.rto_met(),
-                    "steps": steps,
-                });
-                if let Some(p) = &s.planned {
-                    o["tier"] = json!(p.tier);
-                    if let Some(w) = p.wave {
-                        o["wave"] = json!(w);
-                    }
-                    o["planned_start_s"] = json!(p.start_s);
-                    o["planned_ready_s"] = json!(p.ready_s);
-                }
-                if let Some(b) = s.breached_by_s() {
-                    o["breached_by_s"] = json!(round3(b));
-                }
-                if let Some(t) = s.started_s {
-                    o["started_s"] = json!(round3(t));
-                }
-                if let Some(t) = s.ended_s {
-                    o["ended_s"] = json!(round3(t));
-                }
-                if let Some(e) = &s.error {
-                    o["error"] = json!(e);
-                }
-                if let Some(b) = &s.blocked_by {
-                    o["blocked_by"] = json!(b);
-                }
-                if let Some(r) = &s.skip_reason {
-                    o["skip_reason"] = json!(r);
-                }
-                o["attempts"] = json!(s.attempts());
-                if detail {
-                    o["checks"] = json!(
-                        s.checks
-                            .iter()
-                            .map(|c| json!({"name": c.name, "passed": c.passed, "polls": c.polls, "error": c.last_error}))
-                            .collect::<Vec<_>>()
-                    );
-                    o["rolled_back"] = json!(s.rolled_back);
-                }
-                o
-            })
-            .collect();
-        let count = |st: ServiceStatus| self.services.iter().filter(|s| s.status == st).count();
-        let mut v = json!({
-            "schema": "meeseeks.status/v1",
-            "run_id": self.run_id,
-            "mode": self.mode.map(|m| m.as_str()),
-            "state": self.state.as_str(),
-            "outcome": self.outcome,
-            "declared_at": self.declared_at,
-            "first_at": self.first_at,
-            "last_at": self.last_at,
-            "elapsed_s": self.elapsed_s().map(round3),
-            "summary": {
-                "services": self.services.len(),
-                "recovered": count(ServiceStatus::Recovered),
-                "failed": count(ServiceStatus::Failed),
-                "blocked": count(ServiceStatus::Blocked),
-                "skipped": count(ServiceStatus::Skipped),
-                "breached": self.services.iter().filter(|s| s.rto_met() == Some(false)).count(),
-            },
-            "services": services,
-            "approvals": self.approvals,
-            "breaches": self.breaches.iter().map(|b| json!({
-                "service": b.service, "rto_s": b.rto_s, "at": b.at, "at_s": round3(self.secs(b.at)),
-            })).collect::<Vec<_>>(),
-            "interruptions": self.interruptions,
-            "resumes": self.resumes,
-            "warnings": self.warnings,
-        });
-        if let Some(h) = &self.holder {
-            v["holder"] = json!(h);
-        }
-        if self.crashed {
-            v["crashed"] = json!(true);
-        }
-        if let Some(b) = &self.abandoned_by {
-            v["abandoned_by"] = json!(b);
-        }
-        if detail {
-            v["options"] = self.options.clone();
-            v["input_hash"] = json!(self.input_hash);
-            v["dir"] = json!(self.dir);
-        }
-        v
-    }
 }
 
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
+/// What `runs` lists, and what `run` reports when it refuses to start.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub mode: Option<Mode>,
+    pub state: RunStatus,
+    pub started_at: Option<jiff::Timestamp>,
+    pub last_at: Option<jiff::Timestamp>,
+    pub services: usize,
+    pub recovered: usize,
+    pub failed: usize,
+    pub blocked: usize,
+    pub breaches: usize,
+    /// A drill's cleanup (failovers: not applicable).
+    pub cleanup: CleanupStatus,
+    /// The live process holding the run, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<LockInfo>,
+    /// Why the run could not be read (its journal is damaged), if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl RunSummary {
+    pub fn from_state(st: &RunState) -> RunSummary {
+        let count = |s| st.services.iter().filter(|x| x.status == s).count();
+        use ServiceStatus as S;
+        RunSummary {
+            run_id: st.run_id.clone(),
+            mode: st.mode,
+            state: st.state,
+            started_at: st.first_at,
+            last_at: st.last_at,
+            services: st.services.len(),
+            recovered: count(S::Recovered),
+            failed: count(S::Failed),
+            blocked: count(S::Blocked),
+            breaches: st.breaches.len(),
+            cleanup: st.cleanup,
+            holder: st.holder.clone(),
+            problem: None,
+        }
+    }
+
+    /// Neither finished nor abandoned, or held by a live process (a failed run being
+    /// resumed): blocks a new `run`.
+    pub fn is_unfinished(&self) -> bool {
+        matches!(self.state, RunStatus::Running | RunStatus::Interrupted) || self.holder.is_some()
+    }
 }
