@@ -472,12 +472,12 @@ impl RunState {
                 let s = self.svc_mut(service);
                 if s.cleaned_up {
                     // Recovered again after a cleanup tore it down: none of its earlier steps
-                    // count any more (a later resume must run them all again).
+                    // count any more (a later resume must run them all again, and a later
+                    // cleanup its cleanup steps).
                     s.cleaned_up = false;
+                    s.cleanup_failed.clear();
                     for st in &mut s.steps {
-                        if !st.name.starts_with("cleanup/") {
-                            st.status = StepStatus::Pending;
-                        }
+                        st.status = StepStatus::Pending;
                     }
                 }
                 s.status = ServiceStatus::Running;
