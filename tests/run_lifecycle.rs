@@ -391,7 +391,7 @@ fn cleanup_and_a_second_store_are_refused_while_a_drill_is_live() {
         "playbooks/api.toml",
         &format!("[[steps]]\nname = \"go\"\nmanual = \"Go?\"\n{pb}"),
     );
-    let mut child = meeseeks()
+    let child = meeseeks()
         .args(["drill", "--no-progress"])
         .arg(&dir)
         .stdin(Stdio::null())
