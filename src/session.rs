@@ -178,6 +178,7 @@ pub async fn start(
         // Only rendered into templates: a dry-run creates nothing.
         let run_dir = match store {
             StoreSpec::File(p) => absolute(p).join("runs").join(&run_id),
+            StoreSpec::Etcd(e) => e.local.join("runs").join(&run_id),
         };
         (None, None, run_dir, String::new())
     } else {
@@ -221,6 +222,8 @@ pub struct ResumeOverrides {
     pub vars: BTreeMap<String, String>,
     /// Work done by hand: `SERVICE` or `SERVICE/STEP`.
     pub skip: Vec<String>,
+    /// Wait until the run's lock is free, then take over (a standby runner).
+    pub wait: bool,
 }
 
 /// One `--skip` target, checked against the model.
@@ -284,7 +287,7 @@ pub async fn resume(
 ) -> Result<Prepared> {
     let store = Store::open(store, false).await?;
     let id = store.resolve(id).await?;
-    let lease = store.acquire(&id, false).await?;
+    let lease = store.acquire(&id, false, over.wait).await?;
     let meta = lease.meta().await?;
     let st: RunState = lease.state().await?;
     match st.state {
@@ -494,10 +497,10 @@ fn rto_map(model: &Model, scope: &Scope) -> HashMap<String, f64> {
 
 /// Runs a prepared run to its end: journal (when not a dry-run), progress display, webhooks,
 /// approvals from `--yes`, the terminal and the store. The run's lock is held until its last
-/// record is durable.
-pub fn execute(p: Prepared, fe: &Frontend) -> Result<RunOutcome> {
+/// record is durable. Call it inside [`crate::exec::runtime`]`(dry_run)`, the same runtime
+/// that prepared the run (a store's connection and lease keep-alive live on it).
+pub async fn execute(p: Prepared, fe: &Frontend) -> Result<RunOutcome> {
     let dry = p.opts.config.dry_run;
-    let rt = crate::exec::runtime(dry)?;
     let Prepared {
         model,
         scope,
@@ -508,7 +511,7 @@ pub fn execute(p: Prepared, fe: &Frontend) -> Result<RunOutcome> {
     } = p;
     let (display, printer) = crate::progress::subscriber(fe.display, rto_map(&model, &scope), dry);
     let store_approvals: Arc<dyn ApprovalSource> = match &lease {
-        Some(l) => l.approvals(),
+        Some(l) => l.approvals().await,
         None => Arc::new(NeverApprove),
     };
     let approvals: Arc<dyn ApprovalSource> = if fe.yes {
@@ -523,7 +526,7 @@ pub fn execute(p: Prepared, fe: &Frontend) -> Result<RunOutcome> {
         store_approvals
     };
     let masker = Masker::new();
-    rt.block_on(async move {
+    {
         let mut subscribers: Vec<Box<dyn Subscriber>> = Vec::new();
         let mut durability: Option<Arc<dyn Durability>> = None;
         if let Some(l) = &lease {
@@ -557,9 +560,11 @@ pub fn execute(p: Prepared, fe: &Frontend) -> Result<RunOutcome> {
             n.close(NOTIFY_GRACE).await;
         }
         // The lease goes only now: the runner awaited its last record's durability.
-        drop(lease);
+        if let Some(l) = lease {
+            l.release().await;
+        }
         Ok(outcome)
-    })
+    }
 }
 
 /// `meeseeks cleanup`: the cleanup steps still pending for a drill's services, dependents
@@ -575,7 +580,7 @@ pub async fn cleanup(
     {
         let store = Store::open(store, false).await?;
         let id = store.resolve(id).await?;
-        let lease = store.acquire(&id, true).await?;
+        let lease = store.acquire(&id, true, false).await?;
         let meta = lease.meta().await?;
         if meta.mode != Mode::Drill {
             return Err(Error::Usage(format!(
@@ -616,7 +621,7 @@ pub async fn cleanup(
             Some(Arc::new(journal)),
         )
         .await;
-        drop(lease);
+        lease.release().await;
         Ok(state)
     }
 }
@@ -638,7 +643,7 @@ pub async fn abandon(store: &StoreSpec, id: Option<&str>) -> Result<String> {
                 }
             },
         };
-        let lease = store.acquire(&id, true).await.map_err(|e| match e {
+        let lease = store.acquire(&id, true, false).await.map_err(|e| match e {
             Error::Locked(m) => Error::Locked(format!("cannot abandon run {id}: {m}")),
             other => other,
         })?;
@@ -657,6 +662,7 @@ pub async fn abandon(store: &StoreSpec, id: Option<&str>) -> Result<String> {
                 by: crate::util::whoami(),
             })
             .await?;
+        lease.release().await;
         let done = st.count(crate::runstate::ServiceStatus::Recovered);
         Ok(format!(
             "abandoned run {id} ({done}/{} services recovered); a new run may start\n",

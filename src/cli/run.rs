@@ -43,13 +43,15 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// The store for DR directory `dir`; paths are made absolute here, once.
     pub fn spec(&self, dir: &Path) -> Result<StoreSpec> {
+        let local = session::absolute(&dir.join(".meeseeks"));
         let spec = match (&self.store, &self.state_dir) {
-            (Some(url), _) => StoreSpec::parse(url)?,
+            (Some(url), _) => StoreSpec::parse(url, local)?,
             (None, Some(p)) => StoreSpec::File(p.clone()),
-            (None, None) => StoreSpec::File(dir.join(".meeseeks")),
+            (None, None) => StoreSpec::File(local),
         };
         Ok(match spec {
             StoreSpec::File(p) => StoreSpec::File(session::absolute(&p)),
+            other => other,
         })
     }
 }
@@ -139,6 +141,10 @@ pub struct ResumeArgs {
     /// Work done by hand: `SERVICE` counts as recovered, `SERVICE/STEP` as done (repeatable).
     #[arg(long = "skip", value_name = "SERVICE[/STEP]")]
     pub skip: Vec<String>,
+    /// If another runner holds the run, wait until its lock is free (its lease expired or it
+    /// exited), then take over: a standby runner in another site.
+    #[arg(long)]
+    pub wait: bool,
     #[command(flatten)]
     pub exec: ExecArgs,
 }
@@ -195,10 +201,14 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
     let cfg = config(a, mode, model.defaults.parallel);
     let spec = a.exec.store.spec(&model.dir)?;
     let declared_at = a.declared_at.unwrap_or_else(jiff::Timestamp::now);
-    let rt = crate::exec::runtime(false)?;
-    let prepared = rt.block_on(session::start(model, cfg, &spec, declared_at))?;
-    drop(rt);
-    finish(g, prepared, &a.exec)
+    let fe = a.exec.frontend(g);
+    // One runtime for preparing and running: a store's connection and lease live on it.
+    let rt = crate::exec::runtime(cfg.dry_run)?;
+    let outcome = rt.block_on(async {
+        let prepared = session::start(model, cfg, &spec, declared_at).await?;
+        session::execute(prepared, &fe).await
+    })?;
+    finish(outcome, &a.exec)
 }
 
 pub fn resume(g: &Global, a: &ResumeArgs) -> Result<i32> {
@@ -214,33 +224,30 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> Result<i32> {
         kill_grace: e.kill_grace,
         vars: e.vars.vars.iter().cloned().collect(),
         skip: a.skip.clone(),
+        wait: a.wait,
     };
     let spec = e.store.spec(&a.dir.path())?;
     let fe = e.frontend(g);
     let rt = crate::exec::runtime(false)?;
-    let prepared = rt.block_on(session::resume(
-        &spec,
-        a.run_id.as_deref(),
-        &over,
-        &fe,
-        |dir, cfg| {
+    let outcome = rt.block_on(async {
+        let prepared = session::resume(&spec, a.run_id.as_deref(), &over, &fe, |dir, cfg| {
             let opts = LoadOptions {
                 cli_vars: cfg.var_values(),
                 require_playbooks: true,
                 graph_only: false,
             };
             super::load_model(g, dir, &opts)
-        },
-    ))?;
-    drop(rt);
-    finish(g, prepared, e)
+        })
+        .await?;
+        session::execute(prepared, &fe).await
+    })?;
+    finish(outcome, e)
 }
 
-/// Executes a prepared run, prints its summary (text or `meeseeks.run/v1` JSON) and picks the
-/// exit code: the run's own, or 1 with `--strict` when an RTO was breached.
-fn finish(g: &Global, prepared: session::Prepared, e: &ExecArgs) -> Result<i32> {
-    let strict = prepared.opts.config.strict;
-    let outcome = session::execute(prepared, &e.frontend(g))?;
+/// Prints a run's summary (text or `meeseeks.run/v1` JSON) and picks the exit code: the
+/// run's own, or 1 with `--strict` when an RTO was breached.
+fn finish(outcome: crate::exec::RunOutcome, e: &ExecArgs) -> Result<i32> {
+    let strict = outcome.state.config.as_ref().is_some_and(|c| c.strict) || e.strict;
     if let Some(f) = &outcome.journal_failure {
         eprintln!(
             "error: {f}. Nothing more was started. Once the cause is fixed, `meeseeks resume {}` \

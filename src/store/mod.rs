@@ -18,10 +18,12 @@ use crate::model::Mode;
 use crate::runconfig::RunConfig;
 use crate::runstate::{LockInfo, RunState, RunSummary};
 
+pub mod etcd;
 pub mod file;
 pub mod history;
+pub mod journal;
 
-pub use file::JournalHandle;
+pub use journal::JournalHandle;
 
 /// A run id: UTC time to the second, compact, then 4 hex characters from pid, clock and a
 /// per-process random key. Ids sort by time (to the second; `list_runs` breaks ties).
@@ -171,6 +173,41 @@ pub fn valid_run_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// Picks a run among `ids` (oldest first): `id` itself, or the only run it is a prefix of;
+/// none → the latest. An unknown id is an error that lists the closest ids.
+pub fn pick_run(ids: &[String], id: Option<&str>, store: &str) -> Result<String> {
+    let Some(id) = id else {
+        return ids
+            .last()
+            .cloned()
+            .ok_or_else(|| Error::Usage(format!("no runs in {store}")));
+    };
+    if ids.iter().any(|x| x == id) {
+        return Ok(id.to_string());
+    }
+    let prefixed: Vec<&String> = ids.iter().filter(|x| x.starts_with(id)).collect();
+    if prefixed.len() == 1 && !id.is_empty() {
+        return Ok(prefixed[0].clone());
+    }
+    let mut scored: Vec<(f64, &String)> = ids
+        .iter()
+        .map(|x| (strsim::normalized_levenshtein(id, x), x))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| b.1.cmp(a.1)));
+    let closest: Vec<&str> = scored.iter().take(3).map(|(_, x)| x.as_str()).collect();
+    let hint = if prefixed.len() > 1 {
+        format!(
+            "; `{id}` matches {} runs, give more of the id",
+            prefixed.len()
+        )
+    } else if closest.is_empty() {
+        "; there are no runs yet".to_string()
+    } else {
+        format!("; closest: {}", closest.join(", "))
+    };
+    Err(Error::Usage(format!("unknown run `{id}` in {store}{hint}")))
+}
+
 /// An approval of a manual step, from `meeseeks approve` or `serve`'s Approve button: dropped
 /// into the store for the run's holder, which journals `manual.approved` itself.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -188,14 +225,20 @@ pub struct Approval {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSpec {
     File(PathBuf),
+    Etcd(etcd::EtcdSpec),
 }
 
 impl StoreSpec {
-    /// Parses a store URL: a path (or `file://PATH`) for the file store.
-    pub fn parse(url: &str) -> Result<StoreSpec> {
+    /// Parses a store URL: a path (or `file://PATH`) for the file store, or
+    /// `etcd://HOST:PORT[,HOST:PORT...]/PREFIX[?ttl=DURATION]`. `local` is where runs of a
+    /// remote store keep their local files on this host (`DIR/.meeseeks`).
+    pub fn parse(url: &str, local: PathBuf) -> Result<StoreSpec> {
         let url = url.trim();
         if let Some(path) = url.strip_prefix("file://") {
             return Ok(StoreSpec::File(PathBuf::from(path)));
+        }
+        if url.starts_with("etcd://") {
+            return Ok(StoreSpec::Etcd(etcd::EtcdSpec::parse(url, local)?));
         }
         if url.contains("://") {
             return Err(Error::Usage(format!(
@@ -210,6 +253,7 @@ impl std::fmt::Display for StoreSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreSpec::File(p) => write!(f, "{}", p.display()),
+            StoreSpec::Etcd(e) => write!(f, "{e}"),
         }
     }
 }
@@ -218,6 +262,7 @@ impl std::fmt::Display for StoreSpec {
 #[derive(Debug, Clone)]
 pub enum Store {
     File(file::StateDir),
+    Etcd(etcd::EtcdStore),
 }
 
 impl Store {
@@ -230,6 +275,7 @@ impl Store {
             } else {
                 file::StateDir::open_existing(p)?
             })),
+            StoreSpec::Etcd(e) => Ok(Store::Etcd(etcd::EtcdStore::connect(e).await?)),
         }
     }
 
@@ -238,6 +284,7 @@ impl Store {
     pub fn local_run_dir(&self, id: &str) -> PathBuf {
         match self {
             Store::File(sd) => sd.run_dir(id).path,
+            Store::Etcd(e) => e.local_run_dir(id),
         }
     }
 
@@ -245,6 +292,7 @@ impl Store {
     pub fn describe(&self) -> String {
         match self {
             Store::File(sd) => sd.root().display().to_string(),
+            Store::Etcd(e) => e.spec().to_string(),
         }
     }
 
@@ -252,6 +300,7 @@ impl Store {
     pub async fn list(&self) -> Result<Vec<String>> {
         match self {
             Store::File(sd) => sd.list_runs(),
+            Store::Etcd(e) => e.list().await,
         }
     }
 
@@ -259,12 +308,14 @@ impl Store {
     pub async fn resolve(&self, id: Option<&str>) -> Result<String> {
         match self {
             Store::File(sd) => Ok(sd.resolve(id)?.id),
+            Store::Etcd(e) => e.resolve(id).await,
         }
     }
 
     pub async fn meta(&self, id: &str) -> Result<RunMeta> {
         match self {
             Store::File(sd) => sd.run_dir(id).read_meta(),
+            Store::Etcd(e) => e.meta(id).await,
         }
     }
 
@@ -273,6 +324,7 @@ impl Store {
     pub async fn state(&self, id: &str) -> Result<RunState> {
         match self {
             Store::File(sd) => sd.run_dir(id).load_state(),
+            Store::Etcd(e) => e.state(id).await,
         }
     }
 
@@ -280,6 +332,7 @@ impl Store {
     pub async fn summaries(&self) -> Result<(Vec<RunSummary>, Vec<String>)> {
         match self {
             Store::File(sd) => sd.summaries(),
+            Store::Etcd(e) => e.summaries().await,
         }
     }
 
@@ -287,6 +340,7 @@ impl Store {
     pub async fn unfinished(&self) -> Result<Vec<RunSummary>> {
         match self {
             Store::File(sd) => sd.unfinished_runs(),
+            Store::Etcd(e) => e.unfinished().await,
         }
     }
 
@@ -301,19 +355,42 @@ impl Store {
                     inner: LeaseInner::File { run, lock },
                 })
             }
+            Store::Etcd(e) => {
+                let l = e.begin(meta).await?;
+                Ok(Lease {
+                    id: l.id.clone(),
+                    inner: LeaseInner::Etcd(l),
+                })
+            }
         }
     }
 
     /// Takes the lock of an existing run (resume, cleanup, abandon): exit 3 while another
-    /// process holds it. With `others_unfinished_ok = false`, also refuses while another run
-    /// is unfinished (a run made live again must be the only one).
-    pub async fn acquire(&self, id: &str, others_unfinished_ok: bool) -> Result<Lease> {
+    /// process holds it, unless `wait` (then it waits until the holder is gone: a standby
+    /// runner taking over). With `others_unfinished_ok = false`, also refuses while another
+    /// run is unfinished (a run made live again must be the only one).
+    pub async fn acquire(&self, id: &str, others_unfinished_ok: bool, wait: bool) -> Result<Lease> {
         match self {
-            Store::File(sd) => {
-                let (run, lock) = sd.acquire_run(id, others_unfinished_ok)?;
+            Store::File(sd) => loop {
+                match sd.acquire_run(id, others_unfinished_ok) {
+                    Ok((run, lock)) => {
+                        return Ok(Lease {
+                            id: run.id.clone(),
+                            inner: LeaseInner::File { run, lock },
+                        });
+                    }
+                    Err(Error::Locked(m)) if wait && m.contains(" is live") => {
+                        // A file lock goes with its process: poll until it is gone.
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            },
+            Store::Etcd(e) => {
+                let l = e.acquire(id, others_unfinished_ok, wait).await?;
                 Ok(Lease {
-                    id: run.id.clone(),
-                    inner: LeaseInner::File { run, lock },
+                    id: l.id.clone(),
+                    inner: LeaseInner::Etcd(l),
                 })
             }
         }
@@ -329,6 +406,7 @@ impl Store {
     ) -> Result<Approval> {
         match self {
             Store::File(sd) => sd.run_dir(id).approve(service, step, by),
+            Store::Etcd(e) => e.approve(id, service, step, by).await,
         }
     }
 }
@@ -344,6 +422,7 @@ enum LeaseInner {
         run: file::RunDir,
         lock: file::RunLock,
     },
+    Etcd(etcd::EtcdLease),
 }
 
 impl Lease {
@@ -351,6 +430,7 @@ impl Lease {
     pub fn holder(&self) -> LockInfo {
         match &self.inner {
             LeaseInner::File { lock, .. } => lock.info().clone(),
+            LeaseInner::Etcd(l) => l.holder(),
         }
     }
 
@@ -358,12 +438,14 @@ impl Lease {
     pub fn run_dir(&self) -> PathBuf {
         match &self.inner {
             LeaseInner::File { run, .. } => run.path.clone(),
+            LeaseInner::Etcd(l) => l.run_dir(),
         }
     }
 
     pub async fn meta(&self) -> Result<RunMeta> {
         match &self.inner {
             LeaseInner::File { run, .. } => run.read_meta(),
+            LeaseInner::Etcd(l) => l.meta().await,
         }
     }
 
@@ -371,6 +453,7 @@ impl Lease {
     pub async fn state(&self) -> Result<RunState> {
         match &self.inner {
             LeaseInner::File { run, .. } => run.load_state_locked(),
+            LeaseInner::Etcd(l) => l.state().await,
         }
     }
 
@@ -385,15 +468,18 @@ impl Lease {
                 }
                 Ok(journal)
             }
+            LeaseInner::Etcd(l) => l.journal(masker).await,
         }
     }
 
-    /// Approvals dropped for this run's manual steps (`meeseeks approve`, `serve`).
-    pub fn approvals(&self) -> Arc<dyn ApprovalSource> {
+    /// Approvals dropped for this run's manual steps (`meeseeks approve`, `serve`). Needs a
+    /// tokio runtime (the etcd store watches for them).
+    pub async fn approvals(&self) -> Arc<dyn ApprovalSource> {
         match &self.inner {
             LeaseInner::File { run, .. } => Arc::new(file::DropBoxApprovals {
                 run_dir: run.path.clone(),
             }),
+            LeaseInner::Etcd(l) => l.approvals().await,
         }
     }
 
@@ -403,6 +489,57 @@ impl Lease {
             LeaseInner::File { run, lock } => {
                 file::writer::append_sync(&run.path, lock, event, &Masker::new())
             }
+            LeaseInner::Etcd(l) => l.append(event).await,
         }
     }
+
+    /// Gives the lock up now (a file lock goes with the file; an etcd lease is revoked, so a
+    /// standby runner need not wait for its TTL).
+    pub async fn release(self) {
+        match self.inner {
+            LeaseInner::File { .. } => {}
+            LeaseInner::Etcd(l) => l.release().await,
+        }
+    }
+}
+
+/// The manual step `service` waits on in run `id` (and, when given, only if it is `step`):
+/// what `approve` checks before dropping an approval. Errors: unknown service (with a
+/// suggestion), nothing waiting, another step waiting, a run that is not live.
+pub fn waiting_step(st: &RunState, id: &str, service: &str, step: Option<&str>) -> Result<String> {
+    use crate::runstate::{ServiceStatus, StepStatus};
+    let Some(svc) = st.service(service) else {
+        let names = st.services.iter().map(|s| s.name.as_str());
+        return Err(Error::UnknownService {
+            name: service.to_string(),
+            suggestion: crate::util::closest(service, names).map(str::to_string),
+        });
+    };
+    let waiting = svc
+        .steps
+        .iter()
+        .find(|s| s.status == StepStatus::Waiting)
+        .filter(|_| svc.status == ServiceStatus::Waiting);
+    let Some(waiting) = waiting else {
+        return Err(Error::Usage(format!(
+            "service `{service}` of run {id} has no manual step waiting for approval (it is {})",
+            svc.status.as_str()
+        )));
+    };
+    if let Some(step) = step
+        && step != waiting.name
+    {
+        return Err(Error::Usage(format!(
+            "service `{service}` of run {id} waits on step `{}`, not `{step}`",
+            waiting.name
+        )));
+    }
+    if st.holder.is_none() {
+        return Err(Error::Usage(format!(
+            "run {id} is {}: no runner is waiting for this approval; `meeseeks resume {id}` will \
+             ask again",
+            st.state.as_str()
+        )));
+    }
+    Ok(waiting.name.clone())
 }

@@ -24,11 +24,12 @@ pub mod reader;
 pub mod state_dir;
 pub mod writer;
 
+pub use crate::store::journal::JournalHandle;
 pub use approve::{DropBoxApprovals, take_approval};
 pub use lock::{LockError, RunLock};
 pub use reader::{Replay, read_journal};
 pub use state_dir::{RunDir, StateDir};
-pub use writer::{JournalHandle, JournalWriter, SyncPolicy};
+pub use writer::{JournalWriter, SyncPolicy};
 
 /// Creates a directory (and missing parents) with mode 0700, and tightens an existing one:
 /// the state directory holds rendered commands and outputs that other users must not read.

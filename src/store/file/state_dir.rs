@@ -7,7 +7,7 @@ use super::lock::{self, RunLock};
 use super::reader::{Replay, read_journal};
 use super::writer::{BEGUN_FILE, JOURNAL_FILE};
 use crate::error::{Error, Result};
-use crate::runstate::{LockInfo, RunState, RunStatus, RunSummary, ServiceStatus, StepStatus};
+use crate::runstate::{LockInfo, RunState, RunStatus, RunSummary};
 use crate::store::{RunMeta, valid_run_id};
 
 pub const RUNS_DIR: &str = "runs";
@@ -117,45 +117,10 @@ impl RunDir {
     /// waiting, another step waiting, a run that is not live.
     pub fn approve(&self, service: &str, step: Option<&str>, by: Option<&str>) -> Result<Approval> {
         let st = self.load_state()?;
-        let Some(svc) = st.service(service) else {
-            let names = st.services.iter().map(|s| s.name.as_str());
-            return Err(Error::UnknownService {
-                name: service.to_string(),
-                suggestion: crate::util::closest(service, names).map(str::to_string),
-            });
-        };
-        let waiting = svc
-            .steps
-            .iter()
-            .find(|s| s.status == StepStatus::Waiting)
-            .filter(|_| svc.status == ServiceStatus::Waiting);
-        let Some(waiting) = waiting else {
-            return Err(Error::Usage(format!(
-                "service `{service}` of run {} has no manual step waiting for approval (it is {})",
-                self.id,
-                svc.status.as_str()
-            )));
-        };
-        if let Some(step) = step
-            && step != waiting.name
-        {
-            return Err(Error::Usage(format!(
-                "service `{service}` of run {} waits on step `{}`, not `{step}`",
-                self.id, waiting.name
-            )));
-        }
-        if st.holder.is_none() {
-            return Err(Error::Usage(format!(
-                "run {} is {}: no runner is waiting for this approval; `meeseeks resume {}` will \
-                 ask again",
-                self.id,
-                st.state.as_str(),
-                self.id
-            )));
-        }
+        let waiting = crate::store::waiting_step(&st, &self.id, service, step)?;
         let approval = Approval {
             service: service.to_string(),
-            step: waiting.name.clone(),
+            step: waiting,
             by: by.map(str::to_string).unwrap_or_else(crate::util::whoami),
             at: jiff::Timestamp::now(),
         };
@@ -358,33 +323,8 @@ impl StateDir {
     /// error that lists the closest ids.
     pub fn open_run(&self, id: &str) -> Result<RunDir> {
         let ids = self.list_runs()?;
-        if ids.iter().any(|x| x == id) {
-            return Ok(self.run_dir(id));
-        }
-        let prefixed: Vec<&String> = ids.iter().filter(|x| x.starts_with(id)).collect();
-        if prefixed.len() == 1 && !id.is_empty() {
-            return Ok(self.run_dir(prefixed[0]));
-        }
-        let mut scored: Vec<(f64, &String)> = ids
-            .iter()
-            .map(|x| (strsim::normalized_levenshtein(id, x), x))
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| b.1.cmp(a.1)));
-        let closest: Vec<&str> = scored.iter().take(3).map(|(_, x)| x.as_str()).collect();
-        let hint = if prefixed.len() > 1 {
-            format!(
-                "; `{id}` matches {} runs, give more of the id",
-                prefixed.len()
-            )
-        } else if closest.is_empty() {
-            "; there are no runs yet".to_string()
-        } else {
-            format!("; closest: {}", closest.join(", "))
-        };
-        Err(Error::Usage(format!(
-            "unknown run `{id}` in {}{hint}",
-            self.root.display()
-        )))
+        let found = crate::store::pick_run(&ids, Some(id), &self.root.display().to_string())?;
+        Ok(self.run_dir(&found))
     }
 
     /// `RUN_ID` given → that run; none → the latest.

@@ -1,32 +1,21 @@
-//! The journal writer: one task per run that owns the file and commits in groups.
-//!
-//! Callers never wait to append: [`JournalHandle::emit`] assigns the next sequence number and a
-//! UTC timestamp and queues the record on an unbounded channel. The writer task takes
-//! everything queued, writes it with one `write`, and fsyncs it on a blocking thread; records
-//! that arrive meanwhile form the next batch. So a burst of N events costs one fsync, not N,
-//! while each batch is still durable before anyone is told so. Code that must not go on
-//! before an event is on disk (reporting a run finished, acknowledging an approval) awaits
-//! [`JournalHandle::durable`].
-//!
-//! Sequence numbers are assigned under the same lock that enqueues, so the file order is the
-//! sequence order whatever the number of concurrent emitters.
+//! The file store's journal: `journal.jsonl`, one JSON record per line, written by the
+//! group-commit writer ([`crate::store::journal`]) through a [`FileSink`]: one `write` and one
+//! fsync per batch, on a blocking thread.
 
 use std::fs::{File, OpenOptions};
+use std::future::Future;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-
-use tokio::sync::{mpsc, oneshot, watch};
+use std::pin::Pin;
+use std::sync::Arc;
 
 use super::lock::{LOCK_FILE, RunLock};
 use super::reader::{Replay, read_journal};
 use crate::error::{Error, Result};
-use std::future::Future;
-use std::pin::Pin;
-
-use crate::events::{Durability, Event, JournalFailure, Record, Subscriber};
+use crate::events::{Event, Record};
 use crate::mask::Masker;
+use crate::store::journal::{Batch, Failure, JournalHandle, Sink, serialize_line, spawn};
 
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 /// Created (and its directory synced) once the journal's first record is durable: from then on
@@ -77,7 +66,7 @@ impl JournalWriter {
         // The new directory entry must survive a crash as well as the data written into it.
         super::sync_dir(run_dir)
             .map_err(|e| Error::io(format!("cannot sync {}", run_dir.display()), e))?;
-        Ok(spawn(path, file, 0, masker, policy))
+        Ok(spawn_file(path, file, 0, masker, policy))
     }
 
     /// Continues an existing journal (resume). The caller must hold the run's lock. A torn
@@ -86,7 +75,7 @@ impl JournalWriter {
     pub fn append_existing(run_dir: &Path, masker: Masker) -> Result<(JournalHandle, Replay)> {
         let path = run_dir.join(JOURNAL_FILE);
         let (file, replay) = open_for_append(&path)?;
-        let handle = spawn(path, file, replay.last_seq(), masker, SyncPolicy::Group);
+        let handle = spawn_file(path, file, replay.last_seq(), masker, SyncPolicy::Group);
         Ok((handle, replay))
     }
 }
@@ -149,351 +138,65 @@ pub fn append_sync(
     Ok(rec)
 }
 
-/// Serializes one record as a JSON line with every registered secret masked. Masking walks
-/// the JSON values rather than the text, so a secret that JSON escaping would alter (quotes,
-/// backslashes, control characters) is still found.
-pub(crate) fn serialize_line(rec: &Record, masker: &Masker, out: &mut Vec<u8>) {
-    let fixed;
-    let rec = if has_non_finite(&rec.event) {
-        // JSON has no NaN/inf: serde_json would write `null`, which does not read back as a
-        // number, and one unreadable line in the middle makes the whole run unresumable.
-        tracing::error!(
-            "journal: non-finite number in {}; written as 0",
-            rec.event.name()
-        );
-        let mut r = rec.clone();
-        zero_non_finite(&mut r.event);
-        fixed = r;
-        &fixed
-    } else {
-        rec
-    };
-    if masker.is_empty() {
-        // Serializing our own types into memory cannot fail.
-        let _ = serde_json::to_writer(&mut *out, rec);
-    } else {
-        let mut v = serde_json::to_value(rec).unwrap_or(serde_json::Value::Null);
-        mask_value(&mut v, masker);
-        let _ = serde_json::to_writer(&mut *out, &v);
-    }
-    out.push(b'\n');
-}
-
-fn floats_mut(ev: &mut Event) -> Vec<&mut f64> {
-    match ev {
-        Event::StepSucceeded { duration_s, .. } => vec![duration_s],
-        Event::ServiceRecovered { recovered_s, .. } => vec![recovered_s],
-        Event::RtoBreached { rto_s, .. } => vec![rto_s],
-        Event::RunStarted { plan, .. } => plan
-            .iter_mut()
-            .flat_map(|p| [&mut p.rto_s, &mut p.start_s, &mut p.ready_s])
-            .filter_map(Option::as_mut)
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn has_non_finite(ev: &Event) -> bool {
-    match ev {
-        Event::StepSucceeded { duration_s: x, .. }
-        | Event::ServiceRecovered { recovered_s: x, .. }
-        | Event::RtoBreached { rto_s: x, .. } => !x.is_finite(),
-        Event::RunStarted { plan, .. } => plan.iter().any(|p| {
-            [p.rto_s, p.start_s, p.ready_s]
-                .iter()
-                .flatten()
-                .any(|x| !x.is_finite())
-        }),
-        _ => false,
-    }
-}
-
-fn zero_non_finite(ev: &mut Event) {
-    for x in floats_mut(ev) {
-        if !x.is_finite() {
-            *x = 0.0;
-        }
-    }
-}
-
-fn mask_value(v: &mut serde_json::Value, masker: &Masker) {
-    use serde_json::Value;
-    match v {
-        Value::String(s) => {
-            if let std::borrow::Cow::Owned(m) = masker.mask(s) {
-                *s = m;
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| mask_value(x, masker)),
-        Value::Object(o) => {
-            // Keys could carry a secret too (e.g. options maps); rebuild only if one does.
-            if o.keys()
-                .any(|k| matches!(masker.mask(k), std::borrow::Cow::Owned(_)))
-            {
-                let old = std::mem::take(o);
-                for (k, mut x) in old {
-                    mask_value(&mut x, masker);
-                    o.insert(masker.mask(&k).into_owned(), x);
-                }
-            } else {
-                o.values_mut().for_each(|x| mask_value(x, masker));
-            }
-        }
-        _ => {}
-    }
-}
-
-enum Msg {
-    Rec(Record),
-    Close(oneshot::Sender<io::Result<()>>),
-}
-
-#[derive(Debug, Clone, Default)]
-struct Durable {
-    /// Every record with `seq <=` this is written and fsynced.
-    seq: u64,
-    /// The first write/fsync error; nothing is written after it.
-    error: Option<(io::ErrorKind, String)>,
-    /// The writer task has stopped.
-    closed: bool,
-    /// Batches written (each one write and, in `Group` mode, one fsync).
-    batches: u64,
-}
-
-struct Inner {
-    tx: mpsc::UnboundedSender<Msg>,
-    /// The last sequence number handed out; locked while enqueueing so that channel order is
-    /// sequence order.
-    seq: Mutex<u64>,
-    durable: watch::Receiver<Durable>,
-    path: PathBuf,
-}
-
-/// A cheap, clonable handle to a run's journal writer.
-#[derive(Clone)]
-pub struct JournalHandle {
-    inner: Arc<Inner>,
-}
-
-impl std::fmt::Debug for JournalHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JournalHandle")
-            .field("path", &self.inner.path)
-            .finish()
-    }
-}
-
-fn spawn(
+fn spawn_file(
     path: PathBuf,
     file: File,
     last_seq: u64,
     masker: Masker,
     policy: SyncPolicy,
 ) -> JournalHandle {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (state_tx, state_rx) = watch::channel(Durable {
-        seq: last_seq,
-        ..Durable::default()
-    });
     let begun = path
         .parent()
         .map(|d| d.join(BEGUN_FILE))
         .filter(|m| last_seq == 0 && !m.exists());
-    tokio::spawn(writer_task(rx, file, masker, policy, state_tx, begun));
-    JournalHandle {
-        inner: Arc::new(Inner {
-            tx,
-            seq: Mutex::new(last_seq),
-            durable: state_rx,
-            path,
-        }),
-    }
+    let sink = FileSink {
+        file: Arc::new(file),
+        policy,
+        begun,
+    };
+    spawn(
+        path.display().to_string(),
+        Box::new(sink),
+        last_seq,
+        masker,
+        None,
+    )
 }
 
-impl JournalHandle {
-    /// Journals `event` now: assigns the next sequence number and the current UTC time, queues
-    /// it without blocking, and returns the record (to hand to other subscribers).
-    pub fn emit(&self, event: Event) -> Record {
-        let mut seq = self.inner.seq.lock().unwrap_or_else(|e| e.into_inner());
-        *seq += 1;
-        let rec = Record {
-            seq: *seq,
-            ts: jiff::Timestamp::now(),
-            event,
-        };
-        self.send(Msg::Rec(rec.clone()));
-        rec
-    }
-
-    /// Journals a record built by the caller (an event bus that numbers records itself).
-    /// Its sequence number is kept if it follows the last one; otherwise (a caller bug) it is
-    /// renumbered, because a journal whose numbers go backwards would not replay. Returns the
-    /// sequence number written.
-    pub fn append(&self, mut rec: Record) -> u64 {
-        let mut seq = self.inner.seq.lock().unwrap_or_else(|e| e.into_inner());
-        if rec.seq <= *seq {
-            tracing::warn!(
-                "journal: record {} ({}) does not follow {}; renumbered",
-                rec.seq,
-                rec.event.name(),
-                *seq
-            );
-            rec.seq = *seq + 1;
-        }
-        *seq = rec.seq;
-        let n = rec.seq;
-        self.send(Msg::Rec(rec));
-        n
-    }
-
-    fn send(&self, msg: Msg) {
-        if self.inner.tx.send(msg).is_err() {
-            // Only after close() or a dead runtime; durable() reports it to whoever cares.
-            tracing::error!(
-                "journal {} is closed; event lost",
-                self.inner.path.display()
-            );
-        }
-    }
-
-    /// The last sequence number handed out.
-    pub fn last_seq(&self) -> u64 {
-        *self.inner.seq.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Resolves once every record with `seq <=` `seq` is written and fsynced.
-    pub async fn durable(&self, seq: u64) -> io::Result<()> {
-        let mut rx = self.inner.durable.clone();
-        let waited = rx
-            .wait_for(|d| d.seq >= seq || d.error.is_some() || d.closed)
-            .await
-            .map(|d| d.clone());
-        // Err: the sender is gone (the task ended); its last state says how.
-        let snapshot = waited.unwrap_or_else(|_| rx.borrow().clone());
-        if snapshot.seq >= seq {
-            return Ok(());
-        }
-        match snapshot.error {
-            Some((kind, msg)) => Err(io::Error::new(kind, msg)),
-            None => Err(io::Error::other(format!(
-                "journal {} closed before record {seq} was written",
-                self.inner.path.display()
-            ))),
-        }
-    }
-
-    /// Everything emitted so far is durable.
-    pub async fn sync(&self) -> io::Result<()> {
-        self.durable(self.last_seq()).await
-    }
-
-    /// Writes and fsyncs everything queued, then stops the writer. Records emitted through
-    /// other clones after this are lost (and logged as errors).
-    pub async fn close(self) -> io::Result<()> {
-        let (tx, rx) = oneshot::channel();
-        if self.inner.tx.send(Msg::Close(tx)).is_err() {
-            // Already stopped: report whether everything made it.
-            return self.sync().await;
-        }
-        match rx.await {
-            Ok(r) => r,
-            Err(_) => self.sync().await,
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
-
-    /// Batches written so far (for tests and the benchmark: N events in far fewer batches is
-    /// what group commit buys).
-    pub fn batches(&self) -> u64 {
-        self.inner.durable.borrow().batches
-    }
-}
-
-/// Batches larger than this are split, to bound memory on a burst.
-const MAX_BATCH_BYTES: usize = 8 << 20;
-
-async fn writer_task(
-    mut rx: mpsc::UnboundedReceiver<Msg>,
-    file: File,
-    masker: Masker,
+/// Appends batches to the journal file: one write, one fsync (per record with `PerRecord`).
+struct FileSink {
+    file: Arc<File>,
     policy: SyncPolicy,
-    state: watch::Sender<Durable>,
-    mut begun: Option<PathBuf>,
-) {
-    let file = Arc::new(file);
-    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
-    // Line boundaries within `buf`, for PerRecord.
-    let mut ends: Vec<usize> = Vec::new();
-    let mut error: Option<(io::ErrorKind, String)> = None;
-    let mut stop = false;
-    while !stop {
-        let Some(first) = rx.recv().await else { break };
-        let mut closers = Vec::new();
-        let mut last = None;
-        let mut take = |msg: Msg, buf: &mut Vec<u8>, ends: &mut Vec<usize>| match msg {
-            Msg::Rec(rec) => {
-                serialize_line(&rec, &masker, buf);
-                ends.push(buf.len());
-                last = Some(rec.seq);
-            }
-            Msg::Close(tx) => closers.push(tx),
-        };
-        take(first, &mut buf, &mut ends);
-        while buf.len() < MAX_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(msg) => take(msg, &mut buf, &mut ends),
-                Err(_) => break,
-            }
-        }
-        if !closers.is_empty() {
-            stop = true;
-        }
-        if let (Some(seq), None) = (last, &error) {
-            let f = Arc::clone(&file);
-            let marker = begun.take();
-            let (b, e, res) = tokio::task::spawn_blocking(move || {
-                let res = write_batch(&f, &buf, &ends, policy).and_then(|_| match &marker {
-                    Some(m) => mark_begun(m),
-                    None => Ok(()),
-                });
-                (buf, ends, res)
+    /// Marker to create with the first durable batch.
+    begun: Option<PathBuf>,
+}
+
+impl Sink for FileSink {
+    fn write(
+        &mut self,
+        batch: Batch,
+    ) -> Pin<Box<dyn Future<Output = (Batch, std::result::Result<(), Failure>)> + Send + '_>> {
+        let file = Arc::clone(&self.file);
+        let policy = self.policy;
+        let marker = self.begun.take();
+        Box::pin(async move {
+            let r = tokio::task::spawn_blocking(move || {
+                let res =
+                    write_batch(&file, &batch.buf, &batch.ends, policy).and_then(
+                        |_| match &marker {
+                            Some(m) => mark_begun(m),
+                            None => Ok(()),
+                        },
+                    );
+                (batch, res)
             })
-            .await
-            .unwrap_or_else(|join| {
-                (
-                    Vec::new(),
-                    Vec::new(),
-                    Err(io::Error::other(join.to_string())),
-                )
-            });
-            buf = b;
-            ends = e;
-            match res {
-                Ok(()) => state.send_modify(|d| {
-                    d.seq = seq;
-                    d.batches += 1;
-                }),
-                Err(err) => {
-                    tracing::error!("journal write failed: {err}");
-                    error = Some((err.kind(), err.to_string()));
-                    let err = error.clone();
-                    state.send_modify(|d| d.error = err);
-                }
+            .await;
+            match r {
+                Ok((b, res)) => (b, res.map_err(|e| Failure::Io(e.to_string()))),
+                Err(join) => (Batch::default(), Err(Failure::Io(join.to_string()))),
             }
-        }
-        buf.clear();
-        ends.clear();
-        for c in closers {
-            let _ = c.send(match &error {
-                None => Ok(()),
-                Some((k, m)) => Err(io::Error::new(*k, m.clone())),
-            });
-        }
+        })
     }
-    state.send_modify(|d| d.closed = true);
 }
 
 /// Records that the journal holds a durable first record (see [`BEGUN_FILE`]).
@@ -525,43 +228,6 @@ fn write_batch(mut file: &File, buf: &[u8], ends: &[usize], policy: SyncPolicy) 
             }
             Ok(())
         }
-    }
-}
-
-/// The journal is one more subscriber of the record stream.
-impl Subscriber for JournalHandle {
-    fn on_record(&mut self, rec: &Record) {
-        self.append(rec.clone());
-    }
-}
-
-/// ... and the runner's durability: write-ahead for steps, and the first write error stops
-/// the run (nothing is written after it).
-impl Durability for JournalHandle {
-    fn durable(
-        &self,
-        seq: u64,
-    ) -> Pin<Box<dyn Future<Output = Result<(), JournalFailure>> + Send + '_>> {
-        Box::pin(async move {
-            JournalHandle::durable(self, seq)
-                .await
-                .map_err(|e| JournalFailure::Io(e.to_string()))
-        })
-    }
-
-    fn failed(&self) -> Pin<Box<dyn Future<Output = JournalFailure> + Send + '_>> {
-        let mut rx = self.inner.durable.clone();
-        Box::pin(async move {
-            let error = rx
-                .wait_for(|d| d.error.is_some())
-                .await
-                .map(|d| d.error.as_ref().map(|e| e.1.clone()).unwrap_or_default());
-            match error {
-                Ok(e) => JournalFailure::Io(e),
-                // The writer stopped without an error (closed): never a failure.
-                Err(_) => std::future::pending().await,
-            }
-        })
     }
 }
 
