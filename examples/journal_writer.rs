@@ -27,6 +27,7 @@ fn main() {
             options: Box::new(RunConfig::new(Mode::Drill)),
             input_hash: "abc".into(),
             plan: vec![],
+            holder: None,
         });
         let mut i = 0u64;
         loop {

@@ -9,35 +9,13 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::events::{Event, PlannedService, Record};
 use crate::model::Mode;
 use crate::runconfig::RunConfig;
 
-/// Who holds a run's lock (a file lock or a store lease): written by the holder so that a
-/// refused second process, `status` and `serve` can say who runs it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LockInfo {
-    pub pid: u32,
-    pub host: String,
-    pub since: jiff::Timestamp,
-    /// `user@host` of the holder (older lock files do not have it).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub name: String,
-}
-
-impl LockInfo {
-    /// This process.
-    pub fn current() -> LockInfo {
-        LockInfo {
-            pid: std::process::id(),
-            host: crate::util::hostname(),
-            since: jiff::Timestamp::now(),
-            name: crate::util::whoami(),
-        }
-    }
-}
+pub use crate::events::LockInfo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -373,6 +351,8 @@ pub struct RunState {
     /// Cleanup steps run and failed (`service/step: error`), over every cleanup of the run.
     pub cleanup_steps: usize,
     pub cleanup_failures: Vec<String>,
+    /// Who ran it, in order: the holder that started it, then each one that resumed it.
+    pub owners: Vec<LockInfo>,
     /// Live process holding the run (set by `set_liveness`).
     pub holder: Option<LockInfo>,
     /// No terminal event and nobody holds the lock: the process died without journaling
@@ -432,7 +412,9 @@ impl RunState {
                 options,
                 input_hash,
                 plan,
+                holder,
             } => {
+                self.owners.extend(holder.iter().cloned());
                 self.run_id = run_id.clone();
                 self.mode = Some(*mode);
                 if *mode == Mode::Drill && !options.dry_run {
@@ -458,7 +440,9 @@ impl RunState {
             Event::RunResumed {
                 changes,
                 input_hash,
+                holder,
             } => {
+                self.owners.extend(holder.iter().cloned());
                 self.state = RunStatus::Running;
                 self.outcome = None;
                 self.finished_at = None;

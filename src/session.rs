@@ -182,9 +182,21 @@ pub async fn start(
         };
         (None, None, run_dir, String::new())
     } else {
-        let dr_lock = DrLock::acquire(&model.dir)?;
-        let meta = RunMeta::new(&run_id, &config, &model.dir, declared_at, &files);
         let store = Store::open(store, true).await?;
+        let dr_lock = match DrLock::acquire(&model.dir) {
+            Ok(l) => l,
+            Err(e) => {
+                // Most often the DR directory is busy with a run of this same store: say which
+                // run and how to resume or abandon it, rather than only "locked".
+                return Err(match store.unfinished().await {
+                    Ok(u) if !u.is_empty() => {
+                        Error::Locked(crate::store::file::state_dir::unfinished_message(&u))
+                    }
+                    _ => e,
+                });
+            }
+        };
+        let meta = RunMeta::new(&run_id, &config, &model.dir, declared_at, &files);
         let lease = store.begin(&meta).await?;
         let run_dir = lease.run_dir();
         (Some(lease), Some(dr_lock), run_dir, meta.input_hash)
@@ -200,6 +212,7 @@ pub async fn start(
         input: RunnerInput {
             first_seq: 1,
             input_hash,
+            holder: lease.as_ref().map(|l| l.holder()),
             ..Default::default()
         },
         lease,
@@ -231,6 +244,14 @@ pub struct ResumeOverrides {
 enum Skip {
     Service(String),
     Step(String, String),
+}
+
+fn closest<'a>(what: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::normalized_levenshtein(what, c), c))
+        .filter(|(s, _)| *s > 0.3)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 fn parse_skip(model: &Model, in_scope: &BTreeSet<String>, s: &str) -> Result<Skip> {
@@ -267,7 +288,7 @@ fn parse_skip(model: &Model, in_scope: &BTreeSet<String>, s: &str) -> Result<Ski
         };
         return Err(Error::Usage(format!(
             "--skip {s}: service `{svc}` has no step `{step}`{}{known}",
-            hint(crate::util::closest(step, steps.iter().copied()))
+            hint(closest(step, steps.iter().copied()))
         )));
     }
     Ok(Skip::Step(svc.to_string(), step.to_string()))
@@ -367,6 +388,7 @@ pub async fn resume(
 
     let mut input = RunnerInput::from_state(&st);
     input.input_hash = input_hash;
+    input.holder = Some(lease.holder());
     // Stopped before its first record was durable: nothing of it ran, so the run starts its
     // journal now (with `run.started`, the clock still from meta.json).
     if st.last_seq == 0 {

@@ -672,7 +672,7 @@ async fn failed_drill_keeps_its_services_until_cleanup_tears_them_down_dependent
         "dependents first: {lines:?}"
     );
     assert!(pos("bad").is_some());
-    assert!(pid_dead(pid));
+    assert!(wait_dead(pid));
     assert_eq!(state.cleanup, meeseeks::runstate::CleanupStatus::Done);
     for name in ["db", "api", "bad"] {
         let s = state.service(name).unwrap();

@@ -303,6 +303,7 @@ fn audit_drill_stale_from_the_run_history() {
             options: Box::new(RunConfig::new(Mode::Drill)),
             input_hash: String::new(),
             plan: Vec::new(),
+            holder: None,
         },
         Event::ServiceRecovered {
             service: "db".into(),

@@ -56,6 +56,7 @@ fn scenario(run_id: &str) -> Vec<Record> {
                 ],
                 options: Box::new(RunConfig::new(Mode::Drill)),
                 input_hash: "abc".into(),
+                holder: None,
                 plan: vec![
                     planned("checkout", 1800.0, 120.0, 300.0, &["enable traffic"]),
                     planned(
@@ -337,6 +338,7 @@ fn fold_tells_resume_what_is_done_unfinished_and_failed() {
         event: Event::RunResumed {
             changes: vec!["playbooks/checkout.toml changed".into()],
             input_hash: "def".into(),
+            holder: None,
         },
     });
     recs.push(Record {
@@ -810,19 +812,20 @@ async fn a_resumed_run_continues_its_journal_under_its_lock() {
     let store = Store::open(&StoreSpec::File(tmp.path().to_path_buf()), false)
         .await
         .unwrap();
-    let lease = store.acquire(id, false).await.unwrap();
+    let lease = store.acquire(id, false, false).await.unwrap();
     assert_eq!(lease.run_dir(), run.path);
     assert_eq!(lease.meta().await.unwrap().run_id, id);
     let state = lease.state().await.unwrap();
     assert_eq!(state.last_seq, 9);
     assert!(state.service("orders-db").unwrap().step_done("promote"));
     // While it is held, nobody else can take it.
-    let err = store.acquire(id, false).await.err().unwrap();
+    let err = store.acquire(id, false, false).await.err().unwrap();
     assert_eq!(err.exit_code(), 3);
     let journal = lease.journal(Masker::new()).await.unwrap();
     let rec = journal.emit(Event::RunResumed {
         changes: vec![],
         input_hash: "abc".into(),
+        holder: None,
     });
     assert_eq!(rec.seq, 10);
     journal.emit(Event::RunFinished {
@@ -894,11 +897,12 @@ fn sigkill_mid_run_leaves_a_replayable_journal() {
         let store = Store::open(&StoreSpec::File(tmp.path().to_path_buf()), false)
             .await
             .unwrap();
-        let lease = store.acquire(id, false).await.unwrap();
+        let lease = store.acquire(id, false, false).await.unwrap();
         let journal = lease.journal(Masker::new()).await.unwrap();
         let rec = journal.emit(Event::RunResumed {
             changes: vec![],
             input_hash: "abc".into(),
+            holder: None,
         });
         assert_eq!(rec.seq, st.last_seq + 1);
         journal.close().await.unwrap();

@@ -16,6 +16,30 @@ pub mod bus;
 
 pub use bus::{Collector, Durability, JournalFailure, Subscriber, TracingSubscriber};
 
+/// Who holds a run's lock (a file lock or a store lease): written by the holder so that a
+/// refused second process, `status` and `serve` can say who runs it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockInfo {
+    pub pid: u32,
+    pub host: String,
+    pub since: jiff::Timestamp,
+    /// `user@host` of the holder (older lock files do not have it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+
+impl LockInfo {
+    /// This process.
+    pub fn current() -> LockInfo {
+        LockInfo {
+            pid: std::process::id(),
+            host: crate::util::hostname(),
+            since: jiff::Timestamp::now(),
+            name: crate::util::whoami(),
+        }
+    }
+}
+
 /// The answer of an [`ApprovalSource`] about one manual step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Approval {
@@ -65,6 +89,9 @@ pub enum Event {
         /// older journals without it still read (empty).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         plan: Vec<PlannedService>,
+        /// Who runs it (the holder of its lock).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holder: Option<LockInfo>,
     },
     #[serde(rename = "run.resumed")]
     RunResumed {
@@ -72,6 +99,10 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         changes: Vec<String>,
         input_hash: String,
+        /// Who runs it from now on (the new holder of its lock): the journal shows one owner
+        /// at a time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holder: Option<LockInfo>,
     },
     #[serde(rename = "service.started")]
     ServiceStarted { service: String },

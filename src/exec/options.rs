@@ -91,6 +91,8 @@ pub struct RunnerInput {
     /// The state replayed from the journal (resume): the live run folds on from it, so its
     /// summary covers the whole run, earlier attempts included.
     pub prior: Option<RunState>,
+    /// The holder of the run's lock (journaled in `run.started` / `run.resumed`).
+    pub holder: Option<crate::events::LockInfo>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -245,3 +245,28 @@ pub fn bin(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// `pid` dies within a couple of seconds (a signal is delivered asynchronously).
+pub fn wait_dead(pid: i32) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        if pid_dead(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    pid_dead(pid)
+}
+
+/// Kills process `pid` when dropped: a test that fails half-way must not leave a runner
+/// behind (it would hold ports, locks and inherited file descriptors).
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a pid this test spawned; harmless if it is gone.
+        unsafe {
+            libc::kill(self.0 as i32, libc::SIGKILL);
+        }
+    }
+}

@@ -376,10 +376,12 @@ impl Walk {
                 options: Box::new(self.opts.config.clone()),
                 input_hash: input.input_hash.clone(),
                 plan: planned(&self.model, &self.scope, &self.ord, &self.opts),
+                holder: input.holder.clone(),
             },
             Some(r) => Event::RunResumed {
                 changes: r.changes,
                 input_hash: input.input_hash.clone(),
+                holder: input.holder.clone(),
             },
         };
         self.emit(first);
