@@ -22,7 +22,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +31,7 @@ use etcd_client::{
 };
 use tokio::sync::watch;
 
-use super::journal::{Batch, Failure, JournalHandle, Sink, spawn};
+use super::journal::{Batch, Failure, JournalHandle, Sink, SinkWrite, spawn};
 use super::{Approval, RunMeta};
 use crate::error::{Error, Result};
 use crate::events::{ApprovalSource, Event, Record};
@@ -933,10 +932,7 @@ impl EtcdSink {
 }
 
 impl Sink for EtcdSink {
-    fn write(
-        &mut self,
-        batch: Batch,
-    ) -> Pin<Box<dyn Future<Output = (Batch, std::result::Result<(), Failure>)> + Send + '_>> {
+    fn write(&mut self, batch: Batch) -> SinkWrite<'_> {
         Box::pin(async move {
             let mut ops: Vec<TxnOp> = Vec::new();
             let mut bytes = 0;

@@ -51,13 +51,13 @@ impl Batch {
     }
 }
 
+/// What a [`Sink`] returns: the batch back (to reuse its buffers) and whether it is durable.
+pub type SinkWrite<'a> = Pin<Box<dyn Future<Output = (Batch, Result<(), Failure>)> + Send + 'a>>;
+
 /// Where a store commits a journal's batches. `write` makes the batch durable (or says why it
 /// cannot), and hands it back so its buffers are reused.
 pub trait Sink: Send + 'static {
-    fn write(
-        &mut self,
-        batch: Batch,
-    ) -> Pin<Box<dyn Future<Output = (Batch, Result<(), Failure>)> + Send + '_>>;
+    fn write(&mut self, batch: Batch) -> SinkWrite<'_>;
 }
 
 /// Serializes one record as a JSON line with every registered secret masked. Masking walks
@@ -155,7 +155,7 @@ fn mask_value(v: &mut serde_json::Value, masker: &Masker) {
 }
 
 enum Msg {
-    Rec(Record),
+    Rec(Box<Record>),
     Close(oneshot::Sender<Result<(), Failure>>),
 }
 
@@ -231,7 +231,7 @@ impl JournalHandle {
             ts: jiff::Timestamp::now(),
             event,
         };
-        self.send(Msg::Rec(rec.clone()));
+        self.send(Msg::Rec(Box::new(rec.clone())));
         rec
     }
 
@@ -252,7 +252,7 @@ impl JournalHandle {
         }
         *seq = rec.seq;
         let n = rec.seq;
-        self.send(Msg::Rec(rec));
+        self.send(Msg::Rec(Box::new(rec)));
         n
     }
 

@@ -262,7 +262,7 @@ impl std::fmt::Display for StoreSpec {
 #[derive(Debug, Clone)]
 pub enum Store {
     File(file::StateDir),
-    Etcd(etcd::EtcdStore),
+    Etcd(Box<etcd::EtcdStore>),
 }
 
 impl Store {
@@ -275,7 +275,7 @@ impl Store {
             } else {
                 file::StateDir::open_existing(p)?
             })),
-            StoreSpec::Etcd(e) => Ok(Store::Etcd(etcd::EtcdStore::connect(e).await?)),
+            StoreSpec::Etcd(e) => Ok(Store::Etcd(Box::new(etcd::EtcdStore::connect(e).await?))),
         }
     }
 
@@ -359,7 +359,7 @@ impl Store {
                 let l = e.begin(meta).await?;
                 Ok(Lease {
                     id: l.id.clone(),
-                    inner: LeaseInner::Etcd(l),
+                    inner: LeaseInner::Etcd(Box::new(l)),
                 })
             }
         }
@@ -390,7 +390,7 @@ impl Store {
                 let l = e.acquire(id, others_unfinished_ok, wait).await?;
                 Ok(Lease {
                     id: l.id.clone(),
-                    inner: LeaseInner::Etcd(l),
+                    inner: LeaseInner::Etcd(Box::new(l)),
                 })
             }
         }
@@ -422,7 +422,7 @@ enum LeaseInner {
         run: file::RunDir,
         lock: file::RunLock,
     },
-    Etcd(etcd::EtcdLease),
+    Etcd(Box<etcd::EtcdLease>),
 }
 
 impl Lease {
@@ -498,7 +498,7 @@ impl Lease {
     pub async fn release(self) {
         match self.inner {
             LeaseInner::File { .. } => {}
-            LeaseInner::Etcd(l) => l.release().await,
+            LeaseInner::Etcd(l) => (*l).release().await,
         }
     }
 }

@@ -3,11 +3,9 @@
 //! fsync per batch, on a blocking thread.
 
 use std::fs::{File, OpenOptions};
-use std::future::Future;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use super::lock::{LOCK_FILE, RunLock};
@@ -15,7 +13,9 @@ use super::reader::{Replay, read_journal};
 use crate::error::{Error, Result};
 use crate::events::{Event, Record};
 use crate::mask::Masker;
-use crate::store::journal::{Batch, Failure, JournalHandle, Sink, serialize_line, spawn};
+use crate::store::journal::{
+    Batch, Failure, JournalHandle, Sink, SinkWrite, serialize_line, spawn,
+};
 
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 /// Created (and its directory synced) once the journal's first record is durable: from then on
@@ -172,10 +172,7 @@ struct FileSink {
 }
 
 impl Sink for FileSink {
-    fn write(
-        &mut self,
-        batch: Batch,
-    ) -> Pin<Box<dyn Future<Output = (Batch, std::result::Result<(), Failure>)> + Send + '_>> {
+    fn write(&mut self, batch: Batch) -> SinkWrite<'_> {
         let file = Arc::clone(&self.file);
         let policy = self.policy;
         let marker = self.begun.take();
