@@ -18,6 +18,7 @@ pub mod bus;
 pub mod executor;
 pub mod probe;
 pub mod process;
+pub mod rpo;
 pub mod runner;
 pub mod walker;
 

@@ -261,6 +261,8 @@ struct Shared {
     approval_poll: Duration,
     done_steps: BTreeMap<String, BTreeSet<String>>,
     masker: Masker,
+    /// RTO clock start: where measured RPO windows end (`rpo`).
+    declared_at: jiff::Timestamp,
 }
 
 /// The RTO clock: `declared_at` in wall time, anchored to the runtime's (possibly virtual)
@@ -397,6 +399,7 @@ impl Runner {
             approval_poll: opts.approval_poll,
             done_steps: std::mem::take(&mut self.input.done_steps),
             masker: self.masker.clone(),
+            declared_at: clock.declared_at,
         });
 
         // Every secret of the scope is read and registered for masking before anything runs,
@@ -845,6 +848,7 @@ pub async fn cleanup_services(
         approval_poll: opts.approval_poll,
         done_steps: BTreeMap::new(),
         masker: masker.clone(),
+        declared_at: opts.declared_at.unwrap_or_else(jiff::Timestamp::now),
     });
     sh_renderer(&shared).prepare_secrets(&ids);
     let mut bus = Bus::new(1, masker);
@@ -1018,6 +1022,14 @@ async fn drive(
     kill: CancellationToken,
 ) {
     let outcome = drive_inner(&sh, id, &g, &stop, &kill).await;
+    if matches!(outcome, Outcome::Recovered) {
+        let r = sh_renderer(&sh);
+        let clock = (sh.mode, sh.declared_at);
+        let m = super::rpo::measure(&*sh.executor, &r, &sh.model, id, clock, &kill);
+        if let Some(ev) = m.await {
+            g.event(ev);
+        }
+    }
     let outcome = match outcome {
         Outcome::Failed { error, output } if sh.rollback => {
             rollback(&sh, id, &g, &kill).await;

@@ -142,6 +142,14 @@ fn summary_line(st: &RunState) -> String {
     if breached > 0 {
         let _ = write!(s, "; {breached} RTO not met");
     }
+    let rpo_over = st
+        .services
+        .iter()
+        .filter(|x| x.rpo.is_some_and(|r| r.met() == Some(false)))
+        .count();
+    if rpo_over > 0 {
+        let _ = write!(s, "; {rpo_over} RPO exceeded");
+    }
     s
 }
 
@@ -214,6 +222,59 @@ const SERVICE_HEADER: [&str; 8] = [
     "RESULT",
     "ATTEMPTS",
 ];
+
+const RPO_HEADER: [&str; 6] = [
+    "SERVICE",
+    "NEWEST WRITE",
+    "UNTIL",
+    "WINDOW",
+    "RPO",
+    "RESULT",
+];
+
+/// The data-loss rows (`rpo.measured` / `rpo.probe_failed`), one per service that has one.
+fn rpo_rows(st: &RunState) -> Vec<Vec<String>> {
+    let ms = |t: jiff::Timestamp| t.strftime("%Y-%m-%d %H:%M:%S%.3fZ").to_string();
+    st.services
+        .iter()
+        .filter_map(|s| {
+            if let Some(r) = &s.rpo {
+                let result = match r.met() {
+                    _ if r.window_s < 0.0 => "none lost".to_string(),
+                    Some(true) => "met".to_string(),
+                    Some(false) => format!(
+                        "EXCEEDED by {}",
+                        crate::events::fmt_rpo_window(r.window_s - r.rpo_s.unwrap_or(0.0))
+                    ),
+                    None => "no RPO declared".to_string(),
+                };
+                Some(vec![
+                    s.name.clone(),
+                    ms(r.newest),
+                    ms(r.until),
+                    crate::events::fmt_rpo_window(r.window_s.max(0.0)),
+                    opt_dur(r.rpo_s),
+                    result,
+                ])
+            } else {
+                s.rpo_error.as_ref().map(|e| {
+                    let dash = || "-".to_string();
+                    vec![
+                        s.name.clone(),
+                        dash(),
+                        dash(),
+                        dash(),
+                        dash(),
+                        format!("not measured: {e}"),
+                    ]
+                })
+            }
+        })
+        .collect()
+}
+
+const RPO_TITLE: &str =
+    "Data loss (measured RPO: newest write on the recovered copy, until the disaster)";
 
 /// Failed steps and services: (service, title, output).
 fn failures(st: &RunState) -> Vec<(String, String, String)> {
@@ -295,6 +356,11 @@ pub fn text(st: &RunState) -> String {
     let _ = writeln!(o, "{}", clock_line(st));
     let _ = writeln!(o, "{}\n", summary_line(st));
     o.push_str(&table(&SERVICE_HEADER, &service_rows(st)));
+    let rpo = rpo_rows(st);
+    if !rpo.is_empty() {
+        let _ = writeln!(o, "\n{RPO_TITLE}");
+        o.push_str(&table(&RPO_HEADER, &rpo));
+    }
     text_tail(st, &mut o);
     o
 }
@@ -495,6 +561,20 @@ pub fn markdown(st: &RunState) -> String {
     for r in service_rows(st) {
         let cells: Vec<String> = r.iter().map(|c| md(c)).collect();
         let _ = writeln!(o, "| {} |", cells.join(" | "));
+    }
+    let rpo = rpo_rows(st);
+    if !rpo.is_empty() {
+        let _ = writeln!(o, "\n## {RPO_TITLE}\n");
+        let _ = writeln!(
+            o,
+            "| {} |",
+            RPO_HEADER.map(|h| h.to_lowercase()).join(" | ")
+        );
+        let _ = writeln!(o, "|{}", "---|".repeat(RPO_HEADER.len()));
+        for r in rpo {
+            let cells: Vec<String> = r.iter().map(|c| md(c)).collect();
+            let _ = writeln!(o, "| {} |", cells.join(" | "));
+        }
     }
     let f = failures(st);
     if !f.is_empty() {
@@ -789,7 +869,28 @@ pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
         }
         o.push_str("</tr>\n");
     }
-    o.push_str("</tbody></table>\n<h2>Timeline</h2>\n");
+    o.push_str("</tbody></table>\n");
+    let rpo = rpo_rows(st);
+    if !rpo.is_empty() {
+        let _ = write!(o, "<h2>{}</h2>\n<table><thead><tr>", esc(RPO_TITLE));
+        for h in RPO_HEADER {
+            let _ = write!(o, "<th>{}</th>", esc(&h.to_lowercase()));
+        }
+        o.push_str("</tr></thead><tbody>\n");
+        for r in rpo {
+            o.push_str("<tr>");
+            for (i, c) in r.iter().enumerate() {
+                if i == 5 && c.starts_with("EXCEEDED") {
+                    let _ = write!(o, r#"<td class="breached">{}</td>"#, esc(c));
+                } else {
+                    let _ = write!(o, "<td>{}</td>", esc(c));
+                }
+            }
+            o.push_str("</tr>\n");
+        }
+        o.push_str("</tbody></table>\n");
+    }
+    o.push_str("<h2>Timeline</h2>\n");
     o.push_str(r##"<p class="legend"><span style="background:#cfd6df"></span>planned<span style="background:#3b9b4b"></span>recovered<span style="background:#e8a33d"></span>recovered late<span style="background:#d04545"></span>failed<span style="background:#4a7fd0"></span>in progress &nbsp;<b style="color:#d04545">|</b> RTO</p>"##);
     o.push('\n');
     o.push_str(&svg_gantt(st));
@@ -906,6 +1007,16 @@ pub fn junit(st: &RunState) -> String {
                     },
                     body.clone(),
                 )),
+                _ if s.rpo.is_some_and(|r| r.met() == Some(false)) => s.rpo.map(|r| {
+                    (
+                        "rpo_exceeded".to_string(),
+                        format!(
+                            "data-loss window {}",
+                            crate::events::rpo_verdict(r.window_s, r.rpo_s)
+                        ),
+                        body.clone(),
+                    )
+                }),
                 ServiceStatus::Running | ServiceStatus::Verifying | ServiceStatus::Waiting
                     if live_or_over =>
                 {
@@ -950,6 +1061,14 @@ pub fn junit(st: &RunState) -> String {
             }
             if let Some(r) = s.recovered_s {
                 let _ = writeln!(out, "recovered at {}", fmt_dur(r));
+            }
+            if let Some(r) = &s.rpo {
+                let _ = writeln!(
+                    out,
+                    "newest write {}; data-loss window {}",
+                    r.newest,
+                    crate::events::rpo_verdict(r.window_s, r.rpo_s)
+                );
             }
             Case {
                 name: s.name.clone(),
