@@ -273,8 +273,8 @@ fn rpo_rows(st: &RunState) -> Vec<Vec<String>> {
         .collect()
 }
 
-const RPO_TITLE: &str =
-    "Data loss (measured RPO: newest write on the recovered copy, until the disaster)";
+const RPO_TITLE: &str = "Data loss (measured RPO): newest write on the recovered copy, until the \
+                         disaster (a drill: until it was read)";
 
 /// Failed steps and services: (service, title, output).
 fn failures(st: &RunState) -> Vec<(String, String, String)> {
