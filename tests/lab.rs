@@ -291,6 +291,18 @@ fn last_acked() -> [Option<jiff::Timestamp>; 3] {
     [last("postgres"), last("redis"), last("mariadb")]
 }
 
+/// Appends the text of every file under `dir` (journals, meta, reports).
+fn all_text(dir: &Path, out: &mut String) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            all_text(&p, out);
+        } else if let Ok(t) = std::fs::read_to_string(&p) {
+            out.push_str(&t);
+        }
+    }
+}
+
 /// Waits (bounded) until `f` holds.
 fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -326,6 +338,28 @@ fn measured(report: &Value, svc: &str) -> (jiff::Timestamp, jiff::Timestamp, f64
         ts(r["until"].as_str().unwrap()),
         r["window_s"].as_f64().unwrap(),
     )
+}
+
+/// The DR side took over, checked with the servers' own clients: the PostgreSQL, Redis and
+/// MariaDB servers on `ports` are promoted and take writes, HAProxy's `backend` is served by
+/// its `dr` server (the `primary` one out of rotation) through `frontend`, and `record`
+/// answers the DR site's address.
+fn took_over([pg, rd, my]: [u16; 3], (backend, frontend): (&str, u16), record: &str) {
+    assert_eq!(psql(pg, "SELECT pg_is_in_recovery()"), "f");
+    psql(pg, "INSERT INTO lab_writes (at) VALUES (now())");
+    assert!(redis(rd, &["ROLE"]).starts_with("master"));
+    assert_eq!(redis(rd, &["SET", "lab:after", "1"]), "OK");
+    assert_eq!(mariadb(my, "SELECT @@global.read_only"), "0");
+    assert_eq!(mariadb(my, "SHOW SLAVE STATUS"), "");
+    mariadb(my, "INSERT INTO lab.writes (at) VALUES (NOW(6))");
+    assert_eq!(dig(record), "127.0.0.2");
+    let (op, admin) = server_state(backend, "dr");
+    assert!(
+        op == 2 && admin & MAINT == 0,
+        "{backend}/dr: op {op} admin {admin}"
+    );
+    assert!(server_state(backend, "primary").1 & MAINT != 0);
+    assert!(http_get(frontend).contains("app-dr"));
 }
 
 const DBS: [(&str, &str); 3] = [
@@ -380,6 +414,7 @@ fn the_lab_fails_over_real_servers() {
     let _down = Down;
 
     // up
+    let t_all = Instant::now();
     let t = Instant::now();
     let o = lab_sh("up", Duration::from_secs(300));
     let up_s = t.elapsed().as_secs_f64();
@@ -398,21 +433,12 @@ fn the_lab_fails_over_real_servers() {
     let drill_s = t.elapsed().as_secs_f64();
     assert_eq!(o.code, Some(0), "drill:\n{}", o.text);
     let drill = latest_report(state);
-    // The drill copies, promoted on their own ports, take writes...
-    assert_eq!(psql(25434, "SELECT pg_is_in_recovery()"), "f");
-    psql(25434, "INSERT INTO lab_writes (at) VALUES (now())");
-    assert!(redis(26381, &["ROLE"]).starts_with("master"));
-    assert_eq!(redis(26381, &["SET", "lab:drill", "1"]), "OK");
-    assert_eq!(mariadb(23308, "SELECT @@global.read_only"), "0");
-    mariadb(23308, "INSERT INTO lab.writes (at) VALUES (NOW(6))");
-    assert_eq!(dig("shop.drill.lab.test"), "127.0.0.2");
-    let (op, admin) = server_state("app_drill", "dr");
-    assert!(
-        op == 2 && admin & MAINT == 0,
-        "app_drill/dr: op {op} admin {admin}"
+    // The drill copies, promoted on their own ports, took over the drill's routing and name...
+    took_over(
+        [25434, 26381, 23308],
+        ("app_drill", 28081),
+        "shop.drill.lab.test",
     );
-    assert!(server_state("app_drill", "primary").1 & MAINT != 0);
-    assert!(http_get(28081).contains("app-dr"));
     // ...while production is untouched: primaries primary, standbys standbys, routing and DNS
     // unchanged.
     assert_eq!(psql(25432, "SELECT pg_is_in_recovery()"), "f");
@@ -441,7 +467,9 @@ fn the_lab_fails_over_real_servers() {
     }
 
     // Cleanup removes every drill artefact.
+    let t = Instant::now();
     let o = meeseeks(&["cleanup", "-C", dr, "--no-progress"], state);
+    let cleanup_s = t.elapsed().as_secs_f64();
     assert_eq!(o.code, Some(0), "cleanup:\n{}", o.text);
     for port in [25434, 26381, 23308] {
         assert!(!port_open(port), "a drill copy still listens on {port}");
@@ -491,6 +519,7 @@ fn the_lab_fails_over_real_servers() {
         "only {writes_during} writes during the drill"
     );
 
+    eprintln!("lab: drill checked after {:.1}s", t_all.elapsed().as_secs_f64());
     // ---- The disaster: the whole primary site SIGKILLed.
     let o = lab_sh("disaster", Duration::from_secs(60));
     assert_eq!(o.code, Some(0), "lab.sh disaster:\n{}", o.text);
@@ -570,26 +599,19 @@ fn the_lab_fails_over_real_servers() {
     }
 
     // Every outcome, with the servers' own clients.
-    assert_eq!(psql(25433, "SELECT pg_is_in_recovery()"), "f");
-    psql(25433, "INSERT INTO lab_writes (at) VALUES (now())");
-    assert!(redis(26380, &["ROLE"]).starts_with("master"));
-    assert_eq!(redis(26380, &["SET", "lab:after", "1"]), "OK");
-    assert_eq!(mariadb(23307, "SELECT @@global.read_only"), "0");
-    assert_eq!(mariadb(23307, "SHOW SLAVE STATUS"), "");
-    mariadb(23307, "INSERT INTO lab.writes (at) VALUES (NOW(6))");
-    assert_eq!(dig("shop.lab.test"), "127.0.0.2");
-    let (op, admin) = server_state("app", "dr");
-    assert!(
-        op == 2 && admin & MAINT == 0,
-        "app/dr: op {op} admin {admin}"
-    );
-    assert!(server_state("app", "primary").1 & MAINT != 0);
-    assert!(http_get(28080).contains("app-dr"));
+    took_over([25433, 26380, 23307], ("app", 28080), "shop.lab.test");
 
-    // The text report shows the data-loss table.
+    // The text report shows the data-loss table; the TSIG secret is nowhere in what meeseeks
+    // printed or wrote.
     let o = meeseeks(&["report"], state);
     assert!(o.text.contains("Data loss (measured RPO"), "{}", o.text);
+    let secret = tsig_secret();
+    assert!(secret.len() > 20);
+    let mut written = o.text.clone();
+    all_text(state, &mut written);
+    assert!(!written.contains(&secret), "the TSIG secret leaked into the state directory");
 
+    eprintln!("lab: failover checked after {:.1}s", t_all.elapsed().as_secs_f64());
     // lab.sh verify agrees, independently of meeseeks.
     let o = lab_sh("verify", Duration::from_secs(60));
     assert_eq!(o.code, Some(0), "lab.sh verify:\n{}", o.text);
@@ -626,7 +648,9 @@ fn the_lab_fails_over_real_servers() {
     );
 
     // down: nothing left.
+    let t = Instant::now();
     let o = lab_sh("down", Duration::from_secs(120));
+    let down_s = t.elapsed().as_secs_f64();
     assert_eq!(o.code, Some(0), "lab.sh down:\n{}", o.text);
     for &port in PORTS {
         assert!(
@@ -637,7 +661,7 @@ fn the_lab_fails_over_real_servers() {
     assert!(!Path::new(LAB).join("pids").exists());
 
     eprintln!(
-        "lab timings: up {up_s:.1}s; drill {drill_s:.1}s; failover makespan {:.1}s (services' first start to last recovery; plan estimate {estimate_s:.1}s), `meeseeks run` wall {run_wall_s:.1}s",
+        "lab timings: up {up_s:.1}s; drill {drill_s:.1}s, cleanup {cleanup_s:.1}s; down {down_s:.1}s; failover makespan {:.1}s (services' first start to last recovery; plan estimate {estimate_s:.1}s), `meeseeks run` wall {run_wall_s:.1}s",
         last_ready - first_start
     );
     for (svc, w) in drill_rpo {

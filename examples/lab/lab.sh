@@ -138,7 +138,13 @@ is_ours() {
   *) return 1 ;;
   esac
 }
-alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null && is_ours "$1"; }
+# Running (a zombie is not: whoever reaps orphans may take its time) and ours.
+alive() {
+  local stat
+  [[ -n "$1" ]] && stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ "${stat%% *}" != Z ]] && is_ours "$1"
+}
 # stop_registered NAME...: the clean signal to each at once, one bounded wait for all, then
 # SIGKILL what is left.
 stop_registered() {
@@ -201,6 +207,8 @@ max_wal_senders = 10
 wal_level = replica
 hot_standby = on
 wal_receiver_status_interval = 1s
+min_wal_size = 4MB
+max_wal_size = 32MB
 EOF
 }
 
@@ -221,17 +229,25 @@ up_postgres() {
   bin="$(pgbin)"
   mkdir -p "$LAB/pg"
   own "$(pg_user)" "$LAB/pg"
+  # Small WAL segments, no fsync of the fresh files (the servers themselves keep fsync on): the
+  # lab's files are written, copied and deleted quickly.
   as_user "$(pg_user)" "$bin/initdb" -D "$LAB/pg/primary" -U postgres -A trust -E UTF8 \
-    --no-locale --no-instructions >"$LAB/pg/initdb.log"
+    --no-locale --no-instructions --wal-segsize=1 --no-sync >"$LAB/pg/initdb.log"
   pg_conf "$LAB/pg/primary" "$PG_PRIMARY"
   pg_start primary "$LAB/pg/primary"
   psql_at "$PG_PRIMARY" 'CREATE TABLE lab_writes (id bigserial PRIMARY KEY, at timestamptz NOT NULL)' >/dev/null
-  as_user "$(pg_user)" "$bin/pg_basebackup" --host=127.0.0.1 --port="$PG_PRIMARY" \
-    --username=postgres --pgdata="$LAB/pg/dr" --write-recovery-conf --wal-method=stream \
-    --checkpoint=fast
-  echo "port = $PG_DR" >>"$LAB/pg/dr/postgresql.conf"
-  pg_start dr "$LAB/pg/dr"
-  wait_for 30 "the PostgreSQL standby to stream from the primary" pg_streaming "$PG_PRIMARY"
+  pg_standby dr "$PG_PRIMARY" "$PG_DR"
+}
+
+# pg_standby NAME SOURCE_PORT PORT: a streaming standby of SOURCE (a primary or a standby) made
+# with pg_basebackup, started on PORT.
+pg_standby() {
+  as_user "$(pg_user)" "$(pgbin)/pg_basebackup" --host=127.0.0.1 --port="$2" \
+    --username=postgres --pgdata="$LAB/pg/$1" --write-recovery-conf --wal-method=stream \
+    --checkpoint=fast --no-sync
+  echo "port = $3" >>"$LAB/pg/$1/postgresql.conf"
+  pg_start "$1" "$LAB/pg/$1"
+  wait_for 30 "PostgreSQL $1 to stream from 127.0.0.1:$2" pg_streaming "$2"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -268,7 +284,7 @@ mariadb_start() { # mariadb_start NAME PORT SERVER_ID [read-only]
     --bind-address=127.0.0.1 --socket="$LAB/mariadb/$name.sock" \
     --pid-file="$LAB/mariadb/$name.pid" --log-error="$LAB/mariadb/$name.err" \
     --server-id="$3" --log-bin=binlog --log-slave-updates=ON --binlog-format=ROW \
-    --innodb-buffer-pool-size=16M ${extra[@]+"${extra[@]}"} \
+    --innodb-buffer-pool-size=16M --innodb-log-file-size=4M ${extra[@]+"${extra[@]}"} \
     </dev/null >/dev/null 2>&1 &
   wait_for 60 "mariadb $name to write its pidfile" test -s "$LAB/mariadb/$name.pid"
   register "mariadb-$name" "$(cat "$LAB/mariadb/$name.pid")" TERM
@@ -294,7 +310,8 @@ up_mariadb() {
   # One installation (a few seconds), copied: the replica and the drill copies start from the
   # same empty system tables and then replicate everything the primary logs.
   mariadb-install-db --no-defaults --user="$(mysql_user)" --datadir="$LAB/mariadb/seed" \
-    --auth-root-authentication-method=normal --skip-test-db >"$LAB/mariadb/install.log" 2>&1 ||
+    --auth-root-authentication-method=normal --skip-test-db --innodb-log-file-size=4M \
+    >"$LAB/mariadb/install.log" 2>&1 ||
     die "mariadb-install-db failed: see $LAB/mariadb/install.log"
   cp -a "$LAB/mariadb/seed" "$LAB/mariadb/primary"
   cp -a "$LAB/mariadb/seed" "$LAB/mariadb/dr"
@@ -620,12 +637,7 @@ cmd_drill_copy() {
   case "$1" in
   postgres)
     # A cascading standby of the DR standby (pg_basebackup works against a standby).
-    as_user "$(pg_user)" "$(pgbin)/pg_basebackup" --host=127.0.0.1 --port="$PG_DR" \
-      --username=postgres --pgdata="$LAB/pg/drill" --write-recovery-conf --wal-method=stream \
-      --checkpoint=fast
-    echo "port = $PG_DRILL" >>"$LAB/pg/drill/postgresql.conf"
-    pg_start drill "$LAB/pg/drill"
-    wait_for 30 "the drill copy to stream from the DR standby" pg_streaming "$PG_DR"
+    pg_standby drill "$PG_DR" "$PG_DRILL"
     ;;
   redis)
     redis_start drill "$REDIS_DRILL" "$REDIS_DR"
