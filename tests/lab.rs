@@ -519,7 +519,10 @@ fn the_lab_fails_over_real_servers() {
         "only {writes_during} writes during the drill"
     );
 
-    eprintln!("lab: drill checked after {:.1}s", t_all.elapsed().as_secs_f64());
+    eprintln!(
+        "lab: drill checked after {:.1}s",
+        t_all.elapsed().as_secs_f64()
+    );
     // ---- The disaster: the whole primary site SIGKILLed.
     let o = lab_sh("disaster", Duration::from_secs(60));
     assert_eq!(o.code, Some(0), "lab.sh disaster:\n{}", o.text);
@@ -609,9 +612,15 @@ fn the_lab_fails_over_real_servers() {
     assert!(secret.len() > 20);
     let mut written = o.text.clone();
     all_text(state, &mut written);
-    assert!(!written.contains(&secret), "the TSIG secret leaked into the state directory");
+    assert!(
+        !written.contains(&secret),
+        "the TSIG secret leaked into the state directory"
+    );
 
-    eprintln!("lab: failover checked after {:.1}s", t_all.elapsed().as_secs_f64());
+    eprintln!(
+        "lab: failover checked after {:.1}s",
+        t_all.elapsed().as_secs_f64()
+    );
     // lab.sh verify agrees, independently of meeseeks.
     let o = lab_sh("verify", Duration::from_secs(60));
     assert_eq!(o.code, Some(0), "lab.sh verify:\n{}", o.text);
