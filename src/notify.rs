@@ -477,6 +477,25 @@ pub fn slack_text(rec: &Record, run_id: &str, mode: Option<Mode>, masker: &Maske
         Event::RtoBreached { service, rto_s } => {
             format!(":rotating_light: {service} RTO breached ({})", secs(*rto_s))
         }
+        Event::RpoMeasured {
+            service,
+            window_s,
+            rpo_s,
+            ..
+        } => {
+            let icon = if crate::events::rpo_exceeded(*window_s, *rpo_s) {
+                ":rotating_light:"
+            } else {
+                ":floppy_disk:"
+            };
+            format!(
+                "{icon} {service} data-loss window {}",
+                crate::events::rpo_verdict(*window_s, *rpo_s)
+            )
+        }
+        Event::RpoProbeFailed { service, error, .. } => {
+            format!(":warning: {service} RPO not measured: {error}")
+        }
         Event::RunInterrupted { reason } => {
             format!(
                 ":double_vertical_bar: DR run interrupted ({reason}); resume with `meeseeks resume {run_id}`"

@@ -203,6 +203,24 @@ fn describe(ev: &Event, rto: &HashMap<String, f64>, dry_run: bool) -> Option<Str
             format!("{service}: BLOCKED (depends on {because})")
         }
         Event::RollbackStarted { service } => format!("{service}: rolling back"),
+        Event::RpoMeasured {
+            service,
+            newest,
+            window_s,
+            rpo_s,
+            ..
+        } => format!(
+            "{service}: newest write on the recovered copy {newest}; data-loss window {}",
+            crate::events::rpo_verdict(*window_s, *rpo_s)
+        ),
+        Event::RpoProbeFailed {
+            service,
+            error,
+            output,
+        } => format!(
+            "{service}: RPO not measured: the rpo_probe failed: {error}{}",
+            indent(output, 5)
+        ),
         Event::RtoBreached { service, rto_s } => {
             format!(
                 "{service}: RTO {} BREACHED (not recovered yet)",

@@ -159,6 +159,26 @@ pub struct ServiceState {
     step_index: HashMap<String, usize>,
     pub checks: Vec<CheckState>,
     check_index: HashMap<String, usize>,
+    /// Measured data loss (`rpo.measured`, the latest), or why it could not be measured.
+    pub rpo: Option<RpoMeasurement>,
+    pub rpo_error: Option<String>,
+}
+
+/// `rpo.measured`: the newest write the recovered copy holds and the window from there to
+/// `until` (negative: it holds writes made after it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RpoMeasurement {
+    pub newest: jiff::Timestamp,
+    pub until: jiff::Timestamp,
+    pub window_s: f64,
+    pub rpo_s: Option<f64>,
+}
+
+impl RpoMeasurement {
+    /// `Some(true)` within the declared RPO, `Some(false)` over it, `None` without an RPO.
+    pub fn met(&self) -> Option<bool> {
+        self.rpo_s.map(|r| self.window_s <= r)
+    }
 }
 
 impl ServiceState {
@@ -633,6 +653,27 @@ impl RunState {
             }
             Event::RollbackStarted { service } => {
                 self.svc_mut(service).rolled_back = true;
+            }
+            Event::RpoMeasured {
+                service,
+                newest,
+                until,
+                window_s,
+                rpo_s,
+            } => {
+                let s = self.svc_mut(service);
+                s.rpo = Some(RpoMeasurement {
+                    newest: *newest,
+                    until: *until,
+                    window_s: *window_s,
+                    rpo_s: *rpo_s,
+                });
+                s.rpo_error = None;
+            }
+            Event::RpoProbeFailed { service, error, .. } => {
+                let s = self.svc_mut(service);
+                s.rpo = None;
+                s.rpo_error = Some(error.clone());
             }
             Event::RtoBreached { service, rto_s } => {
                 let s = self.svc_mut(service);

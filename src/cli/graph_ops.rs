@@ -180,6 +180,16 @@ pub fn drill_history(state_dir: &Path) -> Option<audit::DrillHistory> {
             for (svc, at) in h.last_drill {
                 d.record(&svc, at);
             }
+            for (svc, (m, run_id)) in h.last_rpo {
+                let (window_s, newest, until) = (m.window_s, m.newest, m.until);
+                let m = audit::MeasuredRpo {
+                    window_s,
+                    newest,
+                    until,
+                    run_id,
+                };
+                d.record_rpo(&svc, m);
+            }
             Some(d)
         }
         Err(e) => {

@@ -223,12 +223,13 @@ pub fn cleanup(g: &Global, a: &CleanupArgs) -> Result<i32> {
             )
         },
     ))?;
+    let failed = st.cleanup_failures.len();
     let mut text = format!(
-        "cleanup of {}: {} ({} steps run in all, {} failed)\n",
+        "cleanup of {}: {}, {} of {} steps succeeded\n",
         st.run_id,
         st.cleanup.as_str(),
-        st.cleanup_steps,
-        st.cleanup_failures.len()
+        st.cleanup_steps.saturating_sub(failed),
+        st.cleanup_steps
     );
     for f in &st.cleanup_failures {
         text.push_str(&format!("  failed: {f}\n"));

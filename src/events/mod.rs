@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::time::Duration;
+
 use crate::model::Mode;
 
 pub mod bus;
@@ -194,6 +196,28 @@ pub enum Event {
     },
     #[serde(rename = "rollback.started")]
     RollbackStarted { service: String },
+    /// A stateful service's `[rpo_probe]` ran once it recovered: the newest write it holds,
+    /// and the data-loss window from there to `until` (`until − newest`; negative when it
+    /// holds writes made after `until`).
+    #[serde(rename = "rpo.measured")]
+    RpoMeasured {
+        service: String,
+        newest: jiff::Timestamp,
+        /// Where the window ends: the declared disaster (RTO clock start) in a failover; in a
+        /// drill, where production never stopped writing, the moment the probe ran.
+        until: jiff::Timestamp,
+        window_s: f64,
+        /// The service's declared RPO, if any.
+        rpo_s: Option<f64>,
+    },
+    /// The `[rpo_probe]` failed or printed no timestamp; the service stays recovered.
+    #[serde(rename = "rpo.probe_failed")]
+    RpoProbeFailed {
+        service: String,
+        error: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        output: String,
+    },
     #[serde(rename = "rto.breached")]
     RtoBreached { service: String, rto_s: f64 },
     #[serde(rename = "run.interrupted")]
@@ -285,6 +309,8 @@ impl Event {
         "cleanup.started",
         "service.cleaned_up",
         "cleanup.finished",
+        "rpo.measured",
+        "rpo.probe_failed",
         "run.finished",
     ];
 
@@ -307,6 +333,8 @@ impl Event {
             Event::ServiceFailed { .. } => "service.failed",
             Event::ServiceBlocked { .. } => "service.blocked",
             Event::RollbackStarted { .. } => "rollback.started",
+            Event::RpoMeasured { .. } => "rpo.measured",
+            Event::RpoProbeFailed { .. } => "rpo.probe_failed",
             Event::RtoBreached { .. } => "rto.breached",
             Event::RunInterrupted { .. } => "run.interrupted",
             Event::ServiceSkipped { .. } => "service.skipped",
@@ -337,10 +365,54 @@ impl Event {
             | Event::ServiceSkipped { service, .. }
             | Event::RollbackStarted { service }
             | Event::ServiceCleanedUp { service, .. }
+            | Event::RpoMeasured { service, .. }
+            | Event::RpoProbeFailed { service, .. }
             | Event::RtoBreached { service, .. } => Some(service),
             _ => None,
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `rpo.measured` in words, shared by the progress display, webhooks and reports.
+
+/// A measured RPO window (`rpo.measured`'s `window_s`) for humans: `0.153s`, `-2.000s`,
+/// `1h2m5s`. Windows are usually sub-second, so milliseconds show.
+pub fn fmt_rpo_window(secs: f64) -> String {
+    let sign = if secs < 0.0 { "-" } else { "" };
+    let a = secs.abs();
+    if a < 60.0 {
+        format!("{sign}{a:.3}s")
+    } else {
+        let d = Duration::from_secs(a.round() as u64);
+        format!("{sign}{}", crate::model::fmt_duration(d))
+    }
+}
+
+/// The measured window against the RPO, in words: "0.153s (RPO 5s: met)".
+pub fn rpo_verdict(window_s: f64, rpo_s: Option<f64>) -> String {
+    let rpo = |r: f64| crate::model::fmt_duration(Duration::from_secs_f64(r.max(0.0)));
+    if window_s < 0.0 {
+        return format!(
+            "none: it holds writes up to {} after the disaster",
+            fmt_rpo_window(-window_s)
+        );
+    }
+    let w = fmt_rpo_window(window_s);
+    match rpo_s {
+        Some(r) if window_s <= r => format!("{w} (RPO {}: met)", rpo(r)),
+        Some(r) => format!(
+            "{w} (RPO {}: EXCEEDED by {})",
+            rpo(r),
+            fmt_rpo_window(window_s - r)
+        ),
+        None => format!("{w} (no RPO declared)"),
+    }
+}
+
+/// The window exceeds the declared RPO.
+pub fn rpo_exceeded(window_s: f64, rpo_s: Option<f64>) -> bool {
+    rpo_s.is_some_and(|r| window_s > r)
 }
 
 #[cfg(test)]
@@ -374,6 +446,26 @@ mod tests {
         for e in &samples {
             assert!(Event::NAMES.contains(&e.name()), "{} missing", e.name());
         }
-        assert_eq!(Event::NAMES.len(), 24);
+        assert_eq!(Event::NAMES.len(), 26);
+    }
+
+    #[test]
+    fn rpo_verdicts() {
+        assert_eq!(rpo_verdict(0.1534, Some(5.0)), "0.153s (RPO 5s: met)");
+        assert_eq!(
+            rpo_verdict(7.0, Some(5.0)),
+            "7.000s (RPO 5s: EXCEEDED by 2.000s)"
+        );
+        assert_eq!(rpo_verdict(0.2, None), "0.200s (no RPO declared)");
+        assert_eq!(
+            rpo_verdict(-0.25, Some(5.0)),
+            "none: it holds writes up to 0.250s after the disaster"
+        );
+        assert_eq!(fmt_rpo_window(3725.0), "1h2m5s");
+        assert!(
+            rpo_exceeded(5.001, Some(5.0))
+                && !rpo_exceeded(5.0, Some(5.0))
+                && !rpo_exceeded(9.0, None)
+        );
     }
 }

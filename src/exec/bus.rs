@@ -87,7 +87,8 @@ fn mask_event(m: &Masker, mut ev: Event) -> Event {
             action: Some(a), ..
         } => fix(a),
         Event::StepAttemptFailed { error, output, .. }
-        | Event::StepFailed { error, output, .. } => {
+        | Event::StepFailed { error, output, .. }
+        | Event::RpoProbeFailed { error, output, .. } => {
             fix(error);
             fix(output);
         }

@@ -13,6 +13,7 @@ pub mod executor;
 pub mod options;
 pub mod probe;
 pub mod process;
+pub mod rpo;
 pub mod runner;
 pub mod walker;
 

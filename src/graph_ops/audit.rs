@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `stateful-no-backup` | error | `stateful = true` and no `backup` |
 //! | `backup-exceeds-rpo` | error | `backup.schedule` > `rpo` (the RPO cannot be met) |
+//! | `rpo-exceeded` | error | the last data-loss window a run measured (`[rpo_probe]`) > `rpo` |
 //! | `rto-inversion` | error | RTO < the RTO of a transitive essential dependency |
 //! | `rto-unachievable` | error | longest chain of estimated durations ending at it > RTO |
 //! | `spof` | error | its loss takes down ≥ `spof_share` of the *other* tier-0 services (and ≥ 2) |
@@ -14,8 +15,8 @@
 //! | `drill-stale` | warning | has a playbook, no successful drill within `drill_max_age` |
 //!
 //! Errors are targets that contradict each other or cannot be met; warnings are gaps in the
-//! preparation. `drill-stale` needs the run history (`DrillHistory`); without it one `info`
-//! note says the check was skipped.
+//! preparation. `drill-stale` and `rpo-exceeded` need the run history (`DrillHistory`); without
+//! it one `info` note says `drill-stale` was skipped.
 //!
 //! Complexity: O(V+E) for everything but `spof`, which is O((V+E)·⌈T/256⌉) for T tier-0
 //! services (bitsets of 256 tier-0 services per pass, see `spof_counts`); plus the size of the
@@ -51,6 +52,7 @@ impl Severity {
 
 pub const STATEFUL_NO_BACKUP: &str = "stateful-no-backup";
 pub const BACKUP_EXCEEDS_RPO: &str = "backup-exceeds-rpo";
+pub const RPO_EXCEEDED: &str = "rpo-exceeded";
 pub const RTO_INVERSION: &str = "rto-inversion";
 pub const RTO_UNACHIEVABLE: &str = "rto-unachievable";
 pub const SPOF: &str = "spof";
@@ -62,6 +64,7 @@ pub const DRILL_STALE: &str = "drill-stale";
 pub const KINDS: &[(&str, Severity)] = &[
     (STATEFUL_NO_BACKUP, Severity::Error),
     (BACKUP_EXCEEDS_RPO, Severity::Error),
+    (RPO_EXCEEDED, Severity::Error),
     (RTO_INVERSION, Severity::Error),
     (RTO_UNACHIEVABLE, Severity::Error),
     (SPOF, Severity::Error),
@@ -120,6 +123,17 @@ impl Finding {
 #[derive(Debug, Clone, Default)]
 pub struct DrillHistory {
     last_success: HashMap<String, jiff::Timestamp>,
+    last_rpo: HashMap<String, MeasuredRpo>,
+}
+
+/// A data-loss window a run measured (`rpo.measured`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasuredRpo {
+    pub window_s: f64,
+    pub newest: jiff::Timestamp,
+    /// Where the window ended (the disaster, or when a drill read it).
+    pub until: jiff::Timestamp,
+    pub run_id: String,
 }
 
 impl DrillHistory {
@@ -137,6 +151,21 @@ impl DrillHistory {
 
     pub fn last(&self, service: &str) -> Option<jiff::Timestamp> {
         self.last_success.get(service).copied()
+    }
+
+    /// Records a measured data-loss window of `service`; the latest (by `until`) is kept.
+    pub fn record_rpo(&mut self, service: &str, m: MeasuredRpo) {
+        match self.last_rpo.get_mut(service) {
+            Some(e) if e.until > m.until => {}
+            Some(e) => *e = m,
+            None => {
+                self.last_rpo.insert(service.to_string(), m);
+            }
+        }
+    }
+
+    pub fn last_rpo(&self, service: &str) -> Option<&MeasuredRpo> {
+        self.last_rpo.get(service)
     }
 }
 
@@ -362,6 +391,25 @@ fn per_service(model: &Model, opts: &AuditOptions, drills: Option<&DrillHistory>
                 ),
                 Vec::new(),
                 String::new(),
+            );
+        }
+        if let (Some(h), Some(rpo)) = (drills, s.rpo)
+            && let Some(m) = h.last_rpo(&s.name)
+            && m.window_s > rpo.as_secs_f64()
+        {
+            sink.push(
+                RPO_EXCEEDED,
+                id,
+                format!(
+                    "the last measured data-loss window, {}, exceeds its RPO of {}",
+                    crate::events::fmt_rpo_window(m.window_s),
+                    dur(rpo)
+                ),
+                Vec::new(),
+                format!(
+                    "run {}: newest write on the recovered copy {}, until {}",
+                    m.run_id, m.newest, m.until
+                ),
             );
         }
         match &s.playbook {

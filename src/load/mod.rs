@@ -43,6 +43,8 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "service.failed",
     "service.blocked",
     "rollback.started",
+    "rpo.measured",
+    "rpo.probe_failed",
     "rto.breached",
     "run.interrupted",
     "run.abandoned",

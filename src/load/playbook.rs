@@ -12,7 +12,9 @@ use toml::de::{DeTable, DeValue};
 use super::diag::{Diag, Diagnostics, SourceFile};
 use super::value::{Reader, SV, to_var};
 use super::{BUILTIN_VARS, LoadOptions};
-use crate::model::{Check, CheckKind, HttpSpec, Mode, Model, Playbook, Step, StepKind};
+use crate::model::{
+    Check, CheckKind, HttpSpec, Mode, Model, Playbook, RpoProbe, Service, Step, StepKind,
+};
 
 const PLAYBOOK_KEYS: &[&str] = &[
     "description",
@@ -21,6 +23,7 @@ const PLAYBOOK_KEYS: &[&str] = &[
     "checks",
     "rollback",
     "cleanup",
+    "rpo_probe",
 ];
 pub(super) const STEP_KINDS: &[&str] = &["run", "cmd", "http", "tcp", "wait", "manual"];
 const STEP_KEYS: &[&str] = &[
@@ -125,6 +128,7 @@ pub(super) fn load_playbooks(
         };
         let pb = read_playbook(&file, path, &defined, &cache, diags);
         if let (Some(id), Some(pb)) = (id, pb) {
+            rpo_probe_needs_stateful(&model.services[id], &pb, &file, diags);
             loaded.push((id, pb));
         }
     }
@@ -387,10 +391,91 @@ fn read_playbook(
         }
     }
     pb.checks.append(&mut cx.extra_checks);
+    pb.rpo_probe = read_rpo_probe(&mut cx, root);
     pb.secrets = std::mem::take(&mut cx.secrets);
     pb.envs = std::mem::take(&mut cx.envs);
     pb.templates = std::mem::take(&mut cx.templates);
     Some(pb)
+}
+
+/// `[rpo_probe]` (SPEC §10): exactly one of `run` / `cmd` (templates checked like a check's),
+/// and an optional `timeout`.
+fn read_rpo_probe(cx: &mut Ctx<'_, '_>, root: &DeTable<'_>) -> Option<RpoProbe> {
+    const KEYS: &[&str] = &["run", "cmd", "timeout"];
+    let (key, v) = root.get_key_value("rpo_probe")?;
+    let line = cx.r.file.line_col(key.span().start).0;
+    let t = cx.r.table("rpo_probe", v)?;
+    cx.r.unknown_keys(t, KEYS, "[rpo_probe]");
+    let kinds = kinds_present(t, &KEYS[..2]);
+    let kind = match kinds.as_slice() {
+        [] => {
+            cx.r.err("rpo-probe", key.span(), "[rpo_probe] has no command")
+                .help("give it `run = \"...\"` or `cmd = [...]`: a read-only command that prints the newest write the service holds, as an RFC 3339 timestamp");
+            None
+        }
+        [("run", _)] => t
+            .get("run")
+            .and_then(|v| cx.tstring("run", v))
+            .map(CheckKind::Run),
+        [(_, _)] => t
+            .get("cmd")
+            .and_then(|v| read_cmd(cx, v))
+            .map(CheckKind::Cmd),
+        [(_, a), (_, b), ..] => {
+            let second = if a.start > b.start { a } else { b };
+            cx.r.err(
+                "rpo-probe",
+                second.clone(),
+                "[rpo_probe] has both `run` and `cmd`",
+            )
+            .help("keep one: `cmd` (argv, no shell) where no shell is needed");
+            None
+        }
+    };
+    let timeout = t
+        .get("timeout")
+        .and_then(|v| cx.r.positive_duration("timeout", v))
+        .unwrap_or(RpoProbe::DEFAULT_TIMEOUT);
+    Some(RpoProbe {
+        kind: kind?,
+        timeout,
+        line,
+    })
+}
+
+/// A data-loss window only means something for a service that holds data: `[rpo_probe]` is an
+/// error on a service that is not `stateful = true`.
+fn rpo_probe_needs_stateful(
+    svc: &Service,
+    pb: &Playbook,
+    file: &Arc<SourceFile>,
+    diags: &mut Diagnostics,
+) {
+    let Some(probe) = &pb.rpo_probe else { return };
+    if svc.stateful {
+        return;
+    }
+    let start: usize = file
+        .text
+        .split_inclusive('\n')
+        .take(probe.line.saturating_sub(1) as usize)
+        .map(str::len)
+        .sum();
+    let len = file.text[start..]
+        .find('\n')
+        .unwrap_or(file.text.len() - start);
+    diags.push(
+        Diag::error(
+            "rpo-probe",
+            format!("[rpo_probe] on `{}`, which is not a stateful service", svc.name),
+        )
+        .at(file, start..start + len)
+        .label("only stateful services have a data-loss window")
+        .help(format!(
+            "set `stateful = true` (and its `rpo`) under [services.{}] in graph.toml, or remove [rpo_probe]",
+            svc.name
+        )),
+    );
 }
 
 fn read_steps(

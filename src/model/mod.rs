@@ -132,6 +132,24 @@ pub struct Playbook {
     /// steps expanded: inputs of a run, like the playbook file itself. (Built-in templates
     /// are part of the binary, identified by its version.)
     pub templates: std::collections::BTreeSet<PathBuf>,
+    /// `[rpo_probe]` (stateful services only): measures the data-loss window once recovered.
+    pub rpo_probe: Option<RpoProbe>,
+}
+
+/// `[rpo_probe]` of a stateful service's playbook: a read-only command printing the newest
+/// write the recovered service holds, as an RFC 3339 timestamp (its last non-empty line of
+/// output). Run once when the service has recovered; see `exec::rpo`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpoProbe {
+    /// `CheckKind::Run` or `CheckKind::Cmd`.
+    pub kind: CheckKind,
+    pub timeout: Duration,
+    /// 1-based line of the `[rpo_probe]` header.
+    pub line: u32,
+}
+
+impl RpoProbe {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 #[derive(Debug, Clone, PartialEq)]

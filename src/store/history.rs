@@ -1,12 +1,13 @@
 //! Run history read from the journals of a state directory: measured recovery durations (for
-//! `plan --estimates history`) and the last successful drill of each service (for the audit's
-//! `drill-stale` finding). Dry runs are simulations and never count.
+//! `plan --estimates history`), the last successful drill of each service (for the audit's
+//! `drill-stale` finding) and the last measured data-loss window (`rpo-exceeded`). Dry runs
+//! are simulations and never count.
 
 use std::collections::HashMap;
 
 use super::Store;
 use crate::model::Mode;
-use crate::runstate::{RunState, RunStatus, ServiceStatus};
+use crate::runstate::{RpoMeasurement, RunState, RunStatus, ServiceStatus};
 
 #[derive(Debug, Default, Clone)]
 pub struct History {
@@ -14,6 +15,8 @@ pub struct History {
     pub durations: HashMap<String, Vec<f64>>,
     /// Latest moment each service was recovered in a real (not dry-run) drill.
     pub last_drill: HashMap<String, jiff::Timestamp>,
+    /// Latest `rpo.measured` of each service (drill or failover), with its run id.
+    pub last_rpo: HashMap<String, (RpoMeasurement, String)>,
     /// Runs that contributed.
     pub runs: usize,
     /// Runs that could not be read, with the reason.
@@ -59,6 +62,16 @@ impl History {
         let finished = matches!(st.state, RunStatus::Finished | RunStatus::Failed);
         let mut used = false;
         for s in &st.services {
+            if let Some(m) = s.rpo {
+                let e = self
+                    .last_rpo
+                    .entry(s.name.clone())
+                    .or_insert_with(|| (m, st.run_id.clone()));
+                if m.until >= e.0.until {
+                    *e = (m, st.run_id.clone());
+                }
+                used = true;
+            }
             if s.status != ServiceStatus::Recovered {
                 continue;
             }

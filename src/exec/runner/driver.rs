@@ -87,6 +87,14 @@ pub(super) async fn drive(
     kill: CancellationToken,
 ) {
     let outcome = drive_inner(&sh, id, &g, &stop, &kill).await;
+    if matches!(outcome, Outcome::Recovered) {
+        let r = sh_renderer(&sh);
+        let clock = (sh.mode, sh.declared_at);
+        let m = crate::exec::rpo::measure(&*sh.executor, &r, &sh.model, id, clock, &kill);
+        if let Some(ev) = m.await {
+            g.event(ev);
+        }
+    }
     let outcome = match outcome {
         Outcome::Failed { error, output } if sh.rollback => {
             rollback(&sh, id, &g, &kill).await;

@@ -68,6 +68,8 @@ pub(super) struct Shared {
     pub(super) approval_poll: Duration,
     pub(super) done_steps: BTreeMap<String, BTreeSet<String>>,
     pub(super) masker: Masker,
+    /// RTO clock start: where measured RPO windows end (`rpo`).
+    pub(super) declared_at: jiff::Timestamp,
 }
 
 impl Shared {
@@ -95,6 +97,7 @@ impl Shared {
             approval_poll: opts.approval_poll,
             done_steps,
             masker,
+            declared_at: opts.declared_at.unwrap_or_else(jiff::Timestamp::now),
         }
     }
 }

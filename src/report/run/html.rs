@@ -174,7 +174,28 @@ pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
         }
         o.push_str("</tr>\n");
     }
-    o.push_str("</tbody></table>\n<h2>Timeline</h2>\n");
+    o.push_str("</tbody></table>\n");
+    let rpo = rpo_rows(st);
+    if !rpo.is_empty() {
+        let _ = write!(o, "<h2>{}</h2>\n<table><thead><tr>", esc(RPO_TITLE));
+        for h in RPO_HEADER {
+            let _ = write!(o, "<th>{}</th>", esc(&h.to_lowercase()));
+        }
+        o.push_str("</tr></thead><tbody>\n");
+        for r in rpo {
+            o.push_str("<tr>");
+            for (i, c) in r.iter().enumerate() {
+                if i == 5 && c.starts_with("EXCEEDED") {
+                    let _ = write!(o, r#"<td class="breached">{}</td>"#, esc(c));
+                } else {
+                    let _ = write!(o, "<td>{}</td>", esc(c));
+                }
+            }
+            o.push_str("</tr>\n");
+        }
+        o.push_str("</tbody></table>\n");
+    }
+    o.push_str("<h2>Timeline</h2>\n");
     o.push_str(r##"<p class="legend"><span style="background:#cfd6df"></span>planned<span style="background:#3b9b4b"></span>recovered<span style="background:#e8a33d"></span>recovered late<span style="background:#d04545"></span>failed<span style="background:#4a7fd0"></span>in progress &nbsp;<b style="color:#d04545">|</b> RTO</p>"##);
     o.push('\n');
     o.push_str(&svg_gantt(st));

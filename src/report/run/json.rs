@@ -138,6 +138,17 @@ fn json_with(st: &RunState, detail: bool) -> Value {
                 o["skip_reason"] = json!(r);
             }
             o["attempts"] = json!(s.attempts());
+            if let Some(r) = &s.rpo {
+                o["rpo"] = json!({
+                    "newest": r.newest,
+                    "until": r.until,
+                    "window_s": round3(r.window_s),
+                    "rpo_s": r.rpo_s,
+                    "met": r.met(),
+                });
+            } else if let Some(e) = &s.rpo_error {
+                o["rpo"] = json!({ "error": e });
+            }
             if s.cleaned_up {
                 o["cleaned_up"] = json!(true);
             }

@@ -79,6 +79,16 @@ pub fn junit(st: &RunState) -> String {
                     },
                     body.clone(),
                 )),
+                _ if s.rpo.is_some_and(|r| r.met() == Some(false)) => s.rpo.map(|r| {
+                    (
+                        "rpo_exceeded".to_string(),
+                        format!(
+                            "data-loss window {}",
+                            crate::events::rpo_verdict(r.window_s, r.rpo_s)
+                        ),
+                        body.clone(),
+                    )
+                }),
                 ServiceStatus::Running | ServiceStatus::Verifying | ServiceStatus::Waiting
                     if live_or_over =>
                 {
@@ -123,6 +133,14 @@ pub fn junit(st: &RunState) -> String {
             }
             if let Some(r) = s.recovered_s {
                 let _ = writeln!(out, "recovered at {}", fmt_dur(r));
+            }
+            if let Some(r) = &s.rpo {
+                let _ = writeln!(
+                    out,
+                    "newest write {}; data-loss window {}",
+                    r.newest,
+                    crate::events::rpo_verdict(r.window_s, r.rpo_s)
+                );
             }
             Case {
                 name: s.name.clone(),

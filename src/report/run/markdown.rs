@@ -27,6 +27,20 @@ pub fn markdown(st: &RunState) -> String {
         let cells: Vec<String> = r.iter().map(|c| md(c)).collect();
         let _ = writeln!(o, "| {} |", cells.join(" | "));
     }
+    let rpo = rpo_rows(st);
+    if !rpo.is_empty() {
+        let _ = writeln!(o, "\n## {RPO_TITLE}\n");
+        let _ = writeln!(
+            o,
+            "| {} |",
+            RPO_HEADER.map(|h| h.to_lowercase()).join(" | ")
+        );
+        let _ = writeln!(o, "|{}", "---|".repeat(RPO_HEADER.len()));
+        for r in rpo {
+            let cells: Vec<String> = r.iter().map(|c| md(c)).collect();
+            let _ = writeln!(o, "| {} |", cells.join(" | "));
+        }
+    }
     let f = failures(st);
     if !f.is_empty() {
         o.push_str("\n## Failures\n\n");

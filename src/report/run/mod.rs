@@ -152,6 +152,14 @@ pub(super) fn summary_line(st: &RunState) -> String {
     if breached > 0 {
         let _ = write!(s, "; {breached} RTO not met");
     }
+    let rpo_over = st
+        .services
+        .iter()
+        .filter(|x| x.rpo.is_some_and(|r| r.met() == Some(false)))
+        .count();
+    if rpo_over > 0 {
+        let _ = write!(s, "; {rpo_over} RPO exceeded");
+    }
     s
 }
 
@@ -224,6 +232,59 @@ pub(super) const SERVICE_HEADER: [&str; 8] = [
     "RESULT",
     "ATTEMPTS",
 ];
+
+pub(super) const RPO_HEADER: [&str; 6] = [
+    "SERVICE",
+    "NEWEST WRITE",
+    "UNTIL",
+    "WINDOW",
+    "RPO",
+    "RESULT",
+];
+
+/// The data-loss rows (`rpo.measured` / `rpo.probe_failed`), one per service that has one.
+pub(super) fn rpo_rows(st: &RunState) -> Vec<Vec<String>> {
+    let ms = |t: jiff::Timestamp| t.strftime("%Y-%m-%d %H:%M:%S%.3fZ").to_string();
+    st.services
+        .iter()
+        .filter_map(|s| {
+            if let Some(r) = &s.rpo {
+                let result = match r.met() {
+                    _ if r.window_s < 0.0 => "none lost".to_string(),
+                    Some(true) => "met".to_string(),
+                    Some(false) => format!(
+                        "EXCEEDED by {}",
+                        crate::events::fmt_rpo_window(r.window_s - r.rpo_s.unwrap_or(0.0))
+                    ),
+                    None => "no RPO declared".to_string(),
+                };
+                Some(vec![
+                    s.name.clone(),
+                    ms(r.newest),
+                    ms(r.until),
+                    crate::events::fmt_rpo_window(r.window_s.max(0.0)),
+                    opt_dur(r.rpo_s),
+                    result,
+                ])
+            } else {
+                s.rpo_error.as_ref().map(|e| {
+                    let dash = || "-".to_string();
+                    vec![
+                        s.name.clone(),
+                        dash(),
+                        dash(),
+                        dash(),
+                        dash(),
+                        format!("not measured: {e}"),
+                    ]
+                })
+            }
+        })
+        .collect()
+}
+
+pub(super) const RPO_TITLE: &str = "Data loss (measured RPO): newest write on the recovered copy, \
+                                    until the disaster (a drill: until it was read)";
 
 /// Failed steps and services: (service, title, output).
 pub(super) fn failures(st: &RunState) -> Vec<(String, String, String)> {

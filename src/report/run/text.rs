@@ -11,6 +11,11 @@ pub fn text(st: &RunState) -> String {
     let _ = writeln!(o, "{}", clock_line(st));
     let _ = writeln!(o, "{}\n", summary_line(st));
     o.push_str(&table(&SERVICE_HEADER, &service_rows(st)));
+    let rpo = rpo_rows(st);
+    if !rpo.is_empty() {
+        let _ = writeln!(o, "\n{RPO_TITLE}");
+        o.push_str(&table(&RPO_HEADER, &rpo));
+    }
     cleanup_lines(st, &mut o);
     text_tail(st, &mut o);
     o
@@ -283,7 +288,11 @@ fn cleanup_lines(st: &RunState, o: &mut String) {
     match st.cleanup {
         CleanupStatus::NotApplicable => {}
         CleanupStatus::Done => {
-            let _ = writeln!(o, "Cleanup: done, {} steps succeeded", st.cleanup_steps);
+            let _ = writeln!(
+                o,
+                "Cleanup: done, {n} of {n} steps succeeded",
+                n = st.cleanup_steps
+            );
         }
         CleanupStatus::Failed => {
             let _ = writeln!(
