@@ -16,6 +16,7 @@ pub mod notify;
 pub mod plan;
 pub mod progress;
 pub mod report;
+pub mod serve;
 pub mod stub;
 pub mod template;
 pub mod util;

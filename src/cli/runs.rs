@@ -56,7 +56,7 @@ pub struct ReportArgs {
     pub run_id: Option<String>,
     #[command(flatten)]
     pub state: StateArgs,
-    /// text | markdown | html | json | junit
+    /// text | markdown | html | json | junit | otlp (OpenTelemetry spans, OTLP/JSON)
     #[arg(long, default_value = "text")]
     pub format: String,
     /// Write the report to FILE instead of stdout.
@@ -102,6 +102,10 @@ pub fn runs(g: &Global, a: &RunsArgs) -> Result<i32> {
 }
 
 pub fn report(g: &Global, a: &ReportArgs) -> Result<i32> {
+    if a.format.eq_ignore_ascii_case("otlp") {
+        let r = crate::report::otlp::report(&a.state.path(), a.run_id.as_deref(), a.strict)?;
+        return print(r, a.out.as_deref(), g);
+    }
     let r = cmd::cmd_report(&a.state.path(), a.run_id.as_deref(), &a.format, a.strict)?;
     print(r, a.out.as_deref(), g)
 }

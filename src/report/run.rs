@@ -266,7 +266,7 @@ fn failures(st: &RunState) -> Vec<(String, String, String)> {
 
 /// Command output may carry terminal escapes (colours, cursor moves); a report printed to a
 /// terminal must not replay them.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_control() && c != '\t' && c != '\n' {
@@ -279,7 +279,7 @@ fn printable(s: &str) -> String {
 }
 
 /// The last `n` lines of captured output.
-fn last_lines(output: &str, n: usize) -> Vec<&str> {
+pub(crate) fn last_lines(output: &str, n: usize) -> Vec<&str> {
     let lines: Vec<&str> = output.trim_end().lines().collect();
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
@@ -619,7 +619,7 @@ pub fn mermaid_gantt(st: &RunState) -> String {
 // ---------------------------------------------------------------------------------------------
 // HTML
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
