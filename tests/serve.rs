@@ -35,7 +35,10 @@ async fn a_live_drill_over_http() {
     let c = client();
 
     // Before any run.
-    assert_eq!(get(&c, &format!("{}/healthz", srv.url)).await, (200, "ok\n".into()));
+    assert_eq!(
+        get(&c, &format!("{}/healthz", srv.url)).await,
+        (200, "ok\n".into())
+    );
     let (code, body) = get(&c, &format!("{}/", srv.url)).await;
     assert_eq!(code, 200);
     assert!(body.contains("No runs yet"), "{body}");
@@ -49,7 +52,10 @@ async fn a_live_drill_over_http() {
         let (c, url) = (c.clone(), format!("{}/api/runs/{id}", srv.url));
         async move {
             let v: Value = c.get(&url).send().await.ok()?.json().await.ok()?;
-            let api = v["services"].as_array()?.iter().find(|s| s["name"] == "api")?;
+            let api = v["services"]
+                .as_array()?
+                .iter()
+                .find(|s| s["name"] == "api")?;
             (api["status"] == "waiting").then_some(v)
         }
     })
@@ -62,7 +68,14 @@ async fn a_live_drill_over_http() {
     assert_eq!(code, 200);
     assert!(body.contains(&format!("href=\"/runs/{id}\"")), "{body}");
     assert!(body.contains("st-running"), "{body}");
-    let runs: Value = c.get(format!("{}/api/runs", srv.url)).send().await.unwrap().json().await.unwrap();
+    let runs: Value = c
+        .get(format!("{}/api/runs", srv.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(runs["runs"][0]["run_id"], id.as_str());
     assert_eq!(runs["runs"][0]["live"], true);
     assert_eq!(runs["runs"][0]["cleaned_up"], "not yet");
@@ -71,11 +84,20 @@ async fn a_live_drill_over_http() {
     let (code, page) = get(&c, &run_url).await;
     assert_eq!(code, 200);
     for svc in ["db", "cache", "api", "web", "reports", "batch"] {
-        assert!(page.contains(&format!("<tr data-svc=\"{svc}\"")), "{svc} row");
+        assert!(
+            page.contains(&format!("<tr data-svc=\"{svc}\"")),
+            "{svc} row"
+        );
     }
     assert!(page.contains("Wave 0") && page.contains("Wave 2"));
-    assert!(page.contains("class=\"approve\" data-svc=\"api\""), "approve button");
-    assert!(!page.contains("src=\"http") && !page.contains("href=\"http"), "nothing external");
+    assert!(
+        page.contains("class=\"approve\" data-svc=\"api\""),
+        "approve button"
+    );
+    assert!(
+        !page.contains("src=\"http") && !page.contains("href=\"http"),
+        "nothing external"
+    );
     let seq: u64 = page
         .split("data-seq=\"")
         .nth(1)
@@ -84,7 +106,10 @@ async fn a_live_drill_over_http() {
         .expect("data-seq");
     assert!(seq >= 5, "{seq}");
     // A prefix of the id finds the run too; an unknown id is a 404.
-    assert_eq!(get(&c, &format!("{}/runs/{}", srv.url, &id[..10])).await.0, 200);
+    assert_eq!(
+        get(&c, &format!("{}/runs/{}", srv.url, &id[..10])).await.0,
+        200
+    );
     assert_eq!(get(&c, &format!("{}/runs/nope", srv.url)).await.0, 404);
 
     // SSE from the start: ids are the journal's sequence numbers, 1, 2, 3...
@@ -125,7 +150,11 @@ async fn a_live_drill_over_http() {
     both.next(WAIT).await.unwrap();
     assert_eq!(both.next(WAIT).await.unwrap().id, Some(3));
     // Keep a stream open at the page's position to see the approval arrive live.
-    let resp = c.get(format!("{run_url}/events?after={seq}")).send().await.unwrap();
+    let resp = c
+        .get(format!("{run_url}/events?after={seq}"))
+        .send()
+        .await
+        .unwrap();
     let mut live = Sse::new(resp);
 
     // Metrics while api waits.
@@ -133,9 +162,15 @@ async fn a_live_drill_over_http() {
     assert_eq!(code, 200);
     let waiting = format!("meeseeks_services{{run_id=\"{id}\",state=\"waiting\"}} 1");
     assert!(m.contains(&waiting), "{m}");
-    assert!(m.contains(&format!("meeseeks_approvals_waiting{{run_id=\"{id}\"}} 1")), "{m}");
+    assert!(
+        m.contains(&format!("meeseeks_approvals_waiting{{run_id=\"{id}\"}} 1")),
+        "{m}"
+    );
     assert!(m.contains("meeseeks_service_rto_remaining_seconds{"), "{m}");
-    assert!(m.contains(&format!("meeseeks_run_live{{run_id=\"{id}\"}} 1")), "{m}");
+    assert!(
+        m.contains(&format!("meeseeks_run_live{{run_id=\"{id}\"}} 1")),
+        "{m}"
+    );
     for line in m.lines().filter(|l| !l.starts_with('#')) {
         assert!(line.starts_with("meeseeks_"), "{line}");
         let v = line.rsplit(' ').next().unwrap();
@@ -148,13 +183,31 @@ async fn a_live_drill_over_http() {
     assert_eq!(code, 400, "no `by`");
     let (code, _) = post(&c, &approve, json!({"service": "api", "by": "  "}), None).await;
     assert_eq!(code, 400, "empty `by`");
-    let (code, v) = post(&c, &approve, json!({"service": "nope", "by": "alice"}), None).await;
+    let (code, v) = post(
+        &c,
+        &approve,
+        json!({"service": "nope", "by": "alice"}),
+        None,
+    )
+    .await;
     assert_eq!(code, 404, "{v}");
     let (code, v) = post(&c, &approve, json!({"service": "db", "by": "alice"}), None).await;
     assert_eq!(code, 409, "db waits for nothing: {v}");
-    let (code, v) = post(&c, &approve, json!({"service": "api", "step": "other", "by": "alice"}), None).await;
+    let (code, v) = post(
+        &c,
+        &approve,
+        json!({"service": "api", "step": "other", "by": "alice"}),
+        None,
+    )
+    .await;
     assert_eq!(code, 409, "a stale page's step: {v}");
-    let (code, v) = post(&c, &format!("{}/api/runs/nope/approve", srv.url), json!({"service": "api", "by": "alice"}), None).await;
+    let (code, v) = post(
+        &c,
+        &format!("{}/api/runs/nope/approve", srv.url),
+        json!({"service": "api", "by": "alice"}),
+        None,
+    )
+    .await;
     assert_eq!(code, 404, "{v}");
     // The real one.
     let (code, v) = post(
@@ -213,14 +266,28 @@ async fn a_live_drill_over_http() {
     assert_eq!(v["runs"][0]["cleaned_up"], "yes (2 steps)");
     assert_eq!(v["runs"][0]["breaches"], 1);
     let (_, m) = get(&c, &format!("{}/metrics", srv.url)).await;
-    assert!(m.contains(&format!("meeseeks_steps_failed_total{{run_id=\"{id}\"}} 1")), "{m}");
-    assert!(m.contains(&format!("meeseeks_rto_breaches_total{{run_id=\"{id}\"}} 1")), "{m}");
-    assert!(m.contains(&format!("meeseeks_services{{run_id=\"{id}\",state=\"recovered\"}} 4")), "{m}");
+    assert!(
+        m.contains(&format!("meeseeks_steps_failed_total{{run_id=\"{id}\"}} 1")),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!("meeseeks_rto_breaches_total{{run_id=\"{id}\"}} 1")),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!(
+            "meeseeks_services{{run_id=\"{id}\",state=\"recovered\"}} 4"
+        )),
+        "{m}"
+    );
 
     // The plan and the graph of the DR directory.
     let (code, plan) = get(&c, &format!("{}/plan", srv.url)).await;
     assert_eq!(code, 200, "{plan}");
-    assert!(plan.contains("<svg") && plan.contains("critical path"), "the plan report");
+    assert!(
+        plan.contains("<svg") && plan.contains("critical path"),
+        "the plan report"
+    );
     assert!(plan.contains("<nav class=\"top\">"));
     let (code, g) = get(&c, &format!("{}/graph", srv.url)).await;
     assert_eq!(code, 200);
@@ -230,10 +297,20 @@ async fn a_live_drill_over_http() {
     // Losing db takes down api, web (through api), reports and batch.
     assert!(g.contains("<b class=\"down\">4</b> go down"), "{g}");
     assert!(g.contains("data-svc=\"web\" class=\"h-down\""), "{g}");
-    let v: Value = c.get(format!("{}/api/graph/web", srv.url)).send().await.unwrap().json().await.unwrap();
+    let v: Value = c
+        .get(format!("{}/api/graph/web", srv.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["needs"], json!(["api", "cache", "db"]));
     assert_eq!(v["optional"], json!(["reports"]));
-    assert_eq!(get(&c, &format!("{}/graph?service=nope", srv.url)).await.0, 404);
+    assert_eq!(
+        get(&c, &format!("{}/graph?service=nope", srv.url)).await.0,
+        404
+    );
     assert_eq!(get(&c, &format!("{}/api/graph/nope", srv.url)).await.0, 404);
     assert_eq!(get(&c, &format!("{}/nowhere", srv.url)).await.0, 404);
 }
@@ -251,11 +328,31 @@ async fn tokens_and_read_only() {
     let url = format!("{}/api/runs/none/approve", srv.url);
     let r = c.post(&url).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 401, "no token");
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
-    assert_eq!(post(&c, &url, body.clone(), Some("wrong")).await.0, 401, "wrong token");
-    assert_eq!(post(&c, &url, body.clone(), Some("correct-horse-batter")).await.0, 401, "a prefix");
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert_eq!(
+        post(&c, &url, body.clone(), Some("wrong")).await.0,
+        401,
+        "wrong token"
+    );
+    assert_eq!(
+        post(&c, &url, body.clone(), Some("correct-horse-batter"))
+            .await
+            .0,
+        401,
+        "a prefix"
+    );
     // The right token gets past the door (then: no such run).
-    assert_eq!(post(&c, &url, body.clone(), Some("correct-horse-battery")).await.0, 404);
+    assert_eq!(
+        post(&c, &url, body.clone(), Some("correct-horse-battery"))
+            .await
+            .0,
+        404
+    );
     // Pages are readable without it (a browser cannot put a header on a link).
     assert_eq!(get(&c, &format!("{}/", srv.url)).await.0, 200);
     drop(srv);
@@ -268,7 +365,13 @@ async fn tokens_and_read_only() {
     assert_eq!(code, 403, "{v}");
     drop(srv);
     let srv = Server::start(&state, &["--read-only"], &[]);
-    let (code, v) = post(&c, &format!("{}/api/runs/none/approve", srv.url), body.clone(), None).await;
+    let (code, v) = post(
+        &c,
+        &format!("{}/api/runs/none/approve", srv.url),
+        body.clone(),
+        None,
+    )
+    .await;
     assert_eq!(code, 403, "{v}");
     assert!(v["error"].as_str().unwrap().contains("read-only"));
 }
@@ -287,7 +390,10 @@ fn a_token_is_required_off_loopback() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("without a token") && err.contains("--token-file"), "{err}");
+    assert!(
+        err.contains("without a token") && err.contains("--token-file"),
+        "{err}"
+    );
     // An empty token file is refused too, not taken for "no token".
     let tok = tmp.path().join("token");
     std::fs::write(&tok, "\n").unwrap();
@@ -299,10 +405,17 @@ fn a_token_is_required_off_loopback() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty token"));
     // A bad address is bad usage.
-    let out = meeseeks().args(["serve", "--listen", "nowhere"]).output().unwrap();
+    let out = meeseeks()
+        .args(["serve", "--listen", "nowhere"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     // With a token it starts (and answers on loopback).
-    let srv = Server::start(&state, &["--listen", "0.0.0.0:0"], &[("MEESEEKS_TOKEN", "t0ken")]);
+    let srv = Server::start(
+        &state,
+        &["--listen", "0.0.0.0:0"],
+        &[("MEESEEKS_TOKEN", "t0ken")],
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let code = rt.block_on(async { get(&client(), &format!("{}/healthz", srv.url)).await.0 });
     assert_eq!(code, 200);
@@ -324,16 +437,25 @@ fn report_format_otlp_of_a_drill() {
             .unwrap()
     };
     let out = run(&[]);
-    assert_eq!(out.status.code(), Some(1), "failed services: exit 1 like every report");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "failed services: exit 1 like every report"
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let spans = v["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap();
+    let spans = v["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap();
     let root = &spans[0];
     let trace = root["traceId"].as_str().unwrap();
     assert_eq!(trace.len(), 32);
     assert!(spans.iter().all(|s| s["traceId"] == trace));
     // A span per service under the root, a span per step under its service.
     for svc in ["db", "cache", "api", "web", "reports", "batch"] {
-        let s = spans.iter().find(|s| s["name"] == svc).unwrap_or_else(|| panic!("{svc}"));
+        let s = spans
+            .iter()
+            .find(|s| s["name"] == svc)
+            .unwrap_or_else(|| panic!("{svc}"));
         assert_eq!(s["parentSpanId"], root["spanId"]);
     }
     let api = spans.iter().find(|s| s["name"] == "api").unwrap();
@@ -354,5 +476,8 @@ fn report_format_otlp_of_a_drill() {
     let file = tmp.path().join("trace.json");
     run(&["--out", file.to_str().unwrap()]);
     let again: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    assert_eq!(again["resourceSpans"][0]["scopeSpans"][0]["spans"], v["resourceSpans"][0]["scopeSpans"][0]["spans"]);
+    assert_eq!(
+        again["resourceSpans"][0]["scopeSpans"][0]["spans"],
+        v["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    );
 }

@@ -47,6 +47,8 @@ pub struct Inner {
     pub holder: Option<LockInfo>,
     pub steps_failed: usize,
     pub counts: view::Counts,
+    /// RTO of each service in seconds, for the activity lines.
+    rto: HashMap<String, f64>,
     /// The last activity lines, oldest first.
     pub log: VecDeque<String>,
     /// Why the journal cannot be read, if it cannot.
@@ -71,6 +73,7 @@ impl Inner {
             holder: None,
             steps_failed: 0,
             counts: view::Counts::default(),
+            rto: HashMap::new(),
             log: VecDeque::new(),
             error: None,
             ready: false,
@@ -117,6 +120,9 @@ impl Inner {
         match &rec.event {
             Event::RunStarted { .. } | Event::RunResumed { .. } => {
                 self.counts = view::Counts::of(&self.state);
+                self.rto = (self.state.services.iter())
+                    .filter_map(|s| Some((s.name.clone(), s.rto_s?)))
+                    .collect();
             }
             _ => {
                 let after = service
@@ -130,13 +136,16 @@ impl Inner {
         if matches!(rec.event, Event::StepFailed { .. }) {
             self.steps_failed += 1;
         }
-        let line = view::describe(rec);
-        if self.log.len() == view::LOG_LINES {
-            self.log.pop_front();
+        let line = view::describe(rec, &self.rto);
+        if let Some(l) = &line {
+            if self.log.len() == view::LOG_LINES {
+                self.log.pop_front();
+            }
+            self.log.push_back(l.clone());
         }
-        self.log.push_back(line.clone());
         let mut d = json!({
             "seq": rec.seq,
+            "ts": rec.ts,
             "event": rec.event.name(),
             "head": self.head(),
             "log": line,

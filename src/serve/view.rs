@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::events::{Event, Record};
+use crate::events::Record;
 use crate::journal::state::{RunState, RunStatus, ServiceState, ServiceStatus, StepStatus};
 use crate::report::run::{esc, fmt_dur, last_lines, printable};
 
@@ -346,7 +346,7 @@ fn current_step(s: &ServiceState) -> String {
     let find = |st: StepStatus| s.steps.iter().rev().find(|x| x.status == st);
     match s.status {
         ServiceStatus::Waiting => find(StepStatus::Waiting)
-            .map(|x| format!("⏸ {}", x.name))
+            .map(|x| format!("approval: {}", x.name))
             .unwrap_or_else(|| "waiting".into()),
         ServiceStatus::Running => match find(StepStatus::Running) {
             Some(x) if x.attempts > 1 => format!("{} (attempt {})", x.name, x.attempts),
@@ -534,86 +534,13 @@ pub fn waiting_item(st: &RunState, s: &ServiceState, read_only: bool) -> String 
     )
 }
 
-/// One line of the activity feed (plain text; the page sets it as text).
-pub fn describe(rec: &Record) -> String {
-    let what = match &rec.event {
-        Event::RunStarted { services, mode, .. } => {
-            format!("{} started with {} services", mode.as_str(), services.len())
-        }
-        Event::RunResumed { changes, .. } if changes.is_empty() => "run resumed".into(),
-        Event::RunResumed { changes, .. } => format!("run resumed ({})", changes.join(", ")),
-        Event::ServiceStarted { service } => format!("{service}: started"),
-        Event::StepStarted {
-            service,
-            step,
-            attempt,
-            ..
-        } if *attempt > 1 => format!("{service}: step \"{step}\" attempt {attempt}"),
-        Event::StepStarted { service, step, .. } => format!("{service}: step \"{step}\""),
-        Event::StepAttemptFailed {
-            service,
-            step,
-            attempt,
-            error,
-            ..
-        } => format!("{service}: step \"{step}\" attempt {attempt} failed: {error}"),
-        Event::StepSucceeded {
-            service,
-            step,
-            duration_s,
-            ..
-        } => format!(
-            "{service}: step \"{step}\" done in {}",
-            fmt_dur(*duration_s)
-        ),
-        Event::StepFailed {
-            service,
-            step,
-            error,
-            ..
-        } => format!("{service}: step \"{step}\" FAILED: {error}"),
-        Event::StepSkipped {
-            service,
-            step,
-            reason,
-        } => format!("{service}: step \"{step}\" skipped ({reason})"),
-        Event::ManualWaiting { service, step, .. } => {
-            format!("{service}: \"{step}\" waits for approval")
-        }
-        Event::ManualApproved { service, step, by } => {
-            format!("{service}: \"{step}\" approved by {by}")
-        }
-        Event::CheckPassed { service, check, .. } => format!("{service}: check {check} passed"),
-        Event::CheckFailed {
-            service,
-            check,
-            error,
-        } => format!("{service}: check {check} failed: {error}"),
-        Event::ServiceRecovered {
-            service,
-            recovered_s,
-        } => format!("{service}: RECOVERED at {}", fmt_dur(*recovered_s)),
-        Event::ServiceFailed { service, error } => format!("{service}: FAILED: {error}"),
-        Event::ServiceSkipped { service, reason } => format!("{service}: skipped ({reason})"),
-        Event::ServiceBlocked { service, because } => {
-            format!("{service}: blocked by {because}")
-        }
-        Event::RollbackStarted { service } => format!("{service}: rolling back"),
-        Event::RtoBreached { service, rto_s } => {
-            format!("{service}: RTO of {} BREACHED", fmt_dur(*rto_s))
-        }
-        Event::RunInterrupted { reason } => format!("run interrupted: {reason}"),
-        Event::RunAbandoned { by } => format!("run abandoned by {by}"),
-        Event::RunFinished {
-            outcome,
-            recovered,
-            failed,
-            blocked,
-        } => format!(
-            "run finished: {outcome} ({recovered} recovered, {failed} failed, {blocked} blocked)"
-        ),
-    };
-    format!("{} {}", clock(rec.ts), printable(&what))
+/// One line of the activity feed (plain text; the page sets it as text): the terminal's
+/// progress line for the record, without the output lines it may carry. `rto` maps services
+/// to their RTO in seconds.
+pub fn describe(rec: &Record, rto: &std::collections::HashMap<String, f64>) -> Option<String> {
+    let text = crate::progress::describe(&rec.event, rto, false)?;
+    let first = text.lines().next().unwrap_or("");
+    Some(format!("{} {}", clock(rec.ts), printable(first)))
 }
 
 fn counts_html(v: &serde_json::Value) -> String {

@@ -158,14 +158,22 @@ impl Drill {
                 }
                 return (st.code(), out);
             }
-            assert!(Instant::now() < deadline, "the drill did not finish in {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "the drill did not finish in {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     pub fn journal(&self) -> String {
-        std::fs::read_to_string(self.state.join("runs").join(&self.run_id).join("journal.jsonl"))
-            .unwrap_or_default()
+        std::fs::read_to_string(
+            self.state
+                .join("runs")
+                .join(&self.run_id)
+                .join("journal.jsonl"),
+        )
+        .unwrap_or_default()
     }
 }
 

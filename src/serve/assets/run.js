@@ -3,7 +3,9 @@
 (() => {
   "use strict";
   const B = document.body, D = B.dataset;
-  const runId = D.run, t0 = +D.t0, amber = +D.amber, offset = +D.now - Date.now();
+  // Correct a client clock that is off from the server's, not the page's load time.
+  const skew = +D.now - Date.now();
+  const runId = D.run, t0 = +D.t0, amber = +D.amber, offset = Math.abs(skew) > 2000 ? skew : 0;
   let seq = +D.seq, head = JSON.parse(D.head);
   const $ = (id) => document.getElementById(id);
   const table = $("svc"), wl = $("wl"), waiting = $("waiting"), log = $("log");
@@ -68,7 +70,7 @@
   function tick() {
     const now = nowS();
     if (now > scale * 0.97) setScale(now * 1.25);
-    $("h-elapsed").textContent = fmt(Math.floor(Math.max(0, now)));
+    $("h-elapsed").textContent = fmt(Math.round(Math.max(0, now)));
     rows.forEach((r) => tickRow(r, now));
   }
 
@@ -174,7 +176,7 @@
   }
   connect();
   tick();
-  setInterval(tick, 1000);
+  setInterval(tick, 500);
 
   // --- approvals ----------------------------------------------------------------------------
   const byIn = $("by"), tokIn = $("tok"), tokbox = $("tokbox");
