@@ -15,6 +15,11 @@ use crate::report::run::{esc, fmt_dur, last_lines, printable};
 pub const AMBER_SHARE: f64 = 0.25;
 /// Output lines shown per service.
 pub const OUTPUT_LINES: usize = 6;
+/// Rows per table chunk on the run page.
+const CHUNK_ROWS: usize = 40;
+/// The run table's columns (every chunk has the same, so the columns line up).
+const COLS: &str = "<colgroup><col class=\"c-n\"><col class=\"c-s\"><col class=\"c-step\"><col class=\"c-el\">\
+<col class=\"c-rto\"><col class=\"c-tl\"><col class=\"c-out\"></colgroup>";
 /// Activity lines shown on the run page.
 pub const LOG_LINES: usize = 40;
 
@@ -623,11 +628,14 @@ pub fn run_page(v: &RunView) -> String {
          <p class=\"legend\"><i class=\"pl\"></i> planned <i class=\"ac ac-running\"></i> running \
          <i class=\"ac ac-recovered\"></i> recovered <i class=\"ac ac-recovered late\"></i> late \
          <i class=\"ac ac-failed\"></i> failed <i class=\"rt\"></i> RTO</p>\
-         <table id=\"svc\" style=\"--scale:{scale}\"><thead><tr><th>service</th><th>status</th>\
+         <div id=\"svc\" style=\"--scale:{scale}\"><table class=\"svc\">{COLS}<thead><tr><th>service</th><th>status</th>\
          <th>current step</th><th>elapsed</th><th>RTO</th><th class=\"tlh\">planned vs actual\
-         <div class=\"axis\">{axis}</div></th><th>output</th></tr></thead>",
+         <div class=\"axis\">{axis}</div></th><th>output</th></tr></thead></table>",
         axis = axis(scale),
     );
+    // Small tables in chunks that the browser skips laying out while they are off screen
+    // (`content-visibility` does nothing for the rows of one big table): a change to one row
+    // of a 2 000-service run costs the layout of its chunk, not of the whole run.
     for (wave, list) in by_wave(st) {
         let title = match wave {
             Some(w) => format!("Wave {w}"),
@@ -635,17 +643,21 @@ pub fn run_page(v: &RunView) -> String {
         };
         let _ = writeln!(
             b,
-            "<tbody><tr class=\"wave\"><th colspan=\"7\">{} <small>{} services</small></th></tr>",
+            "<div class=\"wave\"><h3>{} <small>{} services</small></h3>",
             esc(&title),
             list.len()
         );
-        for s in list {
-            b.push_str(&service_row(s, now));
-            b.push('\n');
+        for chunk in list.chunks(CHUNK_ROWS) {
+            let _ = write!(b, "<div class=\"chunk\"><table class=\"svc\">{COLS}<tbody>");
+            for s in chunk {
+                b.push_str(&service_row(s, now));
+                b.push('\n');
+            }
+            b.push_str("</tbody></table></div>\n");
         }
-        b.push_str("</tbody>\n");
+        b.push_str("</div>\n");
     }
-    b.push_str("</table></section>\n");
+    b.push_str("</div></section>\n");
     // Activity.
     b.push_str("<section><h2>Activity</h2><ol id=\"log\">");
     for l in v.log.iter().rev() {
@@ -682,4 +694,173 @@ fn axis(scale: f64) -> String {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, PlannedService};
+
+    const EVIL: &str = "<img src=x onerror=alert(1)>\"'&";
+
+    fn state() -> RunState {
+        let rec = |seq: u64, event: Event| Record {
+            seq,
+            ts: jiff::Timestamp::from_second(1_800_000_000 + seq as i64).unwrap(),
+            event,
+        };
+        let svc = |n: &str| PlannedService {
+            name: n.into(),
+            tier: 0,
+            rto_s: Some(60.0),
+            wave: Some(0),
+            start_s: Some(0.0),
+            ready_s: Some(5.0),
+            depends_on: vec![],
+            steps: vec![EVIL.into()],
+        };
+        RunState::fold(&[
+            rec(
+                1,
+                Event::RunStarted {
+                    run_id: "R".into(),
+                    mode: crate::model::Mode::Drill,
+                    dir: EVIL.into(),
+                    declared_at: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+                    services: vec!["a".into(), "b".into()],
+                    options: serde_json::json!({}),
+                    input_hash: String::new(),
+                    plan: vec![svc("a"), svc("b")],
+                },
+            ),
+            rec(
+                2,
+                Event::ServiceStarted {
+                    service: "a".into(),
+                },
+            ),
+            rec(
+                3,
+                Event::StepStarted {
+                    service: "a".into(),
+                    step: EVIL.into(),
+                    attempt: 1,
+                    action: Some(EVIL.into()),
+                },
+            ),
+            rec(
+                4,
+                Event::StepFailed {
+                    service: "a".into(),
+                    step: EVIL.into(),
+                    attempts: 1,
+                    error: EVIL.into(),
+                    output: format!("line\n{EVIL}"),
+                    optional: false,
+                },
+            ),
+            rec(
+                5,
+                Event::ServiceFailed {
+                    service: "a".into(),
+                    error: EVIL.into(),
+                },
+            ),
+            rec(
+                6,
+                Event::ServiceStarted {
+                    service: "b".into(),
+                },
+            ),
+            rec(
+                7,
+                Event::ManualWaiting {
+                    service: "b".into(),
+                    step: EVIL.into(),
+                    prompt: EVIL.into(),
+                },
+            ),
+        ])
+    }
+
+    #[test]
+    fn journal_strings_are_escaped_everywhere() {
+        let st = state();
+        let log = vec![
+            describe(
+                &Record {
+                    seq: 9,
+                    ts: jiff::Timestamp::UNIX_EPOCH,
+                    event: Event::ServiceFailed {
+                        service: "a".into(),
+                        error: EVIL.into(),
+                    },
+                },
+                &Default::default(),
+            )
+            .unwrap(),
+        ];
+        let page = run_page(&RunView {
+            state: &st,
+            live: true,
+            holder: Some(EVIL.into()),
+            seq: 7,
+            log: &log,
+            steps_failed: 1,
+            counts: Counts::of(&st),
+            token_required: false,
+            read_only: false,
+            error: Some(EVIL),
+        });
+        let row = service_row(st.service("a").unwrap(), 10.0);
+        let item = waiting_item(&st, st.service("b").unwrap(), false);
+        assert!(item.contains("class=\"approve\""));
+        let runs = runs_rows(&[RunRow {
+            state: st.clone(),
+            live: false,
+            holder: Some(EVIL.into()),
+        }]);
+        for html in [&page, &row, &item, &runs] {
+            assert!(!html.contains("<img"), "{html}");
+            assert!(!html.contains("onerror=alert(1)>\""), "{html}");
+        }
+        assert!(
+            row.contains("&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp;"),
+            "{row}"
+        );
+        // Read-only pages carry no button.
+        assert!(!waiting_item(&st, st.service("b").unwrap(), true).contains("<button"));
+    }
+
+    #[test]
+    fn countdown_turns_amber_then_red() {
+        let mut st = state();
+        let s = st.service("b").unwrap().clone();
+        assert_eq!(rto_cell(&s, 10.0).0, "rto-ok");
+        assert_eq!(rto_cell(&s, 60.0 - 60.0 * AMBER_SHARE + 1.0).0, "rto-amber");
+        assert_eq!(rto_cell(&s, 61.0).0, "rto-red");
+        st.apply(&Record {
+            seq: 8,
+            ts: jiff::Timestamp::from_second(1_800_000_030).unwrap(),
+            event: Event::ServiceRecovered {
+                service: "b".into(),
+                recovered_s: 30.0,
+            },
+        });
+        let (class, text) = rto_cell(st.service("b").unwrap(), 100.0);
+        assert_eq!((class, text.as_str()), ("rto-ok", "met, 30.0s spare"));
+    }
+
+    #[test]
+    fn counts_follow_moves() {
+        let st = state();
+        let mut c = Counts::of(&st);
+        assert_eq!(c.get(ServiceStatus::Failed), 1);
+        assert_eq!(c.get(ServiceStatus::Waiting), 1);
+        c.moved(Some(ServiceStatus::Waiting), Some(ServiceStatus::Running));
+        c.moved(None, Some(ServiceStatus::Pending));
+        assert_eq!(c.get(ServiceStatus::Waiting), 0);
+        assert_eq!(c.get(ServiceStatus::Running), 1);
+        assert_eq!(c.get(ServiceStatus::Pending), 1);
+    }
 }

@@ -10,7 +10,22 @@
   const $ = (id) => document.getElementById(id);
   const table = $("svc"), wl = $("wl"), waiting = $("waiting"), log = $("log");
   const rows = new Map(), waits = new Map();
-  document.querySelectorAll("tr[data-svc]").forEach((r) => rows.set(r.dataset.svc, r));
+  // Clocks tick only in the rows on screen: a 2 000-service run must not rewrite 2 000
+  // countdowns every half second.
+  const visible = new Set();
+  const io = new IntersectionObserver((entries) => {
+    const now = nowS();
+    for (const e of entries) {
+      if (e.isIntersecting) {
+        visible.add(e.target);
+        tickRow(e.target, now);
+      } else visible.delete(e.target);
+    }
+  });
+  document.querySelectorAll("tr[data-svc]").forEach((r) => {
+    rows.set(r.dataset.svc, r);
+    io.observe(r);
+  });
   document.querySelectorAll("#wl li[data-w]").forEach((l) => waits.set(l.dataset.w, l));
   let scale = parseFloat(table.style.getPropertyValue("--scale")) || 60;
 
@@ -71,7 +86,7 @@
     const now = nowS();
     if (now > scale * 0.97) setScale(now * 1.25);
     $("h-elapsed").textContent = fmt(Math.round(Math.max(0, now)));
-    rows.forEach((r) => tickRow(r, now));
+    visible.forEach((r) => tickRow(r, now));
   }
 
   // --- deltas -------------------------------------------------------------------------------
@@ -120,9 +135,16 @@
     const now = nowS();
     for (const [name, html] of lastRow) {
       const n = frag(html), old = rows.get(name);
-      if (old) old.replaceWith(n);
-      else table.tBodies[table.tBodies.length - 1].appendChild(n);
+      if (old) {
+        io.unobserve(old);
+        if (visible.delete(old)) visible.add(n);
+        old.replaceWith(n);
+      } else {
+        const bodies = table.querySelectorAll("tbody");
+        bodies[bodies.length - 1].appendChild(n);
+      }
       rows.set(name, n);
+      io.observe(n);
       tickRow(n, now);
     }
     for (const [name, html] of lastWait) {
