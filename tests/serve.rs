@@ -15,6 +15,10 @@ async fn get(c: &reqwest::Client, url: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+async fn get_json(c: &reqwest::Client, url: &str) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn post(c: &reqwest::Client, url: &str, body: Value, token: Option<&str>) -> (u16, Value) {
     let mut req = c.post(url).json(&body);
     if let Some(t) = token {
@@ -68,14 +72,7 @@ async fn a_live_drill_over_http() {
     assert_eq!(code, 200);
     assert!(body.contains(&format!("href=\"/runs/{id}\"")), "{body}");
     assert!(body.contains("st-running"), "{body}");
-    let runs: Value = c
-        .get(format!("{}/api/runs", srv.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let runs: Value = get_json(&c, &format!("{}/api/runs", srv.url)).await;
     assert_eq!(runs["runs"][0]["run_id"], id.as_str());
     assert_eq!(runs["runs"][0]["live"], true);
     assert_eq!(runs["runs"][0]["cleaned_up"], "not yet");
@@ -297,14 +294,7 @@ async fn a_live_drill_over_http() {
     // Losing db takes down api, web (through api), reports and batch.
     assert!(g.contains("<b class=\"down\">4</b> go down"), "{g}");
     assert!(g.contains("data-svc=\"web\" class=\"h-down\""), "{g}");
-    let v: Value = c
-        .get(format!("{}/api/graph/web", srv.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&c, &format!("{}/api/graph/web", srv.url)).await;
     assert_eq!(v["needs"], json!(["api", "cache", "db"]));
     assert_eq!(v["optional"], json!(["reports"]));
     assert_eq!(
