@@ -20,6 +20,7 @@ pub mod progress;
 pub mod report;
 pub mod runconfig;
 pub mod runstate;
+pub mod serve;
 pub mod session;
 pub mod store;
 pub mod stub;

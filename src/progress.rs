@@ -90,7 +90,7 @@ fn indent(text: &str, lines: usize) -> String {
 }
 
 /// The human sentence for a record, or `None` for records not worth a line.
-fn describe(ev: &Event, rto: &HashMap<String, f64>, dry_run: bool) -> Option<String> {
+pub(crate) fn describe(ev: &Event, rto: &HashMap<String, f64>, dry_run: bool) -> Option<String> {
     Some(match ev {
         Event::RunStarted {
             run_id,

@@ -16,6 +16,7 @@ pub mod init;
 pub mod plan;
 pub mod run;
 pub mod runs;
+pub mod serve;
 pub mod templates;
 pub mod validate;
 
@@ -94,6 +95,8 @@ pub enum Command {
     Approve(runs::ApproveArgs),
     /// A stand-in HTTP/TCP service for rehearsals, demos and tests.
     Stub(crate::stub::StubArgs),
+    /// The war room: a live web page of every run, approvals, Prometheus metrics.
+    Serve(serve::ServeArgs),
     /// Export the graph: --format dot|mermaid|json, --focus SVC --depth N.
     Graph(graph_ops::GraphArgs),
     /// What SERVICE needs, transitively, with the paths.
@@ -256,6 +259,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Report(a) => runs::report(g, &a),
         Command::Approve(a) => runs::approve(g, &a),
         Command::Stub(a) => crate::stub::run(&a),
+        Command::Serve(a) => serve::run(g, &a),
         Command::Graph(a) => graph_ops::graph(g, &a),
         Command::Deps(a) => graph_ops::deps(g, &a),
         Command::Impact(a) => graph_ops::impact(g, &a),

@@ -232,11 +232,25 @@ impl EtcdStore {
     /// The journal's records in order. Like the file store, a run that had begun but has no
     /// record left is an error, never a blank slate.
     pub async fn replay(&self, id: &str) -> Result<Vec<Record>> {
+        let records = self.replay_after(id, 0).await?;
+        if records.is_empty() && self.get_value(&self.run_key(id, "begun")).await?.is_some() {
+            return Err(Error::Invalid(format!(
+                "the journal of run {id} in {} is empty although the run had begun: its history \
+                 is lost. Give the run up with `meeseeks run --abandon {id}` and check by hand \
+                 what it did",
+                self.spec
+            )));
+        }
+        Ok(records)
+    }
+
+    /// The journal's records with a sequence number above `after`, in order.
+    pub async fn replay_after(&self, id: &str, after: u64) -> Result<Vec<Record>> {
         let prefix = self.journal_prefix(id);
         let end = prefix_end(&prefix);
         let mut kv = self.client.kv_client();
         let mut records: Vec<Record> = Vec::new();
-        let mut from = prefix.clone();
+        let mut from = format!("{prefix}{:020}", after + 1);
         loop {
             let opts = GetOptions::new()
                 .with_range(end.clone())
@@ -270,15 +284,27 @@ impl EtcdStore {
                 _ => break,
             }
         }
-        if records.is_empty() && self.get_value(&self.run_key(id, "begun")).await?.is_some() {
-            return Err(Error::Invalid(format!(
-                "the journal of run {id} in {} is empty although the run had begun: its history \
-                 is lost. Give the run up with `meeseeks run --abandon {id}` and check by hand \
-                 what it did",
-                self.spec
-            )));
-        }
         Ok(records)
+    }
+
+    /// Returns once record `seq` of run `id` exists (a watch: no polling of the journal).
+    pub async fn wait_record(&self, id: &str, seq: u64) -> Result<()> {
+        let key = format!("{}{seq:020}", self.journal_prefix(id));
+        let mut w = self.client.watch_client();
+        let mut stream = bounded("watch the journal", w.watch(key.clone(), None)).await?;
+        if self.get_value(&key).await?.is_some() {
+            return Ok(());
+        }
+        while let Ok(Some(resp)) = stream.message().await {
+            if resp
+                .events()
+                .iter()
+                .any(|e| e.event_type() == EventType::Put)
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Who holds the run's lock (a live lease), if anyone.

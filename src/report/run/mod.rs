@@ -15,6 +15,7 @@ mod junit;
 mod markdown;
 mod text;
 
+pub(crate) use html::esc;
 pub use html::{html, svg_gantt};
 pub use json::{json, report_json, run_json, runs_json, status_json};
 pub use junit::junit;
@@ -28,6 +29,8 @@ pub enum ReportFormat {
     Markdown,
     Html,
     Junit,
+    /// OpenTelemetry spans (OTLP/JSON): one trace per run, a span per service and step.
+    Otlp,
 }
 
 impl ReportFormat {
@@ -37,6 +40,7 @@ impl ReportFormat {
         ReportFormat::Markdown,
         ReportFormat::Html,
         ReportFormat::Junit,
+        ReportFormat::Otlp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +50,7 @@ impl ReportFormat {
             ReportFormat::Markdown => "markdown",
             ReportFormat::Html => "html",
             ReportFormat::Junit => "junit",
+            ReportFormat::Otlp => "otlp",
         }
     }
 }
@@ -59,6 +64,7 @@ impl std::str::FromStr for ReportFormat {
             "markdown" | "md" => Ok(ReportFormat::Markdown),
             "html" => Ok(ReportFormat::Html),
             "junit" | "xml" => Ok(ReportFormat::Junit),
+            "otlp" => Ok(ReportFormat::Otlp),
             other => Err(format!(
                 "unknown format `{other}` (expected text, json, markdown, html or junit)"
             )),
@@ -73,6 +79,7 @@ pub fn render(st: &RunState, format: ReportFormat) -> String {
         ReportFormat::Markdown => markdown(st),
         ReportFormat::Html => html(st),
         ReportFormat::Junit => junit(st),
+        ReportFormat::Otlp => json::pretty(&super::otlp::render(st)),
     }
 }
 
@@ -337,7 +344,7 @@ pub(super) fn failures(st: &RunState) -> Vec<(String, String, String)> {
 
 /// Command output may carry terminal escapes (colours, cursor moves); a report printed to a
 /// terminal must not replay them.
-pub(super) fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_control() && c != '\t' && c != '\n' {
@@ -350,7 +357,7 @@ pub(super) fn printable(s: &str) -> String {
 }
 
 /// The last `n` lines of captured output.
-pub(super) fn last_lines(output: &str, n: usize) -> Vec<&str> {
+pub(crate) fn last_lines(output: &str, n: usize) -> Vec<&str> {
     let lines: Vec<&str> = output.trim_end().lines().collect();
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
