@@ -105,6 +105,7 @@ impl Server {
             url: format!("{}/hooks/{kind}", self.base),
             events: events.iter().map(|s| s.to_string()).collect(),
             format,
+            ..Default::default()
         }
     }
 
@@ -400,6 +401,7 @@ async fn refused_endpoint_fails_after_retries_without_blocking() {
             url,
             events: vec![],
             format: NotifyFormat::Json,
+            ..Default::default()
         }],
         Masker::new(),
         RUN,

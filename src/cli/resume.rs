@@ -235,6 +235,11 @@ pub fn run(g: &Global, a: &ResumeArgs) -> Result<i32> {
         scope_from_options(&meta.options)
     };
     let scope = crate::plan::select_scope(&model, &spec)?;
+    // Before anything runs: every variable the rest of the run needs (issue 12 item 4).
+    let missing = crate::template::missing_vars(&model, &scope.ids, meta.mode);
+    if let Some(msg) = crate::template::missing_vars_error(&missing) {
+        return Err(Error::Invalid(msg));
+    }
     let in_scope: BTreeSet<String> = scope
         .ids
         .iter()

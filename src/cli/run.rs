@@ -142,6 +142,14 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
     } else {
         Mode::Failover
     };
+    // Before anything runs (or is journaled): every variable the run needs. A dry-run only
+    // warns (it executes nothing).
+    let missing = crate::template::missing_vars(&model, &scope.ids, mode);
+    if !a.dry_run
+        && let Some(msg) = crate::template::missing_vars_error(&missing)
+    {
+        return Err(Error::Invalid(msg));
+    }
     let state_dir = a
         .state_dir
         .clone()

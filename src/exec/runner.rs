@@ -1237,12 +1237,18 @@ async fn run_step(
             service: service.into(),
             step: label.into(),
             attempt,
-            action: Some(template::describe_step(&step.kind, &sh.masker)),
+            action: Some(template::describe(&step, &sh.masker)),
         })
         .await;
+        let call = super::executor::Call {
+            service,
+            label,
+            stop,
+            kill,
+        };
         let a = sh
             .executor
-            .step(&step, step.effective_timeout(), kill)
+            .step(&step, step.effective_timeout(), call)
             .await;
         if a.ok {
             g.event(Event::StepSucceeded {
