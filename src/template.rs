@@ -377,6 +377,24 @@ impl<'m> Renderer<'m> {
     }
 }
 
+/// A masker that knows the values of every secret the playbooks of `services` read (for text
+/// shown before a run's own masker exists, e.g. orphans `resume` stops).
+pub fn secrets_masker(model: &Model, services: &[SvcId]) -> Masker {
+    let m = Masker::new();
+    for &id in services {
+        for name in model.services[id]
+            .playbook
+            .iter()
+            .flat_map(|p| p.secrets.iter())
+        {
+            if let Ok(v) = std::env::var(name) {
+                m.add(&v);
+            }
+        }
+    }
+    m
+}
+
 /// An `env.NAME` / `secret.NAME` a run needs that is not set in the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingVar {

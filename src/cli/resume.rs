@@ -240,6 +240,36 @@ pub fn run(g: &Global, a: &ResumeArgs) -> Result<i32> {
     if let Some(msg) = crate::template::missing_vars_error(&missing) {
         return Err(Error::Invalid(msg));
     }
+    // A runner that was killed may have left a step's processes running: they go before the
+    // step can run a second time (issue 12 item 9).
+    let in_flight: Vec<(String, String)> = st
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.steps
+                .iter()
+                .filter(|x| x.status == crate::journal::StepStatus::Running)
+                .map(|x| (s.name.clone(), x.name.clone()))
+        })
+        .collect();
+    let shown = crate::template::secrets_masker(&model, &scope.ids);
+    for o in crate::exec::process::kill_orphans(&run.id, &in_flight, a.kill_grace) {
+        let o = crate::exec::process::Orphan {
+            command: shown.mask(&o.command).into_owned(),
+            ..o
+        };
+        eprintln!(
+            "stopped pid {} left running by the previous runner ({}{}): {}",
+            o.pid,
+            o.service,
+            if o.step.is_empty() {
+                String::new()
+            } else {
+                format!(" / {}", o.step)
+            },
+            o.command
+        );
+    }
     let in_scope: BTreeSet<String> = scope
         .ids
         .iter()

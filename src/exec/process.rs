@@ -110,8 +110,9 @@ fn kill_pid(pid: i32, sig: i32) {
 pub const ATTEMPT_VAR: &str = "MEESEEKS_ATTEMPT";
 pub const SERVICE_VAR: &str = "MEESEEKS_SERVICE";
 pub const STEP_VAR: &str = "MEESEEKS_STEP";
-/// Already set for every command by the executor; `kill_orphans` matches on it.
-pub const RUN_DIR_VAR: &str = "MEESEEKS_RUN_DIR";
+/// Already set for every command by the executor; `kill_orphans` matches on it (run ids are
+/// unique: a timestamp and a random part).
+pub const RUN_ID_VAR: &str = "MEESEEKS_RUN_ID";
 
 /// What an attempt belongs to, for the variables above. Checks' probes use `step = "check:NAME"`.
 #[derive(Debug, Clone, Copy)]
@@ -408,19 +409,15 @@ pub struct Orphan {
     pub command: String,
 }
 
-/// Finds the processes that attempts of the run in `run_dir` started and that still run
+/// Finds the processes that attempts of run `run_id` started and that still run
 /// although their runner is gone, for the steps in `in_flight` ((service, step label) pairs
 /// whose `step.started` has no outcome in the journal) and for health-check probes; sends them
 /// SIGTERM, waits at most `grace` for them to exit, then SIGKILLs the rest. Processes started
 /// by steps that finished (a daemon a step brought up on purpose) are left alone.
 ///
 /// `resume` calls this before anything runs, so that a step is never running twice.
-pub fn kill_orphans(
-    run_dir: &Path,
-    in_flight: &[(String, String)],
-    grace: Duration,
-) -> Vec<Orphan> {
-    let run_entry = format!("{RUN_DIR_VAR}={}", run_dir.display());
+pub fn kill_orphans(run_id: &str, in_flight: &[(String, String)], grace: Duration) -> Vec<Orphan> {
+    let run_entry = format!("{RUN_ID_VAR}={run_id}");
     let me = format!("{}.", std::process::id());
     let mut found = Vec::new();
     let pids = scan_procs(|p| {
