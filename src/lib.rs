@@ -3,6 +3,7 @@
 //! One-way flow (see DESIGN.md): files → `load` → `model` → `plan` → walk (`exec`) → `events`
 //! → subscribers (journal, progress, notify); `RunState` = fold(journal).
 
+pub mod backoff;
 pub mod cli;
 pub mod error;
 pub mod events;

@@ -312,13 +312,15 @@ pub(crate) fn attach_webhooks(
         run_id.to_string(),
         sub.clone(),
     );
+    let vars = model.vars.clone();
     attach.push(Box::new(move |runner| {
+        let hooks = crate::notify::render_hooks(&hooks, &vars, &id, Some(mode), &m);
         *s2.0.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(crate::notify::Notifier::new(&hooks, m, &id, Some(mode)));
         runner.subscribe(Box::new(s2));
         Ok(())
     }));
     after.push(Box::new(move || {
-        Box::pin(async move { sub.close(Duration::from_secs(5)).await })
+        Box::pin(async move { sub.close(crate::notify::EXIT_GRACE).await })
     }));
 }

@@ -1231,7 +1231,7 @@ async fn run_step(
         return manual(sh, service, g, &step, label, prompt, started, stop).await;
     }
     let attempts = step.retries + 1;
-    let mut delay = step.retry_delay;
+    let mut backoff = crate::backoff::Backoff::new(step.retry_delay);
     for attempt in 1..=attempts {
         g.event_durable(Event::StepStarted {
             service: service.into(),
@@ -1286,10 +1286,9 @@ async fn run_step(
         });
         // Backoff is cancellable: after an interrupt no new attempt starts.
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
             _ = stop.cancelled() => return StepEnd::Interrupted,
         }
-        delay = delay.saturating_mul(2);
     }
     StepEnd::Interrupted
 }

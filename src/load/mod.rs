@@ -195,7 +195,7 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
 
     let notify = root
         .get("notify")
-        .map(|v| read_notify(&mut r, v, &vars, opts))
+        .map(|v| read_notify(&mut r, v, &vars))
         .unwrap_or_default();
 
     // Services in name order (the tree iterates keys in order), and beside them their tables
@@ -335,7 +335,6 @@ fn read_notify(
     r: &mut Reader<'_>,
     v: &SV<'_>,
     vars: &BTreeMap<String, crate::model::VarValue>,
-    opts: &LoadOptions,
 ) -> Vec<Notify> {
     let Some(arr) = r.array("notify", v) else {
         return Vec::new();
@@ -346,11 +345,7 @@ fn read_notify(
             continue;
         };
         r.unknown_keys(t, &["url", "events", "format", "headers"], "[[notify]]");
-        let known = |name: &str| {
-            ["run_id", "mode"].contains(&name)
-                || vars.contains_key(name)
-                || opts.cli_vars.contains_key(name)
-        };
+        let known = |name: &str| ["run_id", "mode"].contains(&name) || vars.contains_key(name);
         let url = match t.get("url") {
             Some(u) => r.string("url", u).inspect(|s| {
                 if notify_template(r, s, u.span(), &known) {
@@ -422,8 +417,8 @@ fn read_notify(
 }
 
 /// Checks a `[[notify]]` URL or header that is a template: Jinja syntax, and only what is
-/// known when a notification is sent (graph `[vars]`, `--var`, `env.NAME`, `secret.NAME`,
-/// `run_id`, `mode`). Returns whether `s` is a template.
+/// known when a notification is sent (graph `[vars]`, `env.NAME`, `secret.NAME`, `run_id`,
+/// `mode`). Returns whether `s` is a template.
 fn notify_template(
     r: &mut Reader<'_>,
     s: &str,
@@ -465,7 +460,7 @@ fn notify_template(
                 span.clone(),
                 format!("`{v}` cannot be used in a [[notify]] template"),
             )
-            .help("a webhook may use `secret.NAME`, `env.NAME`, graph [vars], --var, `run_id` and `mode`");
+            .help("a webhook may use `secret.NAME`, `env.NAME`, graph [vars], `run_id` and `mode`");
         }
     }
     true
