@@ -3,6 +3,8 @@
 //! timeout kill, `wait` honours its timeout and the first interrupt, and after the runner is
 //! SIGKILLed its in-flight step neither goes on unnoticed nor runs twice on resume.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -117,17 +119,8 @@ fn setsid_grandchildren_do_not_escape_the_timeout_kill() {
 
 fn wait_step(d: Duration, timeout: Option<Duration>) -> Step {
     Step {
-        name: "pause".into(),
-        kind: StepKind::Wait(d),
         timeout,
-        retries: 0,
-        retry_delay: Duration::ZERO,
-        estimate: None,
-        only: None,
-        optional: false,
-        idempotent: true,
-        line: 1,
-        env: Vec::new(),
+        ..common::step("pause", StepKind::Wait(d))
     }
 }
 
@@ -197,21 +190,22 @@ fn until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// A DR directory of one service `a` with `playbook`, and `meeseeks run` started on it.
+fn start_run(dir: &Path, playbook: &str) -> std::process::Child {
+    write(dir, "graph.toml", "[services.a]\ntier = 0\nrto = \"5m\"\n");
+    write(dir, "playbooks/a.toml", playbook);
+    meeseeks(dir)
+        .args(["run", "."])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn the_first_sigterm_ends_a_long_wait() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    write(dir, "graph.toml", "[services.a]\ntier = 0\nrto = \"5m\"\n");
-    write(
-        dir,
-        "playbooks/a.toml",
-        "[[steps]]\nname = \"pause\"\nwait = \"1h\"\n",
-    );
-    let mut child = meeseeks(dir)
-        .args(["run", "."])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = start_run(dir, "[[steps]]\nname = \"pause\"\nwait = \"1h\"\n");
     until("step.started", || {
         run_dir(dir)
             .and_then(|r| std::fs::read_to_string(r.join("journal.jsonl")).ok())
@@ -231,22 +225,15 @@ fn the_first_sigterm_ends_a_long_wait() {
 fn after_sigkill_the_step_does_not_go_on_and_resume_does_not_run_it_twice() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    write(dir, "graph.toml", "[services.a]\ntier = 0\nrto = \"5m\"\n");
     // Slow until `fast` exists; logs each start and each end.
-    write(
+    let mut child = start_run(
         dir,
-        "playbooks/a.toml",
         r#"
 [[steps]]
 name = "slow"
 run = "echo start >> log; if [ -f fast ]; then :; else sleep 60; sleep 1; fi; echo end >> log"
 "#,
     );
-    let mut child = meeseeks(dir)
-        .args(["run", "."])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     until("the step to start", || {
         std::fs::read_to_string(dir.join("log")).is_ok_and(|l| l.contains("start"))
     });

@@ -49,6 +49,17 @@ fn derived() -> Vec<String> {
     ]
 }
 
+/// The journal of the only run in `dir`.
+fn journal(dir: &Path) -> String {
+    let run = std::fs::read_dir(dir.join(".meeseeks/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::read_to_string(run.join("journal.jsonl")).unwrap()
+}
+
 fn assert_clean(what: &str, s: &str) {
     for d in derived() {
         assert!(!s.contains(&d), "{what} leaks `{d}`:\n{s}");
@@ -98,14 +109,7 @@ fn derived_values_are_masked_in_dry_run_journal_logs_and_reports() {
         .unwrap();
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     assert_clean("run output and logs", &text(&run));
-    let runs = dir.join(".meeseeks/runs");
-    let run_dir = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let journal = std::fs::read_to_string(run_dir.join("journal.jsonl")).unwrap();
+    let journal = journal(dir);
     assert!(journal.contains("U=***"), "{journal}");
     assert_clean("journal", &journal);
     for format in ["text", "json", "markdown", "html", "junit"] {
@@ -144,14 +148,7 @@ http = {{ url = "http://127.0.0.1:{port}/v1/{{{{ secret.MS_TOKEN }}}}?t={{{{ sec
     let run = meeseeks(dir).args(["run", "."]).output().unwrap();
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     assert_clean("run output", &text(&run));
-    let runs = dir.join(".meeseeks/runs");
-    let run_dir = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let journal = std::fs::read_to_string(run_dir.join("journal.jsonl")).unwrap();
+    let journal = journal(dir);
     assert!(journal.contains("step.failed"), "{journal}");
     assert_clean("journal", &journal);
 }
