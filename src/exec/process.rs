@@ -271,7 +271,7 @@ impl Tree {
     /// Live (not zombie) members.
     fn members(&self) -> Vec<i32> {
         let want = format!("{ATTEMPT_VAR}={}", self.token);
-        scan_procs(|p| p.pgrp == self.pgid || p.env_has(&want))
+        scan_procs(|p| (self.pgid > 0 && p.pgrp == self.pgid) || p.env_has(&want))
     }
 
     fn signal(&self, sig: i32) {
