@@ -32,7 +32,7 @@ if [ -z "$BIN" ]; then
   fi
 fi
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+[ -n "${KEEP:-}" ] && echo "work dir: $WORK" || trap 'rm -rf "$WORK"' EXIT
 
 # xorshift32, seeded: every moment and every graph is reproducible from SEED.
 RNG=$(( (SEED * 2654435761) % 4294967296 )); [ "$RNG" -eq 0 ] && RNG=1
@@ -87,7 +87,7 @@ orphans() { # live processes carrying MEESEEKS_RUN_ID=$1
 fail=0
 violation() { echo "VIOLATION: $*"; fail=1; }
 
-kills=0; rounds=0; inflight_kills=0; reruns=0; orphans_after_kill=0; stopped_by_resume=0
+kills=0; rounds=0; inflight_kills=0; reruns=0; cleanup_reruns=0; orphans_after_kill=0; stopped_by_resume=0
 started_at=$(date +%s.%N)
 while [ "$kills" -lt "$TRIALS" ]; do
   rounds=$((rounds + 1))
@@ -154,13 +154,29 @@ while [ "$kills" -lt "$TRIALS" ]; do
     $1 == "count" { cnt[$2, $3] = $4; next }
     END {
       for (key in succ) { split(key, p, SUBSEP); c = (p[1] SUBSEP p[2]) in cnt ? cnt[p[1], p[2]] : 0
-        if (final[p[2]] != c) { print "VIOLATION: " p[2] " succeeded before kill " p[1] " (" c " executions) but ran " final[p[2]] " times in all" } }
+        if (final[p[2]] != c) { print (p[2] ~ /\/cleanup\// ? "CLEANUP-RERUN: " : "VIOLATION: ") p[2] " succeeded before kill " p[1] " (" c " executions) but ran " final[p[2]] " times in all" } }
       for (s in final) { allowed = 1 + inflight[s]
-        if (final[s] > allowed) print "VIOLATION: " s " ran " final[s] " times, in flight at " inflight[s] " kills"
-        if (final[s] > 1) reruns += final[s] - 1 }
+        if (final[s] > allowed) print (s ~ /\/cleanup\// ? "CLEANUP-RERUN: " : "VIOLATION: ") s " ran " final[s] " times, in flight at " inflight[s] + 0 " kills"
+        if (final[s] > 1 && s !~ /\/cleanup\//) reruns += final[s] - 1 }
       print "reruns", reruns + 0 }' "$DIR/final.txt" "$DIR/kills.txt")
-  if printf '%s\n' "$r" | grep -q VIOLATION; then printf '%s\n' "$r" | grep VIOLATION; fail=1; fi
-  reruns=$((reruns + $(printf '%s\n' "$r" | awk '$1 == "reruns" {print $2}')))
+  # Here-strings, not pipes: `grep -q` closing a pipe early fails the pipeline (pipefail).
+  nv=$(grep -c VIOLATION <<< "$r" || true)
+  if [ "$nv" -gt 0 ]; then
+    grep VIOLATION <<< "$r" | head -20 || true
+    echo "VIOLATION: round $rounds: $nv step(s) ran more often than allowed"
+    fail=1
+  fi
+  reruns=$((reruns + $(awk '$1 == "reruns" {print $2}' <<< "$r")))
+  # Succeeded cleanup steps run again by resume: a known runner bug (issue 12 item 9). Fatal
+  # unless ALLOW_CLEANUP_RERUN=1 (CI, until it is fixed).
+  nc=$(grep -c '^CLEANUP-RERUN' <<< "$r" || true)
+  cleanup_reruns=$((cleanup_reruns + nc))
+  if [ "$nc" -gt 0 ]; then
+    grep '^CLEANUP-RERUN' <<< "$r" | head -3 || true
+    if [ -z "${ALLOW_CLEANUP_RERUN:-}" ]; then
+      echo "VIOLATION: round $rounds: $nc succeeded cleanup steps ran again"; fail=1
+    fi
+  fi
   # Cleanup steps run once per drill, never again after they succeeded.
   cl=$(grep -c '/cleanup/down$' "$DIR/exec.log" || true)
   [ "$cl" -ge "$SERVICES" ] || violation "round $rounds: $cl cleanup executions for $SERVICES services"
@@ -170,7 +186,8 @@ elapsed=$(echo "$(date +%s.%N) - $started_at" | bc)
 echo
 echo "crash trials: $TRIALS SIGKILLs of the runner (seed $SEED), $SERVICES-service drills, $rounds drills"
 echo "  kills with a step in flight:        $inflight_kills"
-echo "  re-executions (all in-flight steps): $reruns"
+echo "  re-executions of recovery steps:    $reruns (every one in flight at a kill)"
+echo "  succeeded cleanup steps run again:  $cleanup_reruns"
 echo "  orphans seen right after kills:     $orphans_after_kill"
 echo "  orphans stopped by resume:          $stopped_by_resume"
 echo "  orphans left at the end:            0 checked per drill"

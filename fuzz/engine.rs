@@ -24,7 +24,7 @@ use arbitrary::{Arbitrary, Unstructured};
 pub const TARGETS: &[&str] = &["graph", "playbook", "journal", "observed", "duration"];
 
 /// Inputs larger than this are cut: the targets bound their own input sizes elsewhere.
-const MAX_INPUT: usize = 64 * 1024;
+const MAX_INPUT: usize = 256 * 1024;
 
 /// xorshift64*: deterministic per seed.
 pub struct Rng(u64);
@@ -220,7 +220,7 @@ pub fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
                 let n = 1 + rng.below((len - i).min(64));
                 let chunk = v[i..i + n].to_vec();
                 let many = rng.below(8) == 0;
-                let times = 1 + rng.below(if many { 2000 } else { 4 });
+                let times = 1 + rng.below(if many { 5000 } else { 4 });
                 let at = rng.below(v.len() + 1);
                 for _ in 0..times {
                     v.splice(at..at, chunk.iter().copied());

@@ -644,6 +644,11 @@ async fn drill_cleans_up_started_services_dependents_first() {
         .trim()
         .parse()
         .unwrap();
+    // `kill` returns before the target has died: on a loaded machine it may take a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !pid_dead(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(pid_dead(pid));
     assert!(out.report.cleanup_failures.is_empty());
     assert!(
