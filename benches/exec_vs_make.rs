@@ -158,6 +158,7 @@ fn bench_critical_path() {
                     optional: false,
                     idempotent: true,
                     line: 1,
+                    env: Vec::new(),
                 }],
                 ..Default::default()
             }));

@@ -6,6 +6,7 @@
 //! only turns arguments into a `RunConfig` and picks the display.
 
 pub mod approvals;
+pub mod backoff;
 pub mod cli;
 pub mod error;
 pub mod events;

@@ -27,9 +27,6 @@ use crate::store::{Lease, RunMeta, Store, StoreSpec};
 /// Why a step or service was not run, as shown in status and reports.
 pub const SKIP_REASON: &str = "skipped by operator (--skip)";
 
-/// How long webhooks may still deliver after a run ended.
-const NOTIFY_GRACE: Duration = Duration::from_secs(5);
-
 /// What the person at the terminal chose about output and questions.
 #[derive(Debug, Clone, Copy)]
 pub struct Frontend {
@@ -172,6 +169,14 @@ pub async fn start(
     declared_at: jiff::Timestamp,
 ) -> Result<Prepared> {
     let scope = crate::plan::select_scope(&model, &config.scope.spec())?;
+    // Before anything runs (or is journaled): every variable the run needs. A dry-run only
+    // warns (it executes nothing).
+    let missing = crate::template::missing_vars(&model, &scope.ids, config.mode);
+    if !config.dry_run
+        && let Some(msg) = crate::template::missing_vars_error(&missing)
+    {
+        return Err(Error::Invalid(msg));
+    }
     let run_id = crate::store::new_run_id(jiff::Timestamp::now());
     let files = input_files(&model);
     let (lease, dr_lock, run_dir, input_hash) = if config.dry_run {
@@ -380,6 +385,36 @@ pub async fn resume(
         }
     };
     let scope = crate::plan::select_scope(&model, &spec)?;
+    // Before anything runs: every variable the rest of the run needs.
+    let missing = crate::template::missing_vars(&model, &scope.ids, meta.mode);
+    if let Some(msg) = crate::template::missing_vars_error(&missing) {
+        return Err(Error::Invalid(msg));
+    }
+    // A runner that was killed may have left a step's processes running: they go before the
+    // step can run a second time.
+    let in_flight: Vec<(String, String)> = st
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.steps
+                .iter()
+                .filter(|x| x.status == crate::runstate::StepStatus::Running)
+                .map(|x| (s.name.clone(), x.name.clone()))
+        })
+        .collect();
+    let shown = crate::template::secrets_masker(&model, &scope.ids);
+    for o in crate::exec::process::kill_orphans(&id, &in_flight, config.kill_grace) {
+        let command = shown.mask(&o.command).into_owned();
+        let step = if o.step.is_empty() {
+            String::new()
+        } else {
+            format!(" / {}", o.step)
+        };
+        eprintln!(
+            "stopped pid {} left running by the previous runner ({}{step}): {command}",
+            o.pid, o.service
+        );
+    }
     let in_scope: BTreeSet<String> = scope
         .ids
         .iter()
@@ -558,8 +593,15 @@ pub async fn execute(p: Prepared, fe: &Frontend) -> Result<RunOutcome> {
         }
         subscribers.extend(display);
         let notify = (!dry && !model.notify.is_empty()).then(|| {
-            crate::notify::NotifySubscriber::start(
+            let hooks = crate::notify::render_hooks(
                 &model.notify,
+                &model.vars,
+                &opts.run_id,
+                Some(opts.mode()),
+                &masker,
+            );
+            crate::notify::NotifySubscriber::start(
+                &hooks,
                 masker.clone(),
                 &opts.run_id,
                 opts.mode(),
@@ -579,7 +621,7 @@ pub async fn execute(p: Prepared, fe: &Frontend) -> Result<RunOutcome> {
         };
         let outcome = crate::exec::execute(model, session).await?;
         if let Some(n) = notify {
-            n.close(NOTIFY_GRACE).await;
+            n.close(crate::notify::EXIT_GRACE).await;
         }
         // The lease goes only now: the runner awaited its last record's durability.
         if let Some(l) = lease {

@@ -735,16 +735,19 @@ mod tests {
                 url: "http://a".into(),
                 events: vec!["run.started".into()],
                 format: crate::model::NotifyFormat::Json,
+                ..Default::default()
             },
             Notify {
                 url: "http://b".into(),
                 events: vec![NEW_DEPENDENTS_EVENT.into()],
                 format: crate::model::NotifyFormat::Json,
+                ..Default::default()
             },
             Notify {
                 url: "http://c".into(),
                 events: vec![],
                 format: crate::model::NotifyFormat::Slack,
+                ..Default::default()
             },
         ];
         let urls: Vec<&str> = new_dependents_webhooks(&m)

@@ -145,6 +145,7 @@ pub(crate) mod fixtures {
                 optional: false,
                 idempotent: true,
                 line: 1,
+                env: Vec::new(),
             }],
             checks: (0..checks)
                 .map(|i| Check {

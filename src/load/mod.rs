@@ -230,7 +230,7 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
 
     let notify = root
         .get("notify")
-        .map(|v| read_notify(&mut r, v))
+        .map(|v| read_notify(&mut r, v, &vars))
         .unwrap_or_default();
 
     // Services in name order (the tree iterates keys in order), and beside them their tables
@@ -366,7 +366,11 @@ impl VarErrors for value::Reader<'_> {
     }
 }
 
-fn read_notify(r: &mut Reader<'_>, v: &SV<'_>) -> Vec<Notify> {
+fn read_notify(
+    r: &mut Reader<'_>,
+    v: &SV<'_>,
+    vars: &BTreeMap<String, crate::model::VarValue>,
+) -> Vec<Notify> {
     let Some(arr) = r.array("notify", v) else {
         return Vec::new();
     };
@@ -375,10 +379,13 @@ fn read_notify(r: &mut Reader<'_>, v: &SV<'_>) -> Vec<Notify> {
         let Some(t) = r.table("notify", item) else {
             continue;
         };
-        r.unknown_keys(t, &["url", "events", "format"], "[[notify]]");
+        r.unknown_keys(t, &["url", "events", "format", "headers"], "[[notify]]");
+        let known = |name: &str| ["run_id", "mode"].contains(&name) || vars.contains_key(name);
         let url = match t.get("url") {
             Some(u) => r.string("url", u).inspect(|s| {
-                if !(s.starts_with("http://") || s.starts_with("https://")) {
+                if notify_template(r, s, u.span(), &known) {
+                    // Rendered at send time; checked there.
+                } else if !(s.starts_with("http://") || s.starts_with("https://")) {
                     r.err(
                         "value",
                         u.span(),
@@ -420,15 +427,78 @@ fn read_notify(r: &mut Reader<'_>, v: &SV<'_>) -> Vec<Notify> {
                 }
             }
         }
+        let mut headers = BTreeMap::new();
+        if let Some(h) = t.get("headers")
+            && let Some(ht) = r.table("headers", h)
+        {
+            for (k, hv) in ht.iter() {
+                if let Some(s) = r.string(k.get_ref(), hv) {
+                    notify_template(r, &s, hv.span(), &known);
+                    headers.insert(k.get_ref().to_string(), s);
+                }
+            }
+        }
         if let Some(url) = url {
             out.push(Notify {
                 url,
                 events,
                 format,
+                headers,
+                line: r.file.line_col(item.span().start).0,
             });
         }
     }
     out
+}
+
+/// Checks a `[[notify]]` URL or header that is a template: Jinja syntax, and only what is
+/// known when a notification is sent (graph `[vars]`, `env.NAME`, `secret.NAME`, `run_id`,
+/// `mode`). Returns whether `s` is a template.
+fn notify_template(
+    r: &mut Reader<'_>,
+    s: &str,
+    span: Range<usize>,
+    known: &dyn Fn(&str) -> bool,
+) -> bool {
+    if !s.contains("{{") && !s.contains("{%") {
+        return false;
+    }
+    let env = minijinja::Environment::new();
+    let tmpl = match env.template_from_str(s) {
+        Ok(t) => t,
+        Err(e) => {
+            r.err(
+                "template",
+                span,
+                format!(
+                    "template syntax error: {}",
+                    e.detail().unwrap_or("invalid template")
+                ),
+            )
+            .help("templates use Jinja syntax: {{ secret.HOOK_TOKEN }}");
+            return true;
+        }
+    };
+    let mut used: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
+    used.sort();
+    for v in used {
+        let (root, rest) = v
+            .split_once('.')
+            .map_or((v.as_str(), None), |(a, b)| (a, Some(b)));
+        let ok = match root {
+            "env" | "secret" => rest.is_some(),
+            _ => known(root),
+        };
+        if !ok {
+            r.err(
+                "undefined-var",
+                span.clone(),
+                format!("`{v}` cannot be used in a [[notify]] template"),
+            )
+            .help("a webhook may use `secret.NAME`, `env.NAME`, graph [vars], `run_id` and `mode`");
+        }
+    }
+    true
 }
 
 const SERVICE_KEYS: &[&str] = &[

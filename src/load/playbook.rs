@@ -41,6 +41,7 @@ const STEP_KEYS: &[&str] = &[
     "only",
     "optional",
     "idempotent",
+    "env",
 ];
 const CHECK_KINDS: &[&str] = &["http", "tcp", "run", "cmd"];
 const CHECK_KEYS: &[&str] = &[
@@ -722,6 +723,10 @@ pub(super) fn read_step(
         .get("idempotent")
         .and_then(|v| cx.r.bool("idempotent", v))
         .unwrap_or(true);
+    let env = t
+        .get("env")
+        .map(|v| read_step_env(cx, v, kind.as_ref()))
+        .unwrap_or_default();
     Some(Step {
         name: name?,
         kind: kind?,
@@ -733,7 +738,61 @@ pub(super) fn read_step(
         optional,
         idempotent,
         line,
+        env,
     })
+}
+
+/// `env = { NAME = "template", ... }` of a step: names must be valid environment variable
+/// names, values are templates (checked like any other), and only `run`/`cmd` steps start a
+/// process that could receive them.
+fn read_step_env(
+    cx: &mut Ctx<'_, '_>,
+    v: &SV<'_>,
+    kind: Option<&StepKind>,
+) -> Vec<(String, String)> {
+    let Some(t) = cx.r.table("env", v) else {
+        return Vec::new();
+    };
+    if let Some(k) = kind
+        && !matches!(k, StepKind::Run(_) | StepKind::Cmd(_))
+    {
+        cx.r.err(
+            "value",
+            v.span(),
+            format!("`env` has no effect on a `{}` step", k.kind_name()),
+        )
+        .help("only `run` and `cmd` steps start a process; remove `env` here");
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (k, val) in t.iter() {
+        let name = k.get_ref().to_string();
+        let valid = name
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+        if name.is_empty() || !valid {
+            cx.r.err(
+                "value",
+                k.span(),
+                format!("`{name}` is not an environment variable name"),
+            )
+            .help("use letters, digits and `_`, not starting with a digit, e.g. PGPASSWORD");
+            continue;
+        }
+        if let Some(s) = cx.tstring(&name, val) {
+            if s.contains('\0') {
+                cx.r.err(
+                    "value",
+                    val.span(),
+                    format!("env `{name}` contains a NUL byte"),
+                );
+                continue;
+            }
+            out.push((name, s));
+        }
+    }
+    out
 }
 
 pub(super) fn read_check(cx: &mut Ctx<'_, '_>, item: &SV<'_>, index: usize) -> Option<Check> {

@@ -50,19 +50,26 @@ impl Default for Defaults {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifyFormat {
+    #[default]
     Json,
     Slack,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Notify {
+    /// May be a template (`{{ secret.HOOK_URL }}`, `{{ env.X }}`, graph `[vars]`): rendered at
+    /// send time, secrets masked wherever the URL could be shown.
     pub url: String,
     /// Event names (`run.started`, ...); empty means every event.
     pub events: Vec<String>,
     pub format: NotifyFormat,
+    /// Extra request headers (templates, like `url`), e.g. `Authorization`.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// 1-based line of the `[[notify]]` entry in graph.toml.
+    pub line: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +213,10 @@ pub struct Step {
     pub idempotent: bool,
     /// 1-based line in the playbook file.
     pub line: u32,
+    /// `env = { NAME = "template" }`: added to a `run`/`cmd` step's environment. The way to
+    /// hand a command a secret: arguments are visible to every user in `ps`, the environment
+    /// only to the process's owner.
+    pub env: Vec<(String, String)>,
 }
 
 impl Step {

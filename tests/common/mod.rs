@@ -28,6 +28,7 @@ pub fn step(name: &str, kind: StepKind) -> Step {
         optional: false,
         idempotent: true,
         line: 1,
+        env: Vec::new(),
     }
 }
 

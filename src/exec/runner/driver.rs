@@ -308,23 +308,29 @@ pub(super) async fn run_step(
         return manual(sh, service, g, &step, label, prompt, started, stop).await;
     }
     let attempts = step.retries + 1;
-    let mut delay = step.retry_delay;
+    let mut backoff = crate::backoff::Backoff::new(step.retry_delay);
     for attempt in 1..=attempts {
         let durable = g
             .event_durable(Event::StepStarted {
                 service: service.into(),
                 step: label.into(),
                 attempt,
-                action: Some(template::describe_step(&step.kind, &sh.masker)),
+                action: Some(template::describe(&step, &sh.masker)),
             })
             .await;
         if !durable {
             // Not on disk: running the step now could leave a side effect no journal knows.
             return StepEnd::Interrupted;
         }
+        let call = crate::exec::executor::Call {
+            service,
+            label,
+            stop,
+            kill,
+        };
         let a = sh
             .executor
-            .step(&step, step.effective_timeout(), kill)
+            .step(&step, step.effective_timeout(), call)
             .await;
         if a.ok {
             g.event(Event::StepSucceeded {
@@ -362,10 +368,9 @@ pub(super) async fn run_step(
         });
         // Backoff is cancellable: after an interrupt no new attempt starts.
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
             _ = stop.cancelled() => return StepEnd::Interrupted,
         }
-        delay = delay.saturating_mul(2);
     }
     StepEnd::Interrupted
 }
