@@ -1,18 +1,23 @@
 //! Loading a DR directory: `graph.toml` + `playbooks/*.toml` → `Model`, with every problem
 //! reported at once as a diagnostic pointing at file, line and column.
 //!
-//! Files are parsed into a span-preserving tree (`tree`, the same semantics and syntax errors
-//! as `toml`'s `DeTable`, at a fraction of its cost on big graphs) and walked by hand instead
-//! of `#[serde(deny_unknown_fields)]`, because serde stops at the first error and one broken
+//! Every file (graph, playbook, template) is parsed into the one span-preserving tree (`tree`,
+//! the same semantics and syntax errors as `toml`'s `DeTable`, at a fraction of its cost on big
+//! graphs) and read through the one typed reader (`read`), by hand instead of
+//! `#[serde(deny_unknown_fields)]`, because serde stops at the first error and one broken
 //! service must not hide the problems of the next.
+//!
+//! Modules, each using only those below it: `playbook` (the playbooks of a directory) →
+//! `uses` (template expansion) → `steps` (steps and checks, template strings checked) →
+//! `library` (finding templates) → `read` → `tree`, `diag`.
 
 pub mod diag;
-mod gvalue;
 pub mod library;
 mod playbook;
+mod read;
+mod steps;
 pub mod tree;
 mod uses;
-mod value;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
@@ -20,7 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use diag::{Diag, Diagnostics, Severity, SourceFile};
-use gvalue::{Reader, SV};
+use read::{Reader, SV};
 
 use crate::model::{Backup, Defaults, Model, Notify, NotifyFormat, Service, SvcId, VarValue};
 use crate::util::{PARALLEL_MIN_SCOPE, join};
@@ -109,29 +114,9 @@ fn read_file(path: &Path, diags: &mut Diagnostics) -> Option<Arc<SourceFile>> {
     }
 }
 
-/// Parses a playbook or template: `toml`'s `DeTable`, which `uses` expansion builds on.
-fn parse<'i>(
-    file: &'i Arc<SourceFile>,
-    diags: &mut Diagnostics,
-) -> toml::Spanned<toml::de::DeTable<'i>> {
-    let (table, errors) = toml::de::DeTable::parse_recoverable(&file.text);
-    for e in errors {
-        let span = e.span().unwrap_or(0..0);
-        diags.push(
-            Diag::error(
-                "syntax",
-                format!("TOML syntax error: {}", e.message().trim()),
-            )
-            .at(file, span)
-            .label("here"),
-        );
-    }
-    table
-}
-
-/// Parses graph.toml into the compact tree (same syntax errors as [`parse`], a fraction of
-/// its time and memory on a 100 000-service graph).
-fn parse_graph<'i>(file: &'i Arc<SourceFile>, diags: &mut Diagnostics) -> tree::Doc<'i> {
+/// Parses any file the loader reads (graph, playbook, template) into the one spanned tree,
+/// every syntax error a diagnostic.
+fn parse<'i>(file: &'i Arc<SourceFile>, diags: &mut Diagnostics) -> tree::Doc<'i> {
     let (table, errors) = tree::parse(&file.text);
     for e in errors {
         let span = e.span.unwrap_or(0..0);
@@ -149,7 +134,7 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     let Some(gfile) = read_file(graph_path, &mut diags) else {
         return Loaded { model: None, diags };
     };
-    let table = parse_graph(&gfile, &mut diags);
+    let table = parse(&gfile, &mut diags);
     let mut r = Reader {
         file: &gfile,
         diags: &mut diags,
@@ -189,7 +174,7 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     {
         for (k, v) in t.iter() {
             check_var_name(&mut r, k.get_ref(), k.span());
-            vars.insert(k.get_ref().to_string(), gvalue::to_var(v.get_ref()));
+            vars.insert(k.get_ref().to_string(), read::to_var(v.get_ref()));
         }
     }
 
@@ -292,42 +277,17 @@ pub fn valid_service_name(name: &str) -> bool {
         && !name.starts_with('.')
 }
 
-fn check_var_name(r: &mut impl VarErrors, name: &str, span: Range<usize>) {
+fn check_var_name(r: &mut Reader<'_>, name: &str, span: Range<usize>) {
     if BUILTIN_VARS.contains(&name) || name == "env" || name == "secret" || name == "with" {
-        let d = Diag::error(
+        r.err(
             "reserved-var",
+            span,
             format!("`{name}` is a built-in variable and cannot be redefined"),
         )
-        .at(r.file(), span)
         .help(format!(
             "rename it; built-ins are {}, env, secret",
             BUILTIN_VARS.join(", ")
         ));
-        r.push(d);
-    }
-}
-
-/// Where [`check_var_name`] reports: the graph's reader or a playbook's.
-trait VarErrors {
-    fn file(&self) -> &Arc<SourceFile>;
-    fn push(&mut self, d: Diag);
-}
-
-impl VarErrors for gvalue::Reader<'_> {
-    fn file(&self) -> &Arc<SourceFile> {
-        self.file
-    }
-    fn push(&mut self, d: Diag) {
-        self.diags.push(d);
-    }
-}
-
-impl VarErrors for value::Reader<'_> {
-    fn file(&self) -> &Arc<SourceFile> {
-        self.file
-    }
-    fn push(&mut self, d: Diag) {
-        self.diags.push(d);
     }
 }
 
@@ -605,66 +565,16 @@ struct ServiceFields<'t, 'i> {
 /// A service's `depends_on` and `soft_depends_on`, as written.
 type DepLists<'t, 'i> = (Option<&'t SV<'i>>, Option<&'t SV<'i>>);
 
-/// A small fast hasher for service names: each 8-byte word is mixed in with a folded 64×64→128
-/// bit multiply (as wyhash and foldhash do), several times faster than SipHash on short names.
-/// The input is the user's own graph file: hash flooding is not a threat worth SipHash's cost
-/// on 400 000 lookups. (rustc's FxHash was tried first: its low bits collide on names like
-/// `svc-000123`.)
-#[derive(Default, Clone, Copy)]
-pub(crate) struct NameHasher(u64);
-
-impl NameHasher {
-    fn add(&mut self, word: u64) {
-        let m = u128::from(self.0 ^ word) * 0x9e37_79b9_7f4a_7c15_u128;
-        self.0 = (m as u64) ^ ((m >> 64) as u64);
-    }
-}
-
-impl std::hash::Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.add(bytes.len() as u64 ^ 0xa076_1d64_78bd_642f);
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64);
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.add(i as u64);
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<NameHasher>>;
+/// Service names are the user's own graph file: hash flooding is not a threat worth SipHash's
+/// cost on 400 000 lookups, so the maps keyed by them use foldhash (a fixed seed: the same
+/// graph loads the same way every time).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Service name → id. Names of up to 23 bytes (nearly all) are kept inside the hash table's
 /// slots: resolving 400 000 dependency names was dominated by cache misses, first on the
 /// slot and then on the name it pointed to in the 12 MB source text; now there is one.
 struct NameIds<'a> {
-    short: HashMap<ShortName, u32, std::hash::BuildHasherDefault<NameHasher>>,
+    short: FastMap<ShortName, u32>,
     long: FastMap<&'a str, SvcId>,
 }
 

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod duration;
+pub use duration::fmt_duration;
+
 /// Index of a service in `Model::services` (sorted by name).
 pub type SvcId = usize;
 
@@ -383,10 +386,4 @@ impl Service {
             line: 0,
         }
     }
-}
-
-/// Formats a duration the way users write them in TOML (`1h30m`, `90s`).
-pub fn fmt_duration(d: Duration) -> String {
-    let d = Duration::from_secs(d.as_secs()) + Duration::from_millis(d.subsec_millis() as u64);
-    humantime::format_duration(d).to_string().replace(' ', "")
 }

@@ -1,0 +1,489 @@
+//! Reading steps and checks (of a playbook or a template), with every template string
+//! checked at load time: syntax, variables, filters.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use super::BUILTIN_VARS;
+use super::library::Cache;
+use super::read::{Reader, SV};
+use super::tree::{Table, Value};
+use crate::model::{Check, CheckKind, HttpSpec, Mode, Step, StepKind};
+
+pub(super) const STEP_KINDS: &[&str] = &["run", "cmd", "http", "tcp", "wait", "manual"];
+const STEP_KEYS: &[&str] = &[
+    "name",
+    "run",
+    "cmd",
+    "http",
+    "tcp",
+    "wait",
+    "manual",
+    "timeout",
+    "retries",
+    "retry_delay",
+    "estimate",
+    "only",
+    "optional",
+    "idempotent",
+];
+const CHECK_KINDS: &[&str] = &["http", "tcp", "run", "cmd"];
+const CHECK_KEYS: &[&str] = &[
+    "name",
+    "http",
+    "tcp",
+    "run",
+    "cmd",
+    "interval",
+    "timeout",
+    "healthy_after",
+];
+const HTTP_KEYS: &[&str] = &[
+    "method",
+    "url",
+    "headers",
+    "body",
+    "expect_status",
+    "expect_body",
+];
+const HTTP_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// Variable names a playbook's templates may use.
+pub(super) struct Defined<'a> {
+    pub graph: &'a BTreeSet<&'a str>,
+    pub cli: &'a BTreeSet<&'a str>,
+}
+
+pub(super) struct Ctx<'a, 'b> {
+    pub r: Reader<'a>,
+    pub defined: &'b Defined<'b>,
+    pub playbook_vars: BTreeSet<String>,
+    pub secrets: BTreeSet<String>,
+    pub envs: BTreeSet<String>,
+    /// Inside a template file: its parameter names (`{{ with.NAME }}`).
+    pub with_params: Option<Vec<String>>,
+    /// Templates read so far in this load (`uses` steps).
+    pub cache: &'b RefCell<Cache>,
+    /// Checks contributed by `uses` steps, appended to the playbook's checks.
+    pub extra_checks: Vec<Check>,
+    /// Local template files expanded into this playbook.
+    pub templates: BTreeSet<std::path::PathBuf>,
+}
+
+impl Ctx<'_, '_> {
+    /// Checks a template string: syntax, and every variable it reads is defined.
+    pub fn template(&mut self, s: &str, span: Range<usize>) {
+        if !s.contains("{{") && !s.contains("{%") {
+            return;
+        }
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        let tmpl = match env.template_from_str(s) {
+            Ok(t) => t,
+            Err(e) => {
+                self.r
+                    .err(
+                        "template",
+                        span,
+                        format!(
+                            "template syntax error: {}",
+                            e.detail().unwrap_or("invalid template")
+                        ),
+                    )
+                    .help("templates use Jinja syntax: {{ name }}");
+                return;
+            }
+        };
+        let mut vars: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
+        vars.sort();
+        for v in vars {
+            let (root, rest) = match v.split_once('.') {
+                Some((a, b)) => (a, Some(b)),
+                None => (v.as_str(), None),
+            };
+            match root {
+                "env" | "secret" => match rest {
+                    Some(name) => {
+                        if root == "env" {
+                            self.envs.insert(name.to_string());
+                        } else {
+                            self.secrets.insert(name.to_string());
+                        }
+                    }
+                    None => {
+                        self.r
+                            .err(
+                                "template",
+                                span.clone(),
+                                format!("`{root}` must be used as `{root}.NAME`"),
+                            )
+                            .help(format!("e.g. {{{{ {root}.DNS_TOKEN }}}}"));
+                    }
+                },
+                // `{{ with.NAME }}` was spliced in before this check (see `uses`): what is
+                // left is an unknown parameter or a use the splice does not support.
+                "with" => self.with_var(rest, span.clone()),
+                // Placeholders written by `meeseeks init`: say what to do, not "undefined".
+                _ if root.starts_with("TODO") => {
+                    self.r
+                        .err(
+                            "todo",
+                            span.clone(),
+                            format!("placeholder `{root}` still to fill in"),
+                        )
+                        .label("replace this placeholder")
+                        .help(format!(
+                            "replace {{{{ {root} }}}} with the real value (left by `meeseeks init`)"
+                        ));
+                }
+                _ if BUILTIN_VARS.contains(&root)
+                    || self.defined.graph.contains(root)
+                    || self.defined.cli.contains(root)
+                    || self.playbook_vars.contains(root) => {}
+                _ => {
+                    let mut known: Vec<&str> = BUILTIN_VARS.to_vec();
+                    known.extend(self.defined.graph.iter().copied());
+                    known.extend(self.defined.cli.iter().copied());
+                    known.extend(self.playbook_vars.iter().map(String::as_str));
+                    let hint = crate::util::closest(root, known.iter().copied());
+                    let mut d = self.r.err(
+                        "undefined-var",
+                        span.clone(),
+                        format!("undefined template variable `{root}`"),
+                    );
+                    d.label = Some(format!("`{root}` is not defined"));
+                    d.help = Some(match hint {
+                        Some(h) => format!(
+                            "did you mean `{h}`? Otherwise define it in this playbook's [vars], graph.toml's [vars] or with --var {root}=..."
+                        ),
+                        None => format!(
+                            "define it in this playbook's [vars], graph.toml's [vars] or with --var {root}=..."
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    fn with_var(&mut self, name: Option<&str>, span: Range<usize>) {
+        let Some(params) = &self.with_params else {
+            self.r
+                .err(
+                    "template",
+                    span,
+                    "`with` is only defined inside a template (playbooks/_templates/ or the library)",
+                )
+                .help("in a playbook, pass values to a template with `with = { ... }` on a `uses` step");
+            return;
+        };
+        let name = name.unwrap_or("").split('.').next().unwrap_or("");
+        if params.iter().any(|p| p == name) {
+            self.r
+                .err(
+                    "template",
+                    span,
+                    format!("`with.{name}` may only be used as a whole `{{{{ with.{name} }}}}`"),
+                )
+                .help("parameter values are spliced into the text at load time: filters, tests and {% %} blocks cannot apply to them");
+        } else {
+            let hint = crate::util::closest(name, params.iter().map(String::as_str));
+            let mut d = self.r.err(
+                "unknown-param",
+                span,
+                format!("`with.{name}` is not a parameter of this template"),
+            );
+            d.help = Some(match hint {
+                Some(h) => format!("did you mean `with.{h}`? Declare parameters under [params]"),
+                None => format!("declare it under [params.{name}]"),
+            });
+        }
+    }
+
+    fn tstring(&mut self, key: &str, v: &SV<'_>) -> Option<String> {
+        let s = self.r.string(key, v)?;
+        self.template(&s, v.span());
+        Some(s)
+    }
+}
+
+fn read_http(cx: &mut Ctx<'_, '_>, v: &SV<'_>) -> Option<HttpSpec> {
+    let t = cx.r.table("http", v)?;
+    cx.r.unknown_keys(t, HTTP_KEYS, "http");
+    let url = match t.get("url") {
+        Some(u) => cx.tstring("url", u),
+        None => {
+            cx.r.err("missing-key", v.span(), "`http` needs a `url`");
+            None
+        }
+    };
+    let mut method = "GET".to_string();
+    if let Some(m) = t.get("method")
+        && let Some(s) = cx.r.string("method", m)
+    {
+        let up = s.to_ascii_uppercase();
+        if HTTP_METHODS.contains(&up.as_str()) {
+            method = up;
+        } else {
+            cx.r.err("value", m.span(), format!("unknown HTTP method `{s}`"))
+                .help(format!("use one of {}", HTTP_METHODS.join(", ")));
+        }
+    }
+    let mut headers = BTreeMap::new();
+    if let Some(h) = t.get("headers")
+        && let Some(ht) = cx.r.table("headers", h)
+    {
+        for (k, hv) in ht.iter() {
+            if let Some(s) = cx.tstring(k.get_ref(), hv) {
+                headers.insert(k.get_ref().to_string(), s);
+            }
+        }
+    }
+    let body = t.get("body").and_then(|b| cx.tstring("body", b));
+    let expect_body = t
+        .get("expect_body")
+        .and_then(|b| cx.tstring("expect_body", b));
+    let mut expect_status = Vec::new();
+    if let Some(es) = t.get("expect_status") {
+        let items: Vec<&SV<'_>> = match es.get_ref() {
+            Value::Array(a) => a.iter().collect(),
+            _ => vec![es],
+        };
+        for it in items {
+            if let Some(n) = cx.r.int_in("expect_status", it, 100, 599) {
+                expect_status.push(n as u16);
+            }
+        }
+    }
+    Some(HttpSpec {
+        method,
+        url: url?,
+        headers,
+        body,
+        expect_status,
+        expect_body,
+    })
+}
+
+fn read_cmd(cx: &mut Ctx<'_, '_>, v: &SV<'_>) -> Option<Vec<String>> {
+    let items = cx.r.strings("cmd", v)?;
+    if items.is_empty() {
+        cx.r.err("value", v.span(), "`cmd` is empty").help(
+            "give the program and its arguments, e.g. cmd = [\"systemctl\", \"start\", \"nginx\"]",
+        );
+        return None;
+    }
+    for (s, span) in &items {
+        cx.template(s, span.clone());
+    }
+    Some(items.into_iter().map(|(s, _)| s).collect())
+}
+
+fn read_tcp(cx: &mut Ctx<'_, '_>, v: &SV<'_>) -> Option<String> {
+    let s = cx.tstring("tcp", v)?;
+    if !s.contains("{{")
+        && s.rsplit_once(':')
+            .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+    {
+        cx.r.err(
+            "value",
+            v.span(),
+            format!("`tcp` = \"{s}\" is not host:port"),
+        )
+        .help("e.g. tcp = \"10.1.2.3:5432\"");
+        return None;
+    }
+    Some(s)
+}
+
+/// `only = "failover" | "drill"`.
+pub(super) fn read_only(r: &mut Reader<'_>, v: &SV<'_>) -> Option<Mode> {
+    let s = r.str("only", v)?;
+    match s {
+        "failover" => Some(Mode::Failover),
+        "drill" => Some(Mode::Drill),
+        _ => {
+            r.err("value", v.span(), format!("`only` = \"{s}\" is not a mode"))
+                .help("use only = \"failover\" or only = \"drill\"");
+            None
+        }
+    }
+}
+
+/// The keys among `kinds` present in `t`, for the exactly-one-kind rule.
+fn kinds_present<'t>(t: &'t Table<'_>, kinds: &[&str]) -> Vec<(&'t str, Range<usize>)> {
+    t.iter()
+        .filter(|(k, _)| kinds.contains(&k.get_ref().as_ref()))
+        .map(|(k, _)| (k.get_ref().as_ref(), k.span()))
+        .collect()
+}
+
+pub(super) fn read_step(
+    cx: &mut Ctx<'_, '_>,
+    item: &SV<'_>,
+    section: &str,
+    index: usize,
+    require_name: bool,
+) -> Option<Step> {
+    let t = cx.r.table(section, item)?;
+    let line = cx.r.file.line_col(item.span().start).0;
+    cx.r.unknown_keys(t, STEP_KEYS, &format!("a [[{section}]] step"));
+    let name = match t.get("name") {
+        Some(n) => cx.r.string("name", n),
+        None if require_name => {
+            cx.r.err("missing-key", item.span(), format!("step #{} in [[{section}]] has no `name`", index + 1))
+                .help("give every step a unique `name`: it identifies the step in the journal and on resume");
+            None
+        }
+        None => Some(format!("{section} #{}", index + 1)),
+    };
+    let kinds = kinds_present(t, STEP_KINDS);
+    let kind = match kinds.len() {
+        0 => {
+            cx.r.err(
+                "step-kind",
+                item.span(),
+                format!("step #{} in [[{section}]] has no action", index + 1),
+            )
+            .help(format!("give it exactly one of: {}", STEP_KINDS.join(", ")));
+            None
+        }
+        1 => {
+            let (k, _) = kinds[0];
+            let v = t.get(k).expect("present");
+            match k {
+                "run" => cx.tstring("run", v).map(StepKind::Run),
+                "cmd" => read_cmd(cx, v).map(StepKind::Cmd),
+                "http" => read_http(cx, v).map(StepKind::Http),
+                "tcp" => read_tcp(cx, v).map(StepKind::Tcp),
+                "wait" => cx.r.duration("wait", v).map(StepKind::Wait),
+                "manual" => cx.tstring("manual", v).map(StepKind::Manual),
+                _ => None,
+            }
+        }
+        _ => {
+            let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
+            cx.r.err(
+                "step-kind",
+                kinds[1].1.clone(),
+                format!("a step has several actions: {}", names.join(", ")),
+            )
+            .label("second action")
+            .help("a step does exactly one thing: split it into several [[steps]]");
+            None
+        }
+    };
+    let timeout = t
+        .get("timeout")
+        .and_then(|v| cx.r.positive_duration("timeout", v));
+    let retries = t
+        .get("retries")
+        .and_then(|v| cx.r.int_in("retries", v, 0, 100))
+        .unwrap_or(0) as u32;
+    let retry_delay = t
+        .get("retry_delay")
+        .and_then(|v| cx.r.duration("retry_delay", v))
+        .unwrap_or(Step::DEFAULT_RETRY_DELAY);
+    let estimate = t.get("estimate").and_then(|v| cx.r.duration("estimate", v));
+    let only = t.get("only").and_then(|v| read_only(&mut cx.r, v));
+    let optional = t
+        .get("optional")
+        .and_then(|v| cx.r.bool("optional", v))
+        .unwrap_or(false);
+    let idempotent = t
+        .get("idempotent")
+        .and_then(|v| cx.r.bool("idempotent", v))
+        .unwrap_or(true);
+    Some(Step {
+        name: name?,
+        kind: kind?,
+        timeout,
+        retries,
+        retry_delay,
+        estimate,
+        only,
+        optional,
+        idempotent,
+        line,
+    })
+}
+
+pub(super) fn read_check(cx: &mut Ctx<'_, '_>, item: &SV<'_>, index: usize) -> Option<Check> {
+    let t = cx.r.table("checks", item)?;
+    let line = cx.r.file.line_col(item.span().start).0;
+    cx.r.unknown_keys(t, CHECK_KEYS, "a [[checks]] entry");
+    let kinds = kinds_present(t, CHECK_KINDS);
+    let kind = match kinds.len() {
+        0 => {
+            cx.r.err(
+                "check-kind",
+                item.span(),
+                format!("check #{} has no probe", index + 1),
+            )
+            .help(format!(
+                "give it exactly one of: {}",
+                CHECK_KINDS.join(", ")
+            ));
+            None
+        }
+        1 => {
+            let (k, _) = kinds[0];
+            let v = t.get(k).expect("present");
+            match k {
+                "http" => read_http(cx, v).map(CheckKind::Http),
+                "tcp" => read_tcp(cx, v).map(CheckKind::Tcp),
+                "run" => cx.tstring("run", v).map(CheckKind::Run),
+                "cmd" => read_cmd(cx, v).map(CheckKind::Cmd),
+                _ => None,
+            }
+        }
+        _ => {
+            let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
+            cx.r.err(
+                "check-kind",
+                kinds[1].1.clone(),
+                format!("a check has several probes: {}", names.join(", ")),
+            )
+            .help("split it into several [[checks]]: all of them must pass");
+            None
+        }
+    };
+    let name = match t.get("name") {
+        Some(n) => cx.r.string("name", n),
+        None => kind
+            .as_ref()
+            .map(|k: &CheckKind| format!("{} check #{}", k.kind_name(), index + 1)),
+    };
+    let interval = t
+        .get("interval")
+        .and_then(|v| cx.r.positive_duration("interval", v))
+        .unwrap_or(Check::DEFAULT_INTERVAL);
+    let timeout = t
+        .get("timeout")
+        .and_then(|v| cx.r.positive_duration("timeout", v))
+        .unwrap_or(Check::DEFAULT_TIMEOUT);
+    let healthy_after = t
+        .get("healthy_after")
+        .and_then(|v| cx.r.int_in("healthy_after", v, 1, 1000))
+        .unwrap_or(1) as u32;
+    if timeout < interval {
+        cx.r.warn(
+            "value",
+            item.span(),
+            format!(
+                "check timeout ({}) is shorter than its interval ({})",
+                crate::model::fmt_duration(timeout),
+                crate::model::fmt_duration(interval)
+            ),
+        )
+        .help("the check gets a single poll; raise `timeout` or lower `interval`");
+    }
+    Some(Check {
+        name: name?,
+        kind: kind?,
+        interval,
+        timeout,
+        healthy_after,
+        line,
+    })
+}
