@@ -216,3 +216,168 @@ fn missing_directory_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// Loads a DR directory (graph + playbooks) and returns the load result.
+fn load_dir(
+    graph: &str,
+    playbooks: &[(&str, &str)],
+) -> (tempfile::TempDir, meeseeks::load::Loaded) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("graph.toml"), graph).unwrap();
+    std::fs::create_dir(dir.path().join("playbooks")).unwrap();
+    for (name, text) in playbooks {
+        let path = dir.path().join("playbooks").join(format!("{name}.toml"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let loaded = load(dir.path(), &LoadOptions::default());
+    (dir, loaded)
+}
+
+#[test]
+fn preflight_probes_and_flags_are_read() {
+    use meeseeks::model::CheckKind;
+    let pb = r#"
+[[steps]]
+name = "promote"
+cmd = ["pg_ctl", "promote"]
+preflight = false
+
+[[steps]]
+name = "scale"
+run = "kubectl scale"
+
+[[checks]]
+name = "up"
+tcp = "127.0.0.1:5432"
+preflight = false
+
+[[preflight]]
+name = "replica lag"
+cmd = ["sh", "-c", "echo 3"]
+max = 5
+timeout = "3s"
+
+[[preflight]]
+http = { url = "http://127.0.0.1:1/ready", expect_status = 200, expect_body = "ok" }
+
+[[preflight]]
+name = "dr site reachable"
+tcp = "127.0.0.1:1"
+"#;
+    let (_d, l) = load_dir("[services.db]\ntier = 0\n", &[("db", pb)]);
+    assert!(!l.diags.has_errors(), "{}", l.diags.render(false));
+    let m = l.model.unwrap();
+    let pb = m.services[0].playbook.as_ref().unwrap();
+    assert_eq!(
+        pb.steps.iter().map(|s| s.preflight).collect::<Vec<_>>(),
+        [false, true]
+    );
+    assert!(!pb.checks[0].preflight);
+    assert_eq!(pb.preflight.len(), 3);
+    let lag = &pb.preflight[0];
+    assert_eq!(lag.name, "replica lag");
+    assert_eq!(lag.max, Some(5.0));
+    assert_eq!(lag.timeout, std::time::Duration::from_secs(3));
+    assert_eq!(lag.line, 16);
+    assert!(matches!(lag.kind, CheckKind::Cmd(_)));
+    assert_eq!(pb.preflight[1].name, "http preflight #2");
+    assert_eq!(
+        pb.preflight[1].timeout,
+        meeseeks::model::Preflight::DEFAULT_TIMEOUT
+    );
+    assert!(matches!(&pb.preflight[1].kind, CheckKind::Http(h) if h.expect_status == [200]));
+}
+
+#[test]
+fn preflight_mistakes_are_located() {
+    let pb = r#"
+[[preflight]]
+name = "a"
+cmd = ["true"]
+max = "five"
+
+[[preflight]]
+name = "a"
+http = { url = "http://x/" }
+max = 3
+
+[[preflight]]
+name = "c"
+wait = "5s"
+
+[[steps]]
+name = "s"
+run = "true"
+preflight = "no"
+"#;
+    let p = problems("[services.db]\ntier = 0\n", &[("db", pb)]);
+    for want in [
+        ("type", 5, 7),
+        ("duplicate-name", 7, 1),
+        ("value", 10, 7),
+        ("unknown-key", 14, 1),
+        ("check-kind", 12, 1),
+        ("type", 19, 13),
+    ] {
+        assert!(
+            p.iter().any(|x| (x.0.as_str(), x.2, x.3) == want),
+            "{want:?} not in {p:?}"
+        );
+    }
+}
+
+#[test]
+fn backup_check_and_rpo_probe() {
+    let g = r#"
+[services.db]
+tier = 0
+stateful = true
+backup = { schedule = "15m", retention = "7d", check = "pgbackrest info --output=json | jq -r .last" }
+
+[services.cache]
+tier = 1
+backup = { schedule = "1h", check = "  " }
+"#;
+    let db = "[rpo_probe]\ncmd = [\"psql\", \"-Atc\", \"select now()\"]\ntimeout = \"5s\"\n";
+    let cache = "[rpo_probe]\nrun = \"redis-cli info\"\n";
+    let (_d, l) = load_dir(g, &[("db", db), ("cache", cache)]);
+    let p: Vec<(String, u32, u32)> = l
+        .diags
+        .items
+        .iter()
+        .map(|d| {
+            let (line, col) = d.file.as_ref().unwrap().line_col(d.span.start);
+            (d.code.to_string(), line, col)
+        })
+        .collect();
+    assert!(p.contains(&("value".into(), 9, 37)), "{p:?}");
+    assert!(p.contains(&("rpo-probe".into(), 1, 1)), "{p:?}");
+    let m = l.model.unwrap();
+    let db = &m.services[m.id("db").unwrap()];
+    assert_eq!(
+        db.backup.as_ref().unwrap().check.as_deref(),
+        Some("pgbackrest info --output=json | jq -r .last")
+    );
+    let probe = db.playbook.as_ref().unwrap().rpo_probe.as_ref().unwrap();
+    assert_eq!(probe.timeout, std::time::Duration::from_secs(5));
+    assert_eq!(probe.line, 1);
+}
+
+#[test]
+fn preflight_false_on_a_uses_step_applies_to_its_steps() {
+    let tmpl = "description = \"d\"\n[[steps]]\nname = \"a\"\nrun = \"true\"\n[[steps]]\nname = \"b\"\nrun = \"true\"\npreflight = true\n";
+    let pb = "[[steps]]\nuses = \"mine\"\npreflight = false\n";
+    let (_d, l) = load_dir(
+        "[services.db]\ntier = 0\n",
+        &[("db", pb), ("_templates/mine", tmpl)],
+    );
+    assert!(!l.diags.has_errors(), "{}", l.diags.render(false));
+    let m = l.model.unwrap();
+    let steps = &m.services[0].playbook.as_ref().unwrap().steps;
+    let flags: Vec<(&str, bool)> = steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.preflight))
+        .collect();
+    assert_eq!(flags, [("mine/a", false), ("mine/b", true)]);
+}

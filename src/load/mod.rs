@@ -248,6 +248,7 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     }
     let mut model = Model {
         dir: dir.to_path_buf(),
+        files: vec![graph_path.to_path_buf()],
         defaults,
         vars,
         notify,
@@ -450,7 +451,7 @@ fn read_service<'t, 'i>(
     if let Some(v) = f.backup
         && let Some(b) = r.table("backup", v)
     {
-        r.unknown_keys(b, &["schedule", "retention"], "backup");
+        r.unknown_keys(b, &["schedule", "retention", "check"], "backup");
         let schedule = match b.get("schedule") {
             Some(s) => r.positive_duration("schedule", s),
             None => {
@@ -464,10 +465,12 @@ fn read_service<'t, 'i>(
             }
         };
         let retention = b.get("retention").and_then(|x| r.duration("retention", x));
+        let check = b.get("check").and_then(|x| r.command("check", x));
         if let Some(schedule) = schedule {
             svc.backup = Some(Backup {
                 schedule,
                 retention,
+                check,
             });
         }
     }

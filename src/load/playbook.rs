@@ -10,7 +10,7 @@ use super::LoadOptions;
 use super::diag::{Diag, Diagnostics, SourceFile};
 use super::library::Cache;
 use super::read::{Reader, SV, to_var};
-use super::steps::{Ctx, Defined, read_check, read_step};
+use super::steps::{Ctx, Defined, read_check, read_preflight, read_rpo_probe, read_step};
 use crate::model::{Model, Playbook, Step};
 
 const PLAYBOOK_KEYS: &[&str] = &[
@@ -20,6 +20,8 @@ const PLAYBOOK_KEYS: &[&str] = &[
     "checks",
     "rollback",
     "cleanup",
+    "preflight",
+    "rpo_probe",
 ];
 pub(super) fn load_playbooks(
     model: &mut Model,
@@ -84,7 +86,8 @@ pub(super) fn load_playbooks(
             graph: &graph_vars,
             cli: &cli_vars,
         };
-        let pb = read_playbook(&file, path, &defined, &cache, diags);
+        let stateful = id.map(|id| model.services[id].stateful);
+        let pb = read_playbook(&file, path, &defined, &cache, stateful, diags);
         if let (Some(id), Some(pb)) = (id, pb) {
             loaded.push((id, pb));
         }
@@ -132,6 +135,7 @@ fn read_playbook(
     path: &Path,
     defined: &Defined<'_>,
     cache: &RefCell<Cache>,
+    stateful: Option<bool>,
     diags: &mut Diagnostics,
 ) -> Option<Playbook> {
     let table = super::parse(file, diags);
@@ -167,33 +171,66 @@ fn read_playbook(
     pb.steps = read_steps(&mut cx, root.get("steps"), "steps", true);
     pb.rollback = read_steps(&mut cx, root.get("rollback"), "rollback", false);
     pb.cleanup = read_steps(&mut cx, root.get("cleanup"), "cleanup", false);
-    if let Some(v) = root.get("checks")
-        && let Some(arr) = cx.r.array("checks", v)
-    {
-        let mut names: HashMap<String, u32> = HashMap::new();
-        for (i, item) in arr.iter().enumerate() {
-            if let Some(c) = read_check(&mut cx, item, i) {
-                if let Some(first) = names.get(&c.name) {
-                    cx.r.err(
-                        "duplicate-name",
-                        item.span(),
-                        format!("duplicate check name `{}`", c.name),
-                    )
-                    .help(format!(
-                        "the first check with this name is on line {first}; names must be unique"
-                    ));
-                } else {
-                    names.insert(c.name.clone(), c.line);
-                }
-                pb.checks.push(c);
-            }
+    if let Some(v) = root.get("checks") {
+        pb.checks = read_unique(&mut cx, v, "checks", "check", |cx, item, i| {
+            read_check(cx, item, i).map(|c| (c.name.clone(), c.line, c))
+        });
+    }
+    if let Some(v) = root.get("preflight") {
+        pb.preflight = read_unique(&mut cx, v, "preflight", "preflight probe", |cx, item, i| {
+            read_preflight(cx, item, i).map(|p| (p.name.clone(), p.line, p))
+        });
+    }
+    if let Some(v) = root.get("rpo_probe") {
+        if stateful == Some(false) {
+            cx.r.err(
+                "rpo-probe",
+                v.span(),
+                "[rpo_probe] is for stateful services: this service is not `stateful = true`",
+            )
+            .help("set `stateful = true` on the service in graph.toml, or remove [rpo_probe]");
         }
+        pb.rpo_probe = read_rpo_probe(&mut cx, v);
     }
     pb.checks.append(&mut cx.extra_checks);
     pb.secrets = std::mem::take(&mut cx.secrets);
     pb.envs = std::mem::take(&mut cx.envs);
     pb.templates = std::mem::take(&mut cx.templates);
     Some(pb)
+}
+
+/// The entries of the array `v` (`[[section]]`) read by `read`, each name used once.
+fn read_unique<T>(
+    cx: &mut Ctx<'_, '_>,
+    v: &SV<'_>,
+    section: &str,
+    what: &str,
+    mut read: impl FnMut(&mut Ctx<'_, '_>, &SV<'_>, usize) -> Option<(String, u32, T)>,
+) -> Vec<T> {
+    let Some(arr) = cx.r.array(section, v) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(arr.len());
+    let mut names: HashMap<String, u32> = HashMap::new();
+    for (i, item) in arr.iter().enumerate() {
+        let Some((name, line, x)) = read(cx, item, i) else {
+            continue;
+        };
+        if let Some(first) = names.get(&name) {
+            cx.r.err(
+                "duplicate-name",
+                item.span(),
+                format!("duplicate {what} name `{name}`"),
+            )
+            .help(format!(
+                "the first {what} with this name is on line {first}; names must be unique"
+            ));
+        } else {
+            names.insert(name, line);
+        }
+        out.push(x);
+    }
+    out
 }
 
 fn read_steps(

@@ -83,6 +83,25 @@ impl Reader<'_> {
         self.str(key, v).map(str::to_string)
     }
 
+    /// A shell command line (run with `/bin/sh -c`): not empty, no NUL byte (the kernel could
+    /// not pass it to a process).
+    pub fn command(&mut self, key: &str, v: &SV<'_>) -> Option<String> {
+        let s = self.str(key, v)?;
+        if s.trim().is_empty() {
+            self.err("value", v.span(), format!("`{key}` is an empty command"))
+                .help(format!(
+                    "give the command line, e.g. {key} = \"systemctl start nginx\""
+                ));
+            return None;
+        }
+        if s.contains('\0') {
+            self.err("value", v.span(), format!("`{key}` contains a NUL byte"))
+                .help("a command line cannot hold a NUL byte: remove the \\u0000");
+            return None;
+        }
+        Some(s.to_string())
+    }
+
     /// A string, borrowed from the tree.
     pub fn str<'v>(&mut self, key: &str, v: &'v SV<'_>) -> Option<&'v str> {
         match v.get_ref() {

@@ -9,7 +9,7 @@ use super::BUILTIN_VARS;
 use super::library::Cache;
 use super::read::{Reader, SV};
 use super::tree::{Table, Value};
-use crate::model::{Check, CheckKind, HttpSpec, Mode, Step, StepKind};
+use crate::model::{Check, CheckKind, HttpSpec, Mode, Preflight, RpoProbe, Step, StepKind};
 
 pub(super) const STEP_KINDS: &[&str] = &["run", "cmd", "http", "tcp", "wait", "manual"];
 const STEP_KEYS: &[&str] = &[
@@ -27,6 +27,7 @@ const STEP_KEYS: &[&str] = &[
     "only",
     "optional",
     "idempotent",
+    "preflight",
 ];
 const CHECK_KINDS: &[&str] = &["http", "tcp", "run", "cmd"];
 const CHECK_KEYS: &[&str] = &[
@@ -38,7 +39,11 @@ const CHECK_KEYS: &[&str] = &[
     "interval",
     "timeout",
     "healthy_after",
+    "preflight",
 ];
+const PREFLIGHT_KEYS: &[&str] = &["name", "http", "tcp", "run", "cmd", "timeout", "max"];
+const COMMAND_KINDS: &[&str] = &["run", "cmd"];
+const RPO_PROBE_KEYS: &[&str] = &["run", "cmd", "timeout"];
 const HTTP_KEYS: &[&str] = &[
     "method",
     "url",
@@ -394,6 +399,7 @@ pub(super) fn read_step(
         .get("idempotent")
         .and_then(|v| cx.r.bool("idempotent", v))
         .unwrap_or(true);
+    let preflight = read_preflight_flag(&mut cx.r, t).unwrap_or(true);
     Some(Step {
         name: name?,
         kind: kind?,
@@ -404,50 +410,28 @@ pub(super) fn read_step(
         only,
         optional,
         idempotent,
+        preflight,
         line,
     })
+}
+
+/// `preflight = false` on a step or check.
+pub(super) fn read_preflight_flag(r: &mut Reader<'_>, t: &Table<'_>) -> Option<bool> {
+    t.get("preflight").and_then(|v| r.bool("preflight", v))
 }
 
 pub(super) fn read_check(cx: &mut Ctx<'_, '_>, item: &SV<'_>, index: usize) -> Option<Check> {
     let t = cx.r.table("checks", item)?;
     let line = cx.r.file.line_col(item.span().start).0;
     cx.r.unknown_keys(t, CHECK_KEYS, "a [[checks]] entry");
-    let kinds = kinds_present(t, CHECK_KINDS);
-    let kind = match kinds.len() {
-        0 => {
-            cx.r.err(
-                "check-kind",
-                item.span(),
-                format!("check #{} has no probe", index + 1),
-            )
-            .help(format!(
-                "give it exactly one of: {}",
-                CHECK_KINDS.join(", ")
-            ));
-            None
-        }
-        1 => {
-            let (k, _) = kinds[0];
-            let v = t.get(k).expect("present");
-            match k {
-                "http" => read_http(cx, v).map(CheckKind::Http),
-                "tcp" => read_tcp(cx, v).map(CheckKind::Tcp),
-                "run" => cx.tstring("run", v).map(CheckKind::Run),
-                "cmd" => read_cmd(cx, v).map(CheckKind::Cmd),
-                _ => None,
-            }
-        }
-        _ => {
-            let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
-            cx.r.err(
-                "check-kind",
-                kinds[1].1.clone(),
-                format!("a check has several probes: {}", names.join(", ")),
-            )
-            .help("split it into several [[checks]]: all of them must pass");
-            None
-        }
+    let what = Probe {
+        kinds: CHECK_KINDS,
+        code: "check-kind",
+        none: format!("check #{} has no probe", index + 1),
+        several: "a check has several probes",
+        split: "split it into several [[checks]]: all of them must pass",
     };
+    let kind = read_probe(cx, item, t, &what);
     let name = match t.get("name") {
         Some(n) => cx.r.string("name", n),
         None => kind
@@ -484,6 +468,136 @@ pub(super) fn read_check(cx: &mut Ctx<'_, '_>, item: &SV<'_>, index: usize) -> O
         interval,
         timeout,
         healthy_after,
+        preflight: read_preflight_flag(&mut cx.r, t).unwrap_or(true),
+        line,
+    })
+}
+
+/// How a probe-like entry is worded in its diagnostics.
+struct Probe<'a> {
+    /// The keys that are probes here (some of `CHECK_KINDS`).
+    kinds: &'a [&'a str],
+    code: &'static str,
+    /// Message when it has none.
+    none: String,
+    /// Message (before the list) when it has several.
+    several: &'a str,
+    /// Help when it has several.
+    split: &'a str,
+}
+
+/// The one probe (`http`, `tcp`, `run`, `cmd`) of a check, preflight entry or RPO probe.
+fn read_probe(
+    cx: &mut Ctx<'_, '_>,
+    item: &SV<'_>,
+    t: &Table<'_>,
+    what: &Probe<'_>,
+) -> Option<CheckKind> {
+    let kinds = kinds_present(t, what.kinds);
+    match kinds.len() {
+        0 => {
+            cx.r.err(what.code, item.span(), what.none.clone())
+                .help(format!("give it exactly one of: {}", what.kinds.join(", ")));
+            None
+        }
+        1 => {
+            let (k, _) = kinds[0];
+            let v = t.get(k).expect("present");
+            match k {
+                "http" => read_http(cx, v).map(CheckKind::Http),
+                "tcp" => read_tcp(cx, v).map(CheckKind::Tcp),
+                "run" => cx.tstring("run", v).map(CheckKind::Run),
+                "cmd" => read_cmd(cx, v).map(CheckKind::Cmd),
+                _ => None,
+            }
+        }
+        _ => {
+            let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
+            cx.r.err(
+                what.code,
+                kinds[1].1.clone(),
+                format!("{}: {}", what.several, names.join(", ")),
+            )
+            .help(what.split);
+            None
+        }
+    }
+}
+
+/// A `[[preflight]]` entry.
+pub(super) fn read_preflight(
+    cx: &mut Ctx<'_, '_>,
+    item: &SV<'_>,
+    index: usize,
+) -> Option<Preflight> {
+    let t = cx.r.table("preflight", item)?;
+    let line = cx.r.file.line_col(item.span().start).0;
+    cx.r.unknown_keys(t, PREFLIGHT_KEYS, "a [[preflight]] entry");
+    let what = Probe {
+        kinds: CHECK_KINDS,
+        code: "check-kind",
+        none: format!("preflight probe #{} has no probe", index + 1),
+        several: "a preflight probe has several probes",
+        split: "split it into several [[preflight]] entries: all of them must pass",
+    };
+    let kind = read_probe(cx, item, t, &what);
+    let name = match t.get("name") {
+        Some(n) => cx.r.string("name", n),
+        None => kind
+            .as_ref()
+            .map(|k| format!("{} preflight #{}", k.kind_name(), index + 1)),
+    };
+    let timeout = t
+        .get("timeout")
+        .and_then(|v| cx.r.positive_duration("timeout", v))
+        .unwrap_or(Preflight::DEFAULT_TIMEOUT);
+    let mut max = None;
+    if let Some(v) = t.get("max") {
+        max = match v.get_ref() {
+            Value::Integer(i) => i.to_i64().map(|n| n as f64),
+            Value::Float(f) => f.as_str().parse::<f64>().ok().filter(|x| x.is_finite()),
+            _ => None,
+        };
+        if max.is_none() {
+            cx.r.err("type", v.span(), "`max` must be a finite number")
+                .label("expected a number")
+                .help(
+                    "e.g. max = 30 (the command's output, read as a number, must be at most this)",
+                );
+        } else if !matches!(kind, None | Some(CheckKind::Run(_) | CheckKind::Cmd(_))) {
+            cx.r.err("value", v.span(), "`max` applies to `cmd` and `run` probes only")
+                .help("it bounds the number the command prints; an http probe has expect_status / expect_body");
+        }
+    }
+    Some(Preflight {
+        name: name?,
+        kind: kind?,
+        timeout,
+        max,
+        line,
+    })
+}
+
+/// The `[rpo_probe]` table: `run` or `cmd`, and `timeout`.
+pub(super) fn read_rpo_probe(cx: &mut Ctx<'_, '_>, item: &SV<'_>) -> Option<RpoProbe> {
+    let t = cx.r.table("rpo_probe", item)?;
+    let line = cx.r.file.line_col(item.span().start).0;
+    cx.r.unknown_keys(t, RPO_PROBE_KEYS, "[rpo_probe]");
+    let what = Probe {
+        kinds: COMMAND_KINDS,
+        code: "check-kind",
+        none: "[rpo_probe] has no command".to_string(),
+        several: "[rpo_probe] has several commands",
+        split: "give it one command printing the newest replicated timestamp (RFC 3339)",
+    };
+    let kind = read_probe(cx, item, t, &what);
+    let timeout = t
+        .get("timeout")
+        .and_then(|v| cx.r.positive_duration("timeout", v))
+        .unwrap_or(RpoProbe::DEFAULT_TIMEOUT);
+    Some(RpoProbe {
+        kind: kind?,
+        timeout,
         line,
     })
 }

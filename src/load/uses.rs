@@ -35,7 +35,7 @@ use std::time::Duration;
 use super::diag::Diagnostics;
 use super::library::{self, Scalar};
 use super::read::{Reader, SV};
-use super::steps::{Ctx, STEP_KINDS, read_check, read_only, read_step};
+use super::steps::{Ctx, STEP_KINDS, read_check, read_only, read_preflight_flag, read_step};
 use super::tree::{Node, Table, Value};
 use crate::model::{Check, Mode, Step};
 
@@ -52,6 +52,7 @@ const USES_KEYS: &[&str] = &[
     "only",
     "optional",
     "idempotent",
+    "preflight",
 ];
 
 /// Step-level settings of a `uses` step, applied to the expanded steps that do not set them.
@@ -64,6 +65,7 @@ struct Overrides {
     only: Option<Mode>,
     optional: Option<bool>,
     idempotent: Option<bool>,
+    preflight: Option<bool>,
 }
 
 /// The steps and checks a `uses` step expands to; `None` after reporting why it cannot.
@@ -338,6 +340,7 @@ fn read_overrides(cx: &mut Ctx<'_, '_>, t: &Table<'_>) -> Overrides {
         only: t.get("only").and_then(|v| read_only(&mut cx.r, v)),
         optional: t.get("optional").and_then(|v| cx.r.bool("optional", v)),
         idempotent: t.get("idempotent").and_then(|v| cx.r.bool("idempotent", v)),
+        preflight: read_preflight_flag(&mut cx.r, t),
     }
 }
 
@@ -373,6 +376,11 @@ fn apply(step: &mut Step, own: &Table<'_>, o: &Overrides, first: bool) {
         && unset("idempotent")
     {
         step.idempotent = v;
+    }
+    if let Some(v) = o.preflight
+        && unset("preflight")
+    {
+        step.preflight = v;
     }
     if let Some(v) = o.estimate {
         step.estimate = Some(if first { v } else { Duration::ZERO });

@@ -24,6 +24,9 @@ pub type VarValue = serde_json::Value;
 pub struct Model {
     /// The DR directory the model was loaded from.
     pub dir: PathBuf,
+    /// The graph files read, `graph.toml` first, then its fragments (`include`) in load
+    /// order: inputs of a run, like the playbooks.
+    pub files: Vec<PathBuf>,
     pub defaults: Defaults,
     pub vars: BTreeMap<String, VarValue>,
     pub notify: Vec<Notify>,
@@ -72,6 +75,9 @@ pub struct Notify {
 pub struct Backup {
     pub schedule: Duration,
     pub retention: Option<Duration>,
+    /// A read-only shell command (run with `/bin/sh -c`) printing the time of the last
+    /// backup (RFC 3339).
+    pub check: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +141,41 @@ pub struct Playbook {
     /// steps expanded: inputs of a run, like the playbook file itself. (Built-in templates
     /// are part of the binary, identified by its version.)
     pub templates: std::collections::BTreeSet<PathBuf>,
+    /// `[[preflight]]`: read-only probes telling whether the service can be recovered now.
+    pub preflight: Vec<Preflight>,
+    /// `[rpo_probe]` (stateful services only): prints the newest replicated timestamp.
+    pub rpo_probe: Option<RpoProbe>,
+}
+
+/// A `[[preflight]]` entry: a read-only probe, never anything that changes state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preflight {
+    pub name: String,
+    /// Same kinds as a check (`http`'s `expect_status` / `expect_body` are its expectations).
+    pub kind: CheckKind,
+    /// Bound on the probe.
+    pub timeout: Duration,
+    /// For `cmd` / `run`: stdout, parsed as a number, must be at most this.
+    pub max: Option<f64>,
+    /// 1-based line in the playbook file.
+    pub line: u32,
+}
+
+impl Preflight {
+    pub const DEFAULT_TIMEOUT: Duration = Check::PROBE_TIMEOUT;
+}
+
+/// `[rpo_probe]`: a read-only command printing the newest replicated timestamp (RFC 3339).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpoProbe {
+    /// `CheckKind::Run` or `CheckKind::Cmd` only.
+    pub kind: CheckKind,
+    pub timeout: Duration,
+    pub line: u32,
+}
+
+impl RpoProbe {
+    pub const DEFAULT_TIMEOUT: Duration = Check::PROBE_TIMEOUT;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -189,6 +230,8 @@ pub struct Step {
     pub only: Option<Mode>,
     pub optional: bool,
     pub idempotent: bool,
+    /// `preflight = false`: `meeseeks preflight` does not probe this step.
+    pub preflight: bool,
     /// 1-based line in the playbook file.
     pub line: u32,
 }
@@ -238,6 +281,8 @@ pub struct Check {
     pub timeout: Duration,
     /// Consecutive successes needed.
     pub healthy_after: u32,
+    /// `preflight = false`: `meeseeks preflight` does not probe this check.
+    pub preflight: bool,
     pub line: u32,
 }
 
@@ -354,6 +399,7 @@ impl Model {
             .collect();
         let mut m = Model {
             dir,
+            files: Vec::new(),
             defaults,
             vars: BTreeMap::new(),
             notify: Vec::new(),
