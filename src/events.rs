@@ -233,3 +233,59 @@ impl Event {
         }
     }
 }
+
+impl Event {
+    /// The wire name of every event, in declaration order: the one list that webhook filters
+    /// are checked against (a test keeps it equal to the enum's).
+    pub const ALL: &'static [&'static str] = &[
+        "run.started",
+        "run.resumed",
+        "service.started",
+        "step.started",
+        "step.attempt_failed",
+        "step.succeeded",
+        "step.failed",
+        "step.skipped",
+        "manual.waiting",
+        "manual.approved",
+        "check.passed",
+        "check.failed",
+        "service.recovered",
+        "service.failed",
+        "service.skipped",
+        "service.blocked",
+        "rollback.started",
+        "rto.breached",
+        "run.interrupted",
+        "run.abandoned",
+        "run.finished",
+    ];
+}
+
+/// Webhook events sent outside a run (`diff`, `preflight --every`): not journaled, so not in
+/// [`Event`].
+pub const WEBHOOK_ONLY: &[&str] = &["graph.new_dependents", "preflight.changed"];
+
+#[cfg(test)]
+mod all_names {
+    use super::Event;
+
+    /// `Event::ALL` is exactly the enum's variants, in order: serde's error for an unknown
+    /// variant lists them all.
+    #[test]
+    fn all_is_every_variant_in_order() {
+        let err = serde_json::from_str::<Event>(r#"{"event": "no.such"}"#)
+            .unwrap_err()
+            .to_string();
+        let listed = err
+            .split_once("expected one of ")
+            .unwrap_or_else(|| panic!("{err}"))
+            .1;
+        let names: Vec<&str> = listed
+            .split(", ")
+            .map(|n| n.trim_matches(|c: char| c == '`' || !c.is_ascii_graphic()))
+            .map(|n| n.split('`').next().unwrap_or(n))
+            .collect();
+        assert_eq!(names, Event::ALL, "{err}");
+    }
+}

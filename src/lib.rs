@@ -17,6 +17,7 @@ pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod stub;
+pub mod suggest;
 pub mod template;
 pub mod util;
 

@@ -381,3 +381,54 @@ fn preflight_false_on_a_uses_step_applies_to_its_steps() {
         .collect();
     assert_eq!(flags, [("mine/a", false), ("mine/b", true)]);
 }
+
+#[test]
+fn notify_accepts_every_event_name() {
+    let g = "[[notify]]\nurl = \"https://hooks.example/dr\"\nevents = [\"service.skipped\", \"preflight.changed\", \"graph.new_dependents\", \"servce.skipped\"]\n[services.db]\ntier = 0\n";
+    let (_d, l) = load_dir(g, &[]);
+    let errors: Vec<_> = l.diags.items.iter().filter(|d| d.code == "value").collect();
+    assert_eq!(errors.len(), 1, "{}", l.diags.render(false));
+    assert_eq!(errors[0].message, "unknown event `servce.skipped`");
+    assert_eq!(
+        errors[0].help.as_deref(),
+        Some("did you mean `service.skipped`?")
+    );
+}
+
+/// Thousands of unknown dependencies (a half-imported graph) must not each cost a pass over
+/// every service name: only the hints that are printed (the first five of the kind, in file
+/// order) are looked for.
+#[test]
+fn did_you_mean_only_for_the_printed_unknown_dependencies() {
+    let mut g = String::new();
+    for i in 0..50 {
+        g.push_str(&format!("[services.svc-{i:03}]\ntier = 1\n"));
+    }
+    g.push_str("[services.app]\ntier = 1\ndepends_on = [");
+    for i in 0..30 {
+        g.push_str(&format!("\"svc-{i:03}x\", "));
+    }
+    g.push_str("]\n");
+    let (_d, l) = load_dir(&g, &[]);
+    let helps: Vec<&str> = l
+        .diags
+        .items
+        .iter()
+        .filter(|d| d.code == "unknown-dependency")
+        .map(|d| d.help.as_deref().unwrap_or(""))
+        .collect();
+    assert_eq!(helps.len(), 30);
+    assert_eq!(helps[0], "did you mean `svc-000`?");
+    assert_eq!(helps[4], "did you mean `svc-004`?");
+    assert_eq!(helps[5], "declare it with a [services.svc-005x] table");
+    assert!(
+        helps[5..].iter().all(|h| h.starts_with("declare it")),
+        "{helps:?}"
+    );
+    let shown = l.diags.render(false);
+    assert_eq!(shown.matches("did you mean").count(), 5, "{shown}");
+    assert!(
+        shown.contains("... and 25 more errors of kind [unknown-dependency]"),
+        "{shown}"
+    );
+}

@@ -260,9 +260,7 @@ fn audit_with(
         match KINDS.iter().position(|(k, _)| k == a) {
             Some(k) => allow[k] = true,
             None => {
-                let hint = crate::util::closest(a, KINDS.iter().map(|(k, _)| *k))
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
+                let hint = crate::suggest::did_you_mean(a, KINDS.iter().map(|(k, _)| *k));
                 return Err(crate::Error::Usage(format!(
                     "--allow: unknown finding `{a}`{hint}"
                 )));

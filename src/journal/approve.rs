@@ -34,7 +34,7 @@ pub fn approve(run: &RunDir, service: &str, by: Option<&str>) -> Result<Approval
         let names = st.services.iter().map(|s| s.name.as_str());
         return Err(Error::UnknownService {
             name: service.to_string(),
-            suggestion: crate::util::closest(service, names).map(str::to_string),
+            suggestion: crate::suggest::closest(service, names).map(str::to_string),
         });
     };
     let waiting = svc

@@ -448,12 +448,7 @@ impl StateDir {
         if prefixed.len() == 1 && !id.is_empty() {
             return Ok(self.run_dir(prefixed[0]));
         }
-        let mut scored: Vec<(f64, &String)> = ids
-            .iter()
-            .map(|x| (strsim::normalized_levenshtein(id, x), x))
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| b.1.cmp(a.1)));
-        let closest: Vec<&str> = scored.iter().take(3).map(|(_, x)| x.as_str()).collect();
+        let closest = crate::suggest::ranked(id, ids.iter().map(String::as_str), 3);
         let hint = if prefixed.len() > 1 {
             format!(
                 "; `{id}` matches {} runs, give more of the id",

@@ -172,6 +172,21 @@ pub struct Diag {
     pub span: Range<usize>,
     pub label: Option<String>,
     pub help: Option<String>,
+    /// A "did you mean" to fill in when the load is over (see [`Diagnostics::fill_hints`]).
+    pub pending: Option<Box<PendingHint>>,
+}
+
+/// The help of a diagnostic about an unknown service name, left to fill in once every
+/// diagnostic is known and sorted: only those printed first get a "did you mean" (each costs a
+/// pass over every service name: 200 000 of them on a big graph would be quadratic).
+/// The `render` of diagnostics whose hints were not filled in shows no help for them.
+#[derive(Debug, Clone)]
+pub struct PendingHint {
+    pub name: String,
+    /// The help when a close name is found, `{}` standing for it.
+    pub found: String,
+    /// The help otherwise.
+    pub otherwise: String,
 }
 
 impl Diag {
@@ -184,6 +199,7 @@ impl Diag {
             span: 0..0,
             label: None,
             help: None,
+            pending: None,
         }
     }
 
@@ -207,6 +223,16 @@ impl Diag {
 
     pub fn help(mut self, help: impl Into<String>) -> Diag {
         self.help = Some(help.into());
+        self
+    }
+
+    /// A help naming the service closest to `name`, computed later (see [`PendingHint`]).
+    pub fn hint(mut self, name: &str, found: String, otherwise: String) -> Diag {
+        self.pending = Some(Box::new(PendingHint {
+            name: name.to_string(),
+            found,
+            otherwise,
+        }));
         self
     }
 
@@ -292,6 +318,27 @@ impl Diagnostics {
             .iter()
             .filter(|d| d.severity == Severity::Warning)
             .count()
+    }
+
+    /// Fills in the pending hints of the diagnostics that [`Diagnostics::render`] prints (the
+    /// first [`SUMMARISE_AFTER`] of each kind, once sorted) with the closest of `names`; the
+    /// others, never printed, get the help without a suggestion. So the cost is a few passes
+    /// over `names`, however many names are unknown.
+    pub fn fill_hints(&mut self, names: &[&str]) {
+        let mut shown: BTreeMap<(Severity, &str), usize> = BTreeMap::new();
+        for d in &mut self.items {
+            let n = shown.entry((d.severity, d.code)).or_default();
+            *n += 1;
+            if let Some(p) = d.pending.take() {
+                let hint = (*n <= SUMMARISE_AFTER)
+                    .then(|| crate::suggest::closest(&p.name, names.iter().copied()))
+                    .flatten();
+                d.help = Some(match hint {
+                    Some(h) => p.found.replace("{}", h),
+                    None => p.otherwise,
+                });
+            }
+        }
     }
 
     pub fn has_errors(&self) -> bool {

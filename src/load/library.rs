@@ -620,7 +620,7 @@ pub fn usage_snippet(def: &TemplateDef, values: &[(String, String)]) -> String {
 /// A diagnostic for `uses = NAME` naming no template, with the closest name as a hint.
 pub(super) fn unknown(name: &str, dr_dir: Option<&Path>) -> Diag {
     let names = all_names(dr_dir);
-    let hint = crate::util::closest(name, names.iter().map(|(n, _)| n.as_str()));
+    let hint = crate::suggest::closest(name, names.iter().map(|(n, _)| n.as_str()));
     let d = Diag::error("unknown-template", format!("unknown template `{name}`"))
         .label("no such template");
     match hint {

@@ -30,30 +30,14 @@ use read::{Reader, SV};
 use crate::model::{Backup, Defaults, Model, Notify, NotifyFormat, Service, SvcId, VarValue};
 use crate::util::{PARALLEL_MIN_SCOPE, join};
 
-/// Event names a `[[notify]]` hook may subscribe to.
-pub const NOTIFY_EVENTS: &[&str] = &[
-    "run.started",
-    "run.resumed",
-    "service.started",
-    "step.started",
-    "step.attempt_failed",
-    "step.succeeded",
-    "step.failed",
-    "step.skipped",
-    "manual.waiting",
-    "manual.approved",
-    "check.passed",
-    "check.failed",
-    "service.recovered",
-    "service.failed",
-    "service.blocked",
-    "rollback.started",
-    "rto.breached",
-    "run.interrupted",
-    "run.abandoned",
-    "run.finished",
-    "graph.new_dependents",
-];
+/// Event names a `[[notify]]` hook may subscribe to: every run event, and those sent outside
+/// a run.
+pub fn notify_events() -> impl Iterator<Item = &'static str> + Clone {
+    crate::events::Event::ALL
+        .iter()
+        .chain(crate::events::WEBHOOK_ONLY)
+        .copied()
+}
 
 /// Template variables every playbook sees (SPEC §2.2), besides `env` and `secret`.
 pub const BUILTIN_VARS: &[&str] = &["service", "run_id", "mode", "run_dir", "dr_dir", "meeseeks"];
@@ -262,6 +246,9 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
         playbook::load_playbooks(&mut model, &name_spans, &gfile, opts, &mut diags);
     }
     diags.sort();
+    let names: Vec<&str> = model.services.iter().map(|s| s.name.as_str()).collect();
+    diags.fill_hints(&names);
+    drop(names);
     Loaded {
         model: Some(model),
         diags,
@@ -322,12 +309,14 @@ fn read_notify(r: &mut Reader<'_>, v: &SV<'_>) -> Vec<Notify> {
             && let Some(list) = r.strings("events", e)
         {
             for (name, span) in list {
-                if !NOTIFY_EVENTS.contains(&name.as_str()) {
-                    let hint = crate::util::closest(&name, NOTIFY_EVENTS.iter().copied());
+                if !notify_events().any(|e| e == name) {
+                    let hint = crate::suggest::closest(&name, notify_events());
                     let mut d = r.err("value", span, format!("unknown event `{name}`"));
                     d.help = Some(match hint {
                         Some(h) => format!("did you mean `{h}`?"),
-                        None => format!("events: {}", NOTIFY_EVENTS.join(", ")),
+                        None => {
+                            format!("events: {}", notify_events().collect::<Vec<_>>().join(", "))
+                        }
                     });
                 }
                 events.push(name);
@@ -497,7 +486,6 @@ fn read_services<'t, 'i>(
         let mut lists = Vec::with_capacity(hi - lo);
         let mut resolver = Resolver {
             ids,
-            names,
             stamp: vec![usize::MAX; names.len()],
         };
         for (id, (v, span)) in entries.iter().enumerate().take(hi).skip(lo) {
@@ -642,8 +630,6 @@ impl<'a> NameIds<'a> {
 /// is unknown, the service itself, or listed twice.
 struct Resolver<'a> {
     ids: &'a NameIds<'a>,
-    /// All names in order, for "did you mean" hints.
-    names: &'a [&'a str],
     /// `stamp[d]` = the list that last listed `d`: duplicates found in O(1), even in a list of
     /// 100 000 names.
     stamp: Vec<usize>,
@@ -695,17 +681,17 @@ impl Resolver<'_> {
                     }
                 }
                 None => {
-                    let hint = crate::util::closest(name, self.names.iter().copied());
                     let mut d = r.err(
                         "unknown-dependency",
                         span,
                         format!("`{svc}` {key} unknown service `{name}`"),
                     );
                     d.label = Some("no such service in graph.toml".into());
-                    d.help = Some(match hint {
-                        Some(h) => format!("did you mean `{h}`?"),
-                        None => format!("declare it with a [services.{name}] table"),
-                    });
+                    d.pending = Some(Box::new(diag::PendingHint {
+                        name: name.to_string(),
+                        found: "did you mean `{}`?".into(),
+                        otherwise: format!("declare it with a [services.{name}] table"),
+                    }));
                 }
             }
         }

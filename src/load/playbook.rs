@@ -67,19 +67,17 @@ pub(super) fn load_playbooks(
         let file = SourceFile::new(path.clone(), text);
         let id = model.id(stem);
         if id.is_none() {
-            let hint = model.suggest(stem).map(str::to_string);
             diags.push(
                 Diag::error(
                     "unknown-playbook",
                     format!("playbook for `{stem}`, which is not a service in graph.toml"),
                 )
                 .at(&file, 0..0)
-                .help(match hint {
-                    Some(h) => format!(
-                        "did you mean playbooks/{h}.toml? The file name must be the service name"
-                    ),
-                    None => format!("add [services.{stem}] to graph.toml, or remove this file"),
-                }),
+                .hint(
+                    stem,
+                    "did you mean playbooks/{}.toml? The file name must be the service name".into(),
+                    format!("add [services.{stem}] to graph.toml, or remove this file"),
+                ),
             );
         }
         let defined = Defined {

@@ -271,7 +271,7 @@ impl Reader<'_> {
         for (k, _) in t.iter() {
             let key = k.get_ref().as_ref();
             if !known.contains(&key) {
-                let hint = crate::util::closest(key, known.iter().copied());
+                let hint = crate::suggest::closest(key, known.iter().copied());
                 let mut d = self.err(
                     "unknown-key",
                     k.span(),

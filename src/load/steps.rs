@@ -151,7 +151,7 @@ impl Ctx<'_, '_> {
                     known.extend(self.defined.graph.iter().copied());
                     known.extend(self.defined.cli.iter().copied());
                     known.extend(self.playbook_vars.iter().map(String::as_str));
-                    let hint = crate::util::closest(root, known.iter().copied());
+                    let hint = crate::suggest::closest(root, known.iter().copied());
                     let mut d = self.r.err(
                         "undefined-var",
                         span.clone(),
@@ -192,7 +192,7 @@ impl Ctx<'_, '_> {
                 )
                 .help("parameter values are spliced into the text at load time: filters, tests and {% %} blocks cannot apply to them");
         } else {
-            let hint = crate::util::closest(name, params.iter().map(String::as_str));
+            let hint = crate::suggest::closest(name, params.iter().map(String::as_str));
             let mut d = self.r.err(
                 "unknown-param",
                 span,

@@ -97,7 +97,7 @@ pub(super) fn expand(
         .map(|(k, _)| (k.get_ref().to_string(), k.span()))
         .collect();
     for (k, span) in unknown {
-        let hint = crate::util::closest(&k, USES_KEYS.iter().copied());
+        let hint = crate::suggest::closest(&k, USES_KEYS.iter().copied());
         let mut d =
             cx.r.err(
                 "unknown-key",
@@ -169,7 +169,8 @@ pub(super) fn expand(
         for (k, v) in wt.iter() {
             let pname = k.get_ref().as_ref();
             let Some(p) = def.param(pname) else {
-                let hint = crate::util::closest(pname, def.params.iter().map(|p| p.name.as_str()));
+                let hint =
+                    crate::suggest::closest(pname, def.params.iter().map(|p| p.name.as_str()));
                 let known: Vec<&str> = def.params.iter().map(|p| p.name.as_str()).collect();
                 let mut d =
                     cx.r.err(

@@ -342,7 +342,7 @@ impl Model {
 
     /// The closest known service name, for "did you mean" hints.
     pub fn suggest(&self, name: &str) -> Option<&str> {
-        crate::util::closest(name, self.services.iter().map(|s| s.name.as_str()))
+        crate::suggest::closest(name, self.services.iter().map(|s| s.name.as_str()))
     }
 
     /// Looks a service up by name, with a helpful error when it does not exist.
