@@ -219,25 +219,20 @@ pub fn all_names(dr_dir: Option<&Path>) -> Vec<(String, Origin)> {
     out
 }
 
-/// The source of template `name`: local first, then the library. `Ok(None)` when unknown.
-pub fn find_source(
+/// The source of template `name`: local first, then the library. `Ok(None)` when unknown;
+/// a local file that cannot be read is a diagnostic.
+fn find_source(
     dr_dir: Option<&Path>,
     name: &str,
-) -> std::io::Result<Option<(Origin, Arc<SourceFile>)>> {
+) -> Result<Option<(Origin, Arc<SourceFile>)>, Box<Diag>> {
     if !valid_name(name) {
         return Ok(None);
     }
     if let Some(d) = dr_dir {
         let path = local_root(d).join(format!("{name}.toml"));
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                return Ok(Some((
-                    Origin::Local(path.clone()),
-                    SourceFile::new(path, text),
-                )));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        if std::fs::symlink_metadata(&path).is_ok() {
+            let file = SourceFile::read(&path, super::diag::MAX_PLAYBOOK_BYTES, "")?;
+            return Ok(Some((Origin::Local(path), file)));
         }
     }
     Ok(builtin().iter().find(|(n, _)| *n == name).map(|(n, text)| {
@@ -251,17 +246,21 @@ pub fn find_source(
     }))
 }
 
-/// Finds and reads template `name`'s header. `Ok(None)`: no such template. Problems in the
-/// template file are diagnostics pointing into it.
+/// Finds and reads template `name`'s header. `Ok(None)`: no such template, or one that cannot
+/// be used; problems in (or reading) the template file are diagnostics pointing into it.
 pub fn load(
     dr_dir: Option<&Path>,
     name: &str,
     diags: &mut Diagnostics,
 ) -> std::io::Result<Option<TemplateDef>> {
-    let Some((origin, file)) = find_source(dr_dir, name)? else {
-        return Ok(None);
-    };
-    Ok(read_header(name, origin, &file, diags))
+    match find_source(dr_dir, name) {
+        Ok(Some((origin, file))) => Ok(read_header(name, origin, &file, diags)),
+        Ok(None) => Ok(None),
+        Err(d) => {
+            diags.push(*d);
+            Ok(None)
+        }
+    }
 }
 
 /// Reads `description` and `[params]`; `None` when the file is too broken to use.

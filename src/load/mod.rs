@@ -83,19 +83,10 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Loaded {
 }
 
 fn read_file(path: &Path, diags: &mut Diagnostics) -> Option<Arc<SourceFile>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Some(SourceFile::new(path.to_path_buf(), text)),
-        Err(e) => {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                "a DR directory needs a graph.toml (see `meeseeks init`), or pass the directory as an argument"
-            } else {
-                "check the file's permissions"
-            };
-            diags
-                .push(Diag::error("io", format!("cannot read {}: {e}", path.display())).help(hint));
-            None
-        }
-    }
+    let missing = "a DR directory needs a graph.toml (see `meeseeks init`), or pass the directory as an argument";
+    SourceFile::read(path, diag::MAX_GRAPH_BYTES, missing)
+        .map_err(|d| diags.push(*d))
+        .ok()
 }
 
 /// Parses any file the loader reads (graph, playbook, template) into the one spanned tree,
@@ -290,15 +281,9 @@ fn read_notify(r: &mut Reader<'_>, v: &SV<'_>) -> Vec<Notify> {
         };
         r.unknown_keys(t, &["url", "events", "format"], "[[notify]]");
         let url = match t.get("url") {
-            Some(u) => r.string("url", u).inspect(|s| {
-                if !(s.starts_with("http://") || s.starts_with("https://")) {
-                    r.err(
-                        "value",
-                        u.span(),
-                        format!("webhook url `{s}` must start with http:// or https://"),
-                    );
-                }
-            }),
+            Some(u) => r
+                .string("url", u)
+                .filter(|s| r.http_url("url", s, u.span())),
             None => {
                 r.err("missing-key", item.span(), "[[notify]] needs a `url`");
                 None

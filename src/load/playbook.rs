@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::LoadOptions;
-use super::diag::{Diag, Diagnostics, SourceFile};
+use super::diag::{Diag, Diagnostics, MAX_PLAYBOOK_BYTES, SourceFile};
 use super::library::Cache;
 use super::read::{Reader, SV, to_var};
 use super::steps::{Ctx, Defined, read_check, read_preflight, read_rpo_probe, read_step};
@@ -36,7 +36,9 @@ pub(super) fn load_playbooks(
         Ok(rd) => {
             for e in rd.flatten() {
                 let p = e.path();
-                if p.extension().is_some_and(|x| x == "toml") && p.is_file() {
+                // Anything named *.toml but a directory is read, so that a FIFO or a device
+                // is refused with a reason instead of skipped in silence.
+                if p.extension().is_some_and(|x| x == "toml") && !p.is_dir() {
                     files.push(p);
                 }
             }
@@ -54,17 +56,13 @@ pub(super) fn load_playbooks(
     let cache = RefCell::new(Cache::new(model.dir.clone()));
     for path in &files {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                diags.push(Diag::error(
-                    "io",
-                    format!("cannot read {}: {e}", path.display()),
-                ));
+        let file = match SourceFile::read(path, MAX_PLAYBOOK_BYTES, "") {
+            Ok(f) => f,
+            Err(d) => {
+                diags.push(*d);
                 continue;
             }
         };
-        let file = SourceFile::new(path.clone(), text);
         let id = model.id(stem);
         if id.is_none() {
             diags.push(
@@ -85,7 +83,11 @@ pub(super) fn load_playbooks(
             cli: &cli_vars,
         };
         let stateful = id.map(|id| model.services[id].stateful);
-        let pb = read_playbook(&file, path, &defined, &cache, stateful, diags);
+        // Its own list, so that counting its errors does not count the graph's (thousands,
+        // in a broken generated graph) once per playbook.
+        let mut own = Diagnostics::default();
+        let pb = read_playbook(&file, path, &defined, &cache, stateful, &mut own);
+        diags.items.append(&mut own.items);
         if let (Some(id), Some(pb)) = (id, pb) {
             loaded.push((id, pb));
         }
@@ -128,6 +130,7 @@ pub(super) fn load_playbooks(
     }
 }
 
+/// Reads one playbook; `diags` holds this playbook's diagnostics only.
 fn read_playbook(
     file: &Arc<SourceFile>,
     path: &Path,
@@ -191,6 +194,14 @@ fn read_playbook(
         pb.rpo_probe = read_rpo_probe(&mut cx, v);
     }
     pb.checks.append(&mut cx.extra_checks);
+    if pb.steps.is_empty() && pb.checks.is_empty() && !cx.r.diags.has_errors() {
+        cx.r.err(
+            "empty-playbook",
+            0..0,
+            "this playbook has no [[steps]] and no [[checks]]: recovering the service would do and verify nothing",
+        )
+        .help("add its recovery steps, or at least a [[checks]] entry telling when the service is up");
+    }
     pb.secrets = std::mem::take(&mut cx.secrets);
     pb.envs = std::mem::take(&mut cx.envs);
     pb.templates = std::mem::take(&mut cx.templates);

@@ -102,6 +102,42 @@ impl Reader<'_> {
         Some(s.to_string())
     }
 
+    /// Whether `s` (the value of `key`, at `span`) can be an http(s) URL; reports it when it
+    /// cannot. A URL whose scheme is a template (`{{ base_url }}/x`) is known only when
+    /// rendered; from a literal scheme on (`https://{{ host }}/x`) it is checked.
+    pub fn http_url(&mut self, key: &str, s: &str, span: Range<usize>) -> bool {
+        let literal = s.split("{{").next().unwrap_or(s);
+        let problem = if literal.len() < s.len() {
+            match literal.split_once("://") {
+                Some((scheme, _)) if !matches!(scheme, "http" | "https") => {
+                    Some(format!("the scheme `{scheme}` is not http or https"))
+                }
+                Some(_) => None,
+                None if literal.is_empty() => None,
+                None => Some("it does not start with http:// or https://".to_string()),
+            }
+        } else {
+            match reqwest::Url::parse(s) {
+                Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                    Some(format!("the scheme `{}` is not http or https", u.scheme()))
+                }
+                Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("it has no host".into()),
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            }
+        };
+        let Some(why) = problem else {
+            return true;
+        };
+        self.err(
+            "value",
+            span,
+            format!("`{key}` = \"{s}\" is not an http(s) URL: {why}"),
+        )
+        .help("write it as http://host[:port]/path or https://host[:port]/path");
+        false
+    }
+
     /// A string, borrowed from the tree.
     pub fn str<'v>(&mut self, key: &str, v: &'v SV<'_>) -> Option<&'v str> {
         match v.get_ref() {

@@ -100,6 +100,9 @@ impl Ctx<'_, '_> {
                 return;
             }
         };
+        if !self.known_names(s, span.clone()) {
+            return;
+        }
         let mut vars: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
         vars.sort();
         for v in vars {
@@ -205,18 +208,93 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// Checks what only rendering would find in a template that compiles: a filter or test
+    /// that does not exist, or a tag reading another template file (`include`, `import`,
+    /// `from`, `extends`: there are none to read). `false` when something was reported.
+    fn known_names(&mut self, s: &str, span: Range<usize>) -> bool {
+        use minijinja::machinery::{Token, tokenize};
+        let tokens: Vec<Token<'_>> = tokenize(s, false, Default::default())
+            .map_while(|t| t.ok().map(|(t, _)| t))
+            .collect();
+        let mut ok = true;
+        for (i, t) in tokens.iter().enumerate() {
+            let next = |k: usize| match tokens.get(i + k) {
+                Some(Token::Ident(n)) => Some(*n),
+                _ => None,
+            };
+            let problem = match t {
+                Token::BlockStart => match next(1) {
+                    Some(tag @ ("include" | "import" | "from" | "extends")) => {
+                        Some((format!("`{{% {tag} %}}` cannot be used in a playbook"), "a playbook's templates are single strings: there is no other template file to read".to_string()))
+                    }
+                    Some("filter") => next(2).and_then(unknown_filter),
+                    _ => None,
+                },
+                Token::Pipe => next(1).and_then(unknown_filter),
+                Token::Ident("is") => match next(1) {
+                    Some("not") => next(2).and_then(unknown_test),
+                    n => n.and_then(unknown_test),
+                },
+                _ => None,
+            };
+            if let Some((msg, help)) = problem {
+                self.r.err("template", span.clone(), msg).help(help);
+                ok = false;
+            }
+        }
+        ok
+    }
+
     fn tstring(&mut self, key: &str, v: &SV<'_>) -> Option<String> {
         let s = self.r.string(key, v)?;
         self.template(&s, v.span());
         Some(s)
     }
+
+    /// A shell command line (see [`Reader::command`]) that is a template.
+    fn tcommand(&mut self, key: &str, v: &SV<'_>) -> Option<String> {
+        let s = self.r.command(key, v)?;
+        self.template(&s, v.span());
+        Some(s)
+    }
+}
+
+/// The filters and tests templates may use: those of the environment that renders them at
+/// run time (`template::Renderer`: minijinja's built-ins).
+fn builtins() -> &'static minijinja::Environment<'static> {
+    static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
+    ENV.get_or_init(minijinja::Environment::new)
+}
+
+/// (message, help) when `name` is not a filter.
+fn unknown_filter(name: &str) -> Option<(String, String)> {
+    let err = builtins().empty_state().apply_filter(name, &[]).err()?;
+    (err.kind() == minijinja::ErrorKind::UnknownFilter).then(|| {
+        (
+            format!("unknown template filter `{name}`"),
+            "use one of minijinja's built-in filters (upper, lower, trim, replace, default, join, …): https://docs.rs/minijinja/latest/minijinja/filters/".to_string(),
+        )
+    })
+}
+
+/// (message, help) when `name` is not a test (`x is defined`).
+fn unknown_test(name: &str) -> Option<(String, String)> {
+    let err = builtins().empty_state().perform_test(name, &[]).err()?;
+    (err.kind() == minijinja::ErrorKind::UnknownTest).then(|| {
+        (
+            format!("unknown template test `{name}`"),
+            "use one of minijinja's built-in tests (defined, none, number, string, …): https://docs.rs/minijinja/latest/minijinja/tests/".to_string(),
+        )
+    })
 }
 
 fn read_http(cx: &mut Ctx<'_, '_>, v: &SV<'_>) -> Option<HttpSpec> {
     let t = cx.r.table("http", v)?;
     cx.r.unknown_keys(t, HTTP_KEYS, "http");
     let url = match t.get("url") {
-        Some(u) => cx.tstring("url", u),
+        Some(u) => cx
+            .tstring("url", u)
+            .filter(|s| cx.r.http_url("url", s, u.span())),
         None => {
             cx.r.err("missing-key", v.span(), "`http` needs a `url`");
             None
@@ -240,6 +318,15 @@ fn read_http(cx: &mut Ctx<'_, '_>, v: &SV<'_>) -> Option<HttpSpec> {
     {
         for (k, hv) in ht.iter() {
             if let Some(s) = cx.tstring(k.get_ref(), hv) {
+                if s.contains(['\r', '\n', '\0']) {
+                    cx.r.err(
+                        "value",
+                        hv.span(),
+                        format!("header `{}` contains a line break or NUL byte", k.get_ref()),
+                    )
+                    .help("an HTTP header value is one line of text");
+                    continue;
+                }
                 headers.insert(k.get_ref().to_string(), s);
             }
         }
@@ -278,10 +365,26 @@ fn read_cmd(cx: &mut Ctx<'_, '_>, v: &SV<'_>) -> Option<Vec<String>> {
         );
         return None;
     }
-    for (s, span) in &items {
+    let mut ok = true;
+    for (i, (s, span)) in items.iter().enumerate() {
+        if s.contains('\0') {
+            cx.r.err(
+                "value",
+                span.clone(),
+                "a `cmd` argument contains a NUL byte",
+            )
+            .help(
+                "an argument cannot hold a NUL byte (the kernel ends it there): remove the \\u0000",
+            );
+            ok = false;
+        } else if i == 0 && s.trim().is_empty() {
+            cx.r.err("value", span.clone(), "the program of `cmd` is empty")
+                .help("the first element is the program to run, e.g. cmd = [\"systemctl\", \"start\", \"nginx\"]");
+            ok = false;
+        }
         cx.template(s, span.clone());
     }
-    Some(items.into_iter().map(|(s, _)| s).collect())
+    ok.then(|| items.into_iter().map(|(s, _)| s).collect())
 }
 
 fn read_tcp(cx: &mut Ctx<'_, '_>, v: &SV<'_>) -> Option<String> {
@@ -357,7 +460,7 @@ pub(super) fn read_step(
             let (k, _) = kinds[0];
             let v = t.get(k).expect("present");
             match k {
-                "run" => cx.tstring("run", v).map(StepKind::Run),
+                "run" => cx.tcommand("run", v).map(StepKind::Run),
                 "cmd" => read_cmd(cx, v).map(StepKind::Cmd),
                 "http" => read_http(cx, v).map(StepKind::Http),
                 "tcp" => read_tcp(cx, v).map(StepKind::Tcp),
@@ -506,7 +609,7 @@ fn read_probe(
             match k {
                 "http" => read_http(cx, v).map(CheckKind::Http),
                 "tcp" => read_tcp(cx, v).map(CheckKind::Tcp),
-                "run" => cx.tstring("run", v).map(CheckKind::Run),
+                "run" => cx.tcommand("run", v).map(CheckKind::Run),
                 "cmd" => read_cmd(cx, v).map(CheckKind::Cmd),
                 _ => None,
             }
