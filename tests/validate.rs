@@ -677,3 +677,21 @@ fn deep_nesting_is_a_syntax_error_not_a_stack_overflow() {
     assert!(stderr.contains("TOML syntax error"), "{stderr}");
     assert!(stderr.len() < 20_000, "{} bytes", stderr.len());
 }
+
+#[test]
+fn validate_counts_essential_and_optional_dependencies_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = "[services.db]\ntier = 0\n[services.cache]\ntier = 1\n[services.api]\ntier = 1\ndepends_on = [\"db\"]\nsoft_depends_on = [\"cache\"]\n[services.web]\ntier = 2\ndepends_on = [\"api\", \"db\"]\n";
+    std::fs::write(dir.path().join("graph.toml"), g).unwrap();
+    std::fs::create_dir(dir.path().join("playbooks")).unwrap();
+    for s in ["db", "cache", "api", "web"] {
+        std::fs::write(dir.path().join(format!("playbooks/{s}.toml")), OK_PLAYBOOK).unwrap();
+    }
+    let out = bin().arg("validate").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ok: 4 services, 3 essential + 1 optional dependencies, 4 playbooks"),
+        "{stdout}"
+    );
+}
