@@ -96,7 +96,7 @@ pub(crate) fn input_files(model: &crate::model::Model) -> Vec<(PathBuf, Vec<u8>)
             files.push((rel, bytes));
         }
     };
-    add(std::path::Path::new("graph.toml"));
+    model.files.iter().for_each(|f| add(f));
     // Local templates the playbooks' `uses` steps expanded are inputs too (each once).
     let mut templates = std::collections::BTreeSet::new();
     for s in &model.services {

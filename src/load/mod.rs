@@ -12,6 +12,7 @@
 //! `library` (finding templates) → `read` → `tree`, `diag`.
 
 pub mod diag;
+mod fragments;
 pub mod library;
 mod playbook;
 mod read;
@@ -117,7 +118,7 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     let root = table.get_ref();
     r.unknown_keys(
         root,
-        &["defaults", "vars", "notify", "services"],
+        &["defaults", "vars", "notify", "services", "include"],
         "graph.toml",
     );
 
@@ -158,27 +159,69 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
         .map(|v| read_notify(&mut r, v))
         .unwrap_or_default();
 
-    // Services in name order (the tree iterates keys in order), and beside them their tables
-    // in the tree: dependency names are resolved straight from there (no copy of 400 000
-    // names, no second 400-byte record per service).
-    let mut entries: Vec<(&SV<'_>, Range<usize>)> = Vec::new();
+    // Fragments: read, and parsed on two threads when there are many.
+    let fragments = match root.get("include") {
+        Some(v) => {
+            let rel = fragments::find(&mut r, dir, graph_path, v);
+            fragments::read(dir, rel, r.diags)
+        }
+        None => Vec::new(),
+    };
+    let docs = fragments::parse(&fragments, r.diags, FRAGMENTS_THREADS_AT);
+    // Every graph file, graph.toml first: `Service::file` indexes these.
+    let sources: Vec<&Arc<SourceFile>> = std::iter::once(&gfile)
+        .chain(fragments.iter().map(|(_, f)| f))
+        .collect();
+    let roots: Vec<&tree::Table<'_>> = std::iter::once(root)
+        .chain(docs.iter().map(tree::Doc::get_ref))
+        .collect();
+    // Each fragment's own [vars], for the playbooks of its services (none for graph.toml's
+    // services: they see the graph's [vars]).
+    let mut scoped_vars = vec![BTreeMap::new()];
+    for (i, root) in roots.iter().enumerate().skip(1) {
+        let mut r = Reader {
+            file: sources[i],
+            diags: &mut diags,
+        };
+        scoped_vars.push(fragments::read_root(&mut r, root));
+    }
+
+    // Services in name order, and beside them their tables in the trees: dependency names
+    // are resolved straight from there (no copy of 400 000 names, no second 400-byte record
+    // per service).
+    let mut entries: Vec<Entry<'_, '_>> = Vec::new();
     let mut names: Vec<&str> = Vec::new();
-    if let Some(v) = root.get("services")
-        && let Some(t) = r.table("services", v)
-    {
-        entries.reserve_exact(t.len());
-        names.reserve_exact(t.len());
+    let mut any_services = false;
+    for (i, root) in roots.iter().enumerate() {
+        let mut r = Reader {
+            file: sources[i],
+            diags: &mut diags,
+        };
+        let Some(v) = root.get("services") else {
+            continue;
+        };
+        any_services = true;
+        let Some(t) = r.table("services", v) else {
+            continue;
+        };
+        entries.reserve(t.len());
+        names.reserve(t.len());
         for (k, v) in t.iter() {
             if v.get_ref().as_table().is_some() {
-                entries.push((v, k.span()));
+                entries.push(Entry {
+                    table: v,
+                    span: k.span(),
+                    file: i as u32,
+                });
                 names.push(k.get_ref());
             } else {
                 // Not a service: reported (and left out) here.
                 read_service(&mut r, k.get_ref(), k.span(), v, &defaults);
             }
         }
-    } else if root.get("services").is_none() {
-        r.diags.push(
+    }
+    if !any_services {
+        diags.push(
             Diag::error("no-services", "graph.toml declares no services")
                 .at(&gfile, 0..0)
                 .help(
@@ -186,12 +229,16 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
                 ),
         );
     }
+    if sources.len() > 1 {
+        // Each tree iterates its keys in order; together they are merged by name, a name
+        // defined twice being an error at its second definition (in load order).
+        (entries, names) = merge_by_name(entries, names, &sources, dir, &mut diags);
+    }
     debug_assert!(names.is_sorted(), "ids are positions in name order");
-    let name_spans: Vec<Range<usize>> = entries.iter().map(|e| e.1.clone()).collect();
     let ids = NameIds::new(&names);
     let (mut services, lists) = read_services(
-        &gfile,
-        r.diags,
+        &sources,
+        &mut diags,
         &entries,
         &names,
         &ids,
@@ -205,25 +252,35 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     let ((index, lines), (dependents, soft_dependents)) = join(
         services.len() >= PARALLEL_MIN_SCOPE,
         || {
-            let starts: Vec<usize> = name_spans.iter().map(|s| s.start).collect();
-            (crate::model::name_index(&services), gfile.lines(&starts))
+            (
+                crate::model::name_index(&services),
+                header_lines(&entries, &sources),
+            )
         },
         || {
             let reverse = crate::model::reverse_lists(&services);
-            report_cycles(&services, &reverse.0, &lists, &gfile, r.diags);
+            report_cycles(&services, &reverse.0, &lists, &sources, &mut diags);
             reverse
         },
     );
     drop(lists);
     drop(names);
+    let name_spans: Vec<Range<usize>> = entries.iter().map(|e| e.span.clone()).collect();
     drop(entries);
     table.drop_in_parallel(PARALLEL_MIN_SCOPE);
+    drop(docs);
     for (svc, line) in services.iter_mut().zip(lines) {
         svc.line = line;
     }
+    let graph_name = graph_path
+        .strip_prefix(dir)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| graph_path.to_path_buf());
     let mut model = Model {
         dir: dir.to_path_buf(),
-        files: vec![graph_path.to_path_buf()],
+        files: std::iter::once(graph_name)
+            .chain(fragments.iter().map(|(rel, _)| rel.clone()))
+            .collect(),
         defaults,
         vars,
         notify,
@@ -234,7 +291,12 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     };
 
     if !opts.graph_only {
-        playbook::load_playbooks(&mut model, &name_spans, &gfile, opts, &mut diags);
+        let at = playbook::GraphAt {
+            files: &sources,
+            name_spans: &name_spans,
+            scoped_vars: &scoped_vars,
+        };
+        playbook::load_playbooks(&mut model, &at, opts, &mut diags);
     }
     diags.sort();
     let names: Vec<&str> = model.services.iter().map(|s| s.name.as_str()).collect();
@@ -456,9 +518,9 @@ fn read_service<'t, 'i>(
 /// services on). The diagnostics come out in the order one pass would push them: every
 /// table's first, then every dependency list's.
 fn read_services<'t, 'i>(
-    file: &Arc<SourceFile>,
+    files: &[&Arc<SourceFile>],
     diags: &mut Diagnostics,
-    entries: &[(&'t SV<'i>, Range<usize>)],
+    entries: &[Entry<'t, 'i>],
     names: &[&str],
     ids: &NameIds<'_>,
     defaults: &Defaults,
@@ -473,17 +535,19 @@ fn read_services<'t, 'i>(
             ids,
             stamp: vec![usize::MAX; names.len()],
         };
-        for (id, (v, span)) in entries.iter().enumerate().take(hi).skip(lo) {
+        for (id, e) in entries.iter().enumerate().take(hi).skip(lo) {
             let name = names[id];
+            let file = files[e.file as usize];
             let mut r = Reader {
                 file,
                 diags: &mut read_diags,
             };
             let Some((mut svc, (deps, soft))) =
-                read_service(&mut r, name, span.clone(), v, defaults)
+                read_service(&mut r, name, e.span.clone(), e.table, defaults)
             else {
                 unreachable!("entries are tables");
             };
+            svc.file = e.file as usize;
             let mut r = Reader {
                 file,
                 diags: &mut dep_diags,
@@ -520,6 +584,76 @@ fn read_services<'t, 'i>(
     diags.items.extend(read.items);
     diags.items.extend(deps.items);
     (services, lists)
+}
+
+/// From this many fragments on, half of them are parsed on a second thread.
+const FRAGMENTS_THREADS_AT: usize = 64;
+
+/// A service table in one of the graph files.
+struct Entry<'t, 'i> {
+    table: &'t SV<'i>,
+    /// Of the service's name in its `[services.NAME]` header.
+    span: Range<usize>,
+    /// Index of its file (0: graph.toml).
+    file: u32,
+}
+
+/// The entries (and their names) of several files in name order, the files' order keeping
+/// the first definition of a name defined twice; each later one is an error.
+fn merge_by_name<'t, 'i, 'n>(
+    entries: Vec<Entry<'t, 'i>>,
+    names: Vec<&'n str>,
+    files: &[&Arc<SourceFile>],
+    dir: &Path,
+    diags: &mut Diagnostics,
+) -> (Vec<Entry<'t, 'i>>, Vec<&'n str>) {
+    let mut order: Vec<u32> = (0..entries.len() as u32).collect();
+    // Stable: for one name, the file loaded first comes first.
+    order.sort_by(|&a, &b| names[a as usize].cmp(names[b as usize]));
+    let mut slots: Vec<Option<Entry<'t, 'i>>> = entries.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(slots.len());
+    let mut out_names: Vec<&'n str> = Vec::with_capacity(slots.len());
+    for i in order {
+        let e = slots[i as usize].take().expect("each entry once");
+        let name = names[i as usize];
+        if out_names.last() == Some(&name) {
+            let first: &Entry<'_, '_> = out.last().expect("a name has an entry");
+            let first_file = files[first.file as usize];
+            diags.push(fragments::duplicate(
+                name,
+                files[e.file as usize],
+                e.span.clone(),
+                &first_file.path,
+                first_file.line(first.span.start),
+                dir,
+            ));
+            continue;
+        }
+        out.push(e);
+        out_names.push(name);
+    }
+    (out, out_names)
+}
+
+/// The line of each entry's header, one pass over each file.
+fn header_lines(entries: &[Entry<'_, '_>], files: &[&Arc<SourceFile>]) -> Vec<u32> {
+    if files.len() == 1 {
+        let starts: Vec<usize> = entries.iter().map(|e| e.span.start).collect();
+        return files[0].lines(&starts);
+    }
+    let mut by_file: Vec<(Vec<usize>, Vec<usize>)> = vec![Default::default(); files.len()];
+    for (i, e) in entries.iter().enumerate() {
+        let f = &mut by_file[e.file as usize];
+        f.0.push(i);
+        f.1.push(e.span.start);
+    }
+    let mut out = vec![0; entries.len()];
+    for (f, (which, starts)) in by_file.iter().enumerate() {
+        for (i, line) in which.iter().zip(files[f].lines(starts)) {
+            out[*i] = line;
+        }
+    }
+    out
 }
 
 /// The values of a service table, by key.
@@ -691,7 +825,7 @@ fn report_cycles(
     services: &[Service],
     dependents: &[Vec<SvcId>],
     lists: &[DepLists<'_, '_>],
-    file: &Arc<SourceFile>,
+    files: &[&Arc<SourceFile>],
     diags: &mut Diagnostics,
 ) {
     use petgraph::graph::{DiGraph, NodeIndex};
@@ -776,7 +910,7 @@ fn report_cycles(
             .unwrap_or(0..0);
         diags.push(
             Diag::error("cycle", format!("dependency cycle: {}", names.join(" -> ")))
-                .at(file, span)
+                .at(files[services[from].file], span)
                 .label("this edge closes the cycle")
                 .help("essential dependencies must form a DAG: break the cycle, or make one edge a `soft_depends_on` if that service works degraded without the other"),
         );
@@ -844,15 +978,27 @@ mod tests {
             .get_ref()
             .as_table()
             .unwrap();
-        let entries: Vec<(&SV<'_>, Range<usize>)> =
-            services.iter().map(|(k, v)| (v, k.span())).collect();
+        let entries: Vec<Entry<'_, '_>> = services
+            .iter()
+            .map(|(k, v)| Entry {
+                table: v,
+                span: k.span(),
+                file: 0,
+            })
+            .collect();
         let names: Vec<&str> = services.iter().map(|(k, _)| k.get_ref().as_ref()).collect();
         let ids = NameIds::new(&names);
         let read = |threads_at| {
             let mut diags = Diagnostics::default();
             let defaults = Defaults::default();
             let (svcs, _) = read_services(
-                &file, &mut diags, &entries, &names, &ids, &defaults, threads_at,
+                &[&file],
+                &mut diags,
+                &entries,
+                &names,
+                &ids,
+                &defaults,
+                threads_at,
             );
             let svcs: Vec<String> = svcs.iter().map(|s| format!("{s:?}")).collect();
             let diags: Vec<String> = diags

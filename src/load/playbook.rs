@@ -1,7 +1,7 @@
 //! `playbooks/<service>.toml` → `Playbook`, with template variables checked at load time.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use super::diag::{Diag, Diagnostics, MAX_PLAYBOOK_BYTES, SourceFile};
 use super::library::Cache;
 use super::read::{Reader, SV, to_var};
 use super::steps::{Ctx, Defined, read_check, read_preflight, read_rpo_probe, read_step};
-use crate::model::{Model, Playbook, Step};
+use crate::model::{Model, Playbook, Step, VarValue};
 
 const PLAYBOOK_KEYS: &[&str] = &[
     "description",
@@ -23,10 +23,20 @@ const PLAYBOOK_KEYS: &[&str] = &[
     "preflight",
     "rpo_probe",
 ];
+/// Where the services were defined: diagnostics about a service point there, and a
+/// fragment's `[vars]` reach the playbooks of its services.
+pub(super) struct GraphAt<'a> {
+    /// The graph files (`Service::file` indexes them).
+    pub files: &'a [&'a Arc<SourceFile>],
+    /// By service id: the span of its name in its `[services.NAME]` header.
+    pub name_spans: &'a [Range<usize>],
+    /// By file: the variables its services' playbooks see above graph.toml's.
+    pub scoped_vars: &'a [BTreeMap<String, VarValue>],
+}
+
 pub(super) fn load_playbooks(
     model: &mut Model,
-    name_spans: &[Range<usize>],
-    gfile: &Arc<SourceFile>,
+    at: &GraphAt<'_>,
     opts: &LoadOptions,
     diags: &mut Diagnostics,
 ) {
@@ -83,10 +93,11 @@ pub(super) fn load_playbooks(
             cli: &cli_vars,
         };
         let stateful = id.map(|id| model.services[id].stateful);
+        let scoped = id.map(|id| &at.scoped_vars[model.services[id].file]);
         // Its own list, so that counting its errors does not count the graph's (thousands,
         // in a broken generated graph) once per playbook.
         let mut own = Diagnostics::default();
-        let pb = read_playbook(&file, path, &defined, &cache, stateful, &mut own);
+        let pb = read_playbook(&file, path, &defined, &cache, stateful, scoped, &mut own);
         diags.items.append(&mut own.items);
         if let (Some(id), Some(pb)) = (id, pb) {
             loaded.push((id, pb));
@@ -117,7 +128,7 @@ pub(super) fn load_playbooks(
                 .join(format!("{}.toml", s.name))
                 .display()
         );
-        diags.push(diag(msg).at(gfile, name_spans[id].clone()).help(format!(
+        diags.push(diag(msg).at(at.files[s.file], at.name_spans[id].clone()).help(format!(
             "create playbooks/{}.toml with its recovery steps and checks (`meeseeks init` scaffolds one)",
             s.name
         )));
@@ -137,6 +148,7 @@ fn read_playbook(
     defined: &Defined<'_>,
     cache: &RefCell<Cache>,
     stateful: Option<bool>,
+    scoped: Option<&BTreeMap<String, VarValue>>,
     diags: &mut Diagnostics,
 ) -> Option<Playbook> {
     let table = super::parse(file, diags);
@@ -159,6 +171,11 @@ fn read_playbook(
     };
     if let Some(v) = root.get("description") {
         cx.r.string("description", v);
+    }
+    // A fragment's [vars], below the playbook's own (read next, they replace these).
+    for (k, v) in scoped.into_iter().flatten() {
+        cx.playbook_vars.insert(k.clone());
+        pb.vars.insert(k.clone(), v.clone());
     }
     if let Some(v) = root.get("vars")
         && let Some(t) = cx.r.table("vars", v)

@@ -304,9 +304,21 @@ impl Reader<'_> {
 
     /// Reports keys of `t` that are not in `known`, suggesting the closest known key.
     pub fn unknown_keys(&mut self, t: &Table<'_>, known: &[&str], what: &str) {
+        self.unknown_keys_but(t, known, &[], what);
+    }
+
+    /// [`Reader::unknown_keys`], leaving out the keys in `elsewhere` (reported by the caller
+    /// with a better message).
+    pub fn unknown_keys_but(
+        &mut self,
+        t: &Table<'_>,
+        known: &[&str],
+        elsewhere: &[&str],
+        what: &str,
+    ) {
         for (k, _) in t.iter() {
             let key = k.get_ref().as_ref();
-            if !known.contains(&key) {
+            if !known.contains(&key) && !elsewhere.contains(&key) {
                 let hint = crate::suggest::closest(key, known.iter().copied());
                 let mut d = self.err(
                     "unknown-key",

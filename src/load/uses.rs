@@ -88,28 +88,7 @@ pub(super) fn expand(
             .help("split it: one [[steps]] with `uses`, another with this action");
         }
     }
-    let unknown: Vec<_> = t
-        .iter()
-        .filter(|(k, _)| {
-            let k = k.get_ref().as_ref();
-            !USES_KEYS.contains(&k) && !STEP_KINDS.contains(&k)
-        })
-        .map(|(k, _)| (k.get_ref().to_string(), k.span()))
-        .collect();
-    for (k, span) in unknown {
-        let hint = crate::suggest::closest(&k, USES_KEYS.iter().copied());
-        let mut d =
-            cx.r.err(
-                "unknown-key",
-                span,
-                format!("unknown key `{k}` in a `uses` step"),
-            )
-            .label("not a known key");
-        d.help = Some(match hint {
-            Some(h) => format!("did you mean `{h}`? (known keys: {})", USES_KEYS.join(", ")),
-            None => format!("known keys: {}", USES_KEYS.join(", ")),
-        });
-    }
+    cx.r.unknown_keys_but(t, USES_KEYS, STEP_KINDS, "a `uses` step");
 
     let uses_v = t.get("uses").expect("caller checked");
     let name = cx.r.string("uses", uses_v)?;

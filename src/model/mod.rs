@@ -24,8 +24,8 @@ pub type VarValue = serde_json::Value;
 pub struct Model {
     /// The DR directory the model was loaded from.
     pub dir: PathBuf,
-    /// The graph files read, `graph.toml` first, then its fragments (`include`) in load
-    /// order: inputs of a run, like the playbooks.
+    /// The graph files read, relative to `dir`: graph.toml first, then its fragments
+    /// (`include`) in load order. Inputs of a run, like the playbooks.
     pub files: Vec<PathBuf>,
     pub defaults: Defaults,
     pub vars: BTreeMap<String, VarValue>,
@@ -99,7 +99,9 @@ pub struct Service {
     /// Boxed: most of a service's size otherwise, and a 100 000-service graph without
     /// playbooks would carry 20 MB of empty ones.
     pub playbook: Option<Box<Playbook>>,
-    /// 1-based line of the `[services.NAME]` header in graph.toml.
+    /// The file that defines the service: an index in `Model::files` (0: graph.toml).
+    pub file: usize,
+    /// 1-based line of the `[services.NAME]` header in that file.
     pub line: u32,
 }
 
@@ -429,6 +431,7 @@ impl Service {
             soft_depends_on: Vec::new(),
             watch: false,
             playbook: None,
+            file: 0,
             line: 0,
         }
     }
