@@ -12,14 +12,8 @@ use super::tree::{Table, Value};
 use crate::model::{Check, CheckKind, HttpSpec, Mode, Preflight, RpoProbe, Step, StepKind};
 
 pub(super) const STEP_KINDS: &[&str] = &["run", "cmd", "http", "tcp", "wait", "manual"];
-const STEP_KEYS: &[&str] = &[
-    "name",
-    "run",
-    "cmd",
-    "http",
-    "tcp",
-    "wait",
-    "manual",
+/// Settings of a step, which a `uses` step may also set for the steps it expands to.
+pub(super) const STEP_SETTINGS: &[&str] = &[
     "timeout",
     "retries",
     "retry_delay",
@@ -29,6 +23,15 @@ const STEP_KEYS: &[&str] = &[
     "idempotent",
     "preflight",
 ];
+/// `name`, one of `STEP_KINDS`, `STEP_SETTINGS`.
+static STEP_KEYS: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
+    ["name"]
+        .iter()
+        .chain(STEP_KINDS)
+        .chain(STEP_SETTINGS)
+        .copied()
+        .collect()
+});
 const CHECK_KINDS: &[&str] = &["http", "tcp", "run", "cmd"];
 const CHECK_KEYS: &[&str] = &[
     "name",
@@ -435,7 +438,7 @@ pub(super) fn read_step(
 ) -> Option<Step> {
     let t = cx.r.table(section, item)?;
     let line = cx.r.file.line_col(item.span().start).0;
-    cx.r.unknown_keys(t, STEP_KEYS, &format!("a [[{section}]] step"));
+    cx.r.unknown_keys(t, &STEP_KEYS, &format!("a [[{section}]] step"));
     let name = match t.get("name") {
         Some(n) => cx.r.string("name", n),
         None if require_name => {
@@ -524,9 +527,6 @@ pub(super) fn read_preflight_flag(r: &mut Reader<'_>, t: &Table<'_>) -> Option<b
 }
 
 pub(super) fn read_check(cx: &mut Ctx<'_, '_>, item: &SV<'_>, index: usize) -> Option<Check> {
-    let t = cx.r.table("checks", item)?;
-    let line = cx.r.file.line_col(item.span().start).0;
-    cx.r.unknown_keys(t, CHECK_KEYS, "a [[checks]] entry");
     let what = Probe {
         kinds: CHECK_KINDS,
         code: "check-kind",
@@ -534,13 +534,7 @@ pub(super) fn read_check(cx: &mut Ctx<'_, '_>, item: &SV<'_>, index: usize) -> O
         several: "a check has several probes",
         split: "split it into several [[checks]]: all of them must pass",
     };
-    let kind = read_probe(cx, item, t, &what);
-    let name = match t.get("name") {
-        Some(n) => cx.r.string("name", n),
-        None => kind
-            .as_ref()
-            .map(|k: &CheckKind| format!("{} check #{}", k.kind_name(), index + 1)),
-    };
+    let (t, line, kind, name) = probe_entry(cx, item, "checks", CHECK_KEYS, "check", index, &what)?;
     let interval = t
         .get("interval")
         .and_then(|v| cx.r.positive_duration("interval", v))
@@ -627,15 +621,37 @@ fn read_probe(
     }
 }
 
+/// What a `[[checks]]` or `[[preflight]]` entry (`item`, the `index`th of `section`) starts
+/// with: its table and line, its probe, and its name (default `<kind> <noun> #N`).
+#[allow(clippy::type_complexity)]
+fn probe_entry<'v, 'i>(
+    cx: &mut Ctx<'_, '_>,
+    item: &'v SV<'i>,
+    section: &str,
+    keys: &[&str],
+    noun: &str,
+    index: usize,
+    what: &Probe<'_>,
+) -> Option<(&'v Table<'i>, u32, Option<CheckKind>, Option<String>)> {
+    let t = cx.r.table(section, item)?;
+    let line = cx.r.file.line_col(item.span().start).0;
+    cx.r.unknown_keys(t, keys, &format!("a [[{section}]] entry"));
+    let kind = read_probe(cx, item, t, what);
+    let name = match t.get("name") {
+        Some(n) => cx.r.string("name", n),
+        None => kind
+            .as_ref()
+            .map(|k| format!("{} {noun} #{}", k.kind_name(), index + 1)),
+    };
+    Some((t, line, kind, name))
+}
+
 /// A `[[preflight]]` entry.
 pub(super) fn read_preflight(
     cx: &mut Ctx<'_, '_>,
     item: &SV<'_>,
     index: usize,
 ) -> Option<Preflight> {
-    let t = cx.r.table("preflight", item)?;
-    let line = cx.r.file.line_col(item.span().start).0;
-    cx.r.unknown_keys(t, PREFLIGHT_KEYS, "a [[preflight]] entry");
     let what = Probe {
         kinds: CHECK_KINDS,
         code: "check-kind",
@@ -643,13 +659,15 @@ pub(super) fn read_preflight(
         several: "a preflight probe has several probes",
         split: "split it into several [[preflight]] entries: all of them must pass",
     };
-    let kind = read_probe(cx, item, t, &what);
-    let name = match t.get("name") {
-        Some(n) => cx.r.string("name", n),
-        None => kind
-            .as_ref()
-            .map(|k| format!("{} preflight #{}", k.kind_name(), index + 1)),
-    };
+    let (t, line, kind, name) = probe_entry(
+        cx,
+        item,
+        "preflight",
+        PREFLIGHT_KEYS,
+        "preflight",
+        index,
+        &what,
+    )?;
     let timeout = t
         .get("timeout")
         .and_then(|v| cx.r.positive_duration("timeout", v))

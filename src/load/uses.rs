@@ -35,25 +35,22 @@ use std::time::Duration;
 use super::diag::Diagnostics;
 use super::library::{self, Scalar};
 use super::read::{Reader, SV};
-use super::steps::{Ctx, STEP_KINDS, read_check, read_only, read_preflight_flag, read_step};
+use super::steps::{
+    Ctx, STEP_KINDS, STEP_SETTINGS, read_check, read_only, read_preflight_flag, read_step,
+};
 use super::tree::{Node, Table, Value};
 use crate::model::{Check, Mode, Step};
 
 /// Keys of a `uses` step: the template, its parameters, and the step-level settings that
 /// apply to every expanded step.
-const USES_KEYS: &[&str] = &[
-    "name",
-    "uses",
-    "with",
-    "timeout",
-    "retries",
-    "retry_delay",
-    "estimate",
-    "only",
-    "optional",
-    "idempotent",
-    "preflight",
-];
+/// `name`, `uses`, `with`, then the step settings it applies to every expanded step.
+static USES_KEYS: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
+    ["name", "uses", "with"]
+        .iter()
+        .chain(STEP_SETTINGS)
+        .copied()
+        .collect()
+});
 
 /// Step-level settings of a `uses` step, applied to the expanded steps that do not set them.
 #[derive(Default)]
@@ -88,7 +85,7 @@ pub(super) fn expand(
             .help("split it: one [[steps]] with `uses`, another with this action");
         }
     }
-    cx.r.unknown_keys_but(t, USES_KEYS, STEP_KINDS, "a `uses` step");
+    cx.r.unknown_keys_but(t, &USES_KEYS, STEP_KINDS, "a `uses` step");
 
     let uses_v = t.get("uses").expect("caller checked");
     let name = cx.r.string("uses", uses_v)?;
