@@ -526,11 +526,13 @@ fn read_services<'t, 'i>(
     defaults: &Defaults,
     threads_at: usize,
 ) -> (Vec<Service>, Vec<DepLists<'t, 'i>>) {
-    let half = |lo: usize, hi: usize| {
+    // `cap`: the first half is allocated at the size of both, so that appending the second
+    // does not copy 100 000 services into a new array (the peak of a big load).
+    let half = |lo: usize, hi: usize, cap: usize| {
         let mut read_diags = Diagnostics::default();
         let mut dep_diags = Diagnostics::default();
-        let mut services = Vec::with_capacity(hi - lo);
-        let mut lists = Vec::with_capacity(hi - lo);
+        let mut services = Vec::with_capacity(cap);
+        let mut lists = Vec::with_capacity(cap);
         let mut resolver = Resolver {
             ids,
             stamp: vec![usize::MAX; names.len()],
@@ -575,8 +577,11 @@ fn read_services<'t, 'i>(
         (services, lists, read_diags, dep_diags)
     };
     let (n, mid) = (entries.len(), entries.len() / 2);
-    let ((s2, l2, r2, d2), (mut services, mut lists, mut read, mut deps)) =
-        join(n >= threads_at, || half(mid, n), || half(0, mid));
+    let ((s2, l2, r2, d2), (mut services, mut lists, mut read, mut deps)) = join(
+        n >= threads_at,
+        || half(mid, n, n - mid),
+        || half(0, mid, n),
+    );
     services.extend(s2);
     lists.extend(l2);
     read.items.extend(r2.items);
