@@ -157,6 +157,7 @@ fn bench_critical_path() {
                     only: None,
                     optional: false,
                     idempotent: true,
+                    preflight: true,
                     line: 1,
                     env: Vec::new(),
                 }],

@@ -25,6 +25,7 @@ pub mod serve;
 pub mod session;
 pub mod store;
 pub mod stub;
+pub mod suggest;
 pub mod template;
 pub mod util;
 

@@ -116,7 +116,7 @@ pub fn input_files(model: &Model) -> Vec<(PathBuf, Vec<u8>)> {
             files.push((rel, bytes));
         }
     };
-    add(Path::new("graph.toml"));
+    model.files.iter().for_each(|f| add(f));
     // Local templates the playbooks' `uses` steps expanded are inputs too (each once).
     let mut templates = BTreeSet::new();
     for s in &model.services {
@@ -251,30 +251,15 @@ enum Skip {
     Step(String, String),
 }
 
-fn closest<'a>(what: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (strsim::normalized_levenshtein(what, c), c))
-        .filter(|(s, _)| *s > 0.3)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
-}
-
 fn parse_skip(model: &Model, in_scope: &BTreeSet<String>, s: &str) -> Result<Skip> {
     let (svc, step) = match s.split_once('/') {
         Some((a, b)) => (a.trim(), Some(b.trim())),
         None => (s.trim(), None),
     };
-    let hint = |x: Option<&str>| {
-        x.map(|c| format!(" (did you mean `{c}`?)"))
-            .unwrap_or_default()
-    };
     let Some(id) = model.id(svc).filter(|_| in_scope.contains(svc)) else {
         return Err(Error::Usage(format!(
             "--skip {s}: no service `{svc}` in this run{}",
-            hint(crate::util::closest(
-                svc,
-                in_scope.iter().map(|x| x.as_str())
-            ))
+            crate::suggest::did_you_mean(svc, in_scope.iter().map(|x| x.as_str()))
         )));
     };
     let Some(step) = step else {
@@ -293,7 +278,7 @@ fn parse_skip(model: &Model, in_scope: &BTreeSet<String>, s: &str) -> Result<Ski
         };
         return Err(Error::Usage(format!(
             "--skip {s}: service `{svc}` has no step `{step}`{}{known}",
-            hint(closest(step, steps.iter().copied()))
+            crate::suggest::did_you_mean(step, steps.iter().copied())
         )));
     }
     Ok(Skip::Step(svc.to_string(), step.to_string()))

@@ -272,11 +272,11 @@ fn the_loader_checks_rpo_probe() {
     );
     let text = stdout_of(meeseeks().arg("validate").arg(dir), 2);
     for want in [
-        "playbooks/web.toml:5:1: [rpo_probe] on `web`, which is not a stateful service",
-        "only stateful services have a data-loss window",
-        "playbooks/db.toml:5:2: [rpo_probe] has no command",
+        "playbooks/web.toml:5:1: [rpo_probe] is for stateful services: this service is not `stateful = true`",
+        "set `stateful = true` on the service in graph.toml",
+        "playbooks/db.toml:5:1: [rpo_probe] has no command",
         "unknown key `retries` in [rpo_probe]",
-        "playbooks/cache.toml:7:1: [rpo_probe] has both `run` and `cmd`",
+        "playbooks/cache.toml:6:1: [rpo_probe] has several commands: cmd, run",
         "undefined template variable `nope`",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");

@@ -283,8 +283,13 @@ pub struct PlannedService {
     pub steps: Vec<String>,
 }
 
+/// Webhook events sent outside a run (`diff`, `preflight --every`): not journaled, so not in
+/// [`Event`].
+pub const WEBHOOK_ONLY: &[&str] = &["graph.new_dependents", "preflight.changed"];
+
 impl Event {
-    /// Every event name, in the order of the enum: the one list webhooks subscribe from.
+    /// Every event name, in the order of the enum: the one list webhooks subscribe from (a
+    /// test keeps it equal to the enum's variants).
     pub const NAMES: &'static [&'static str] = &[
         "run.started",
         "run.resumed",
@@ -303,14 +308,14 @@ impl Event {
         "service.skipped",
         "service.blocked",
         "rollback.started",
+        "rpo.measured",
+        "rpo.probe_failed",
         "rto.breached",
         "run.interrupted",
         "run.abandoned",
         "cleanup.started",
         "service.cleaned_up",
         "cleanup.finished",
-        "rpo.measured",
-        "rpo.probe_failed",
         "run.finished",
     ];
 
@@ -447,6 +452,25 @@ mod tests {
             assert!(Event::NAMES.contains(&e.name()), "{} missing", e.name());
         }
         assert_eq!(Event::NAMES.len(), 26);
+    }
+
+    /// `NAMES` is exactly the enum's variants, in order: serde's error for an unknown variant
+    /// lists them all.
+    #[test]
+    fn names_are_every_variant_in_order() {
+        let err = serde_json::from_str::<Event>(r#"{"event": "no.such"}"#)
+            .unwrap_err()
+            .to_string();
+        let listed = err
+            .split_once("expected one of ")
+            .unwrap_or_else(|| panic!("{err}"))
+            .1;
+        let names: Vec<&str> = listed
+            .split(", ")
+            .map(|n| n.trim_matches(|c: char| c == '`' || !c.is_ascii_graphic()))
+            .map(|n| n.split('`').next().unwrap_or(n))
+            .collect();
+        assert_eq!(names, Event::NAMES, "{err}");
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub async fn measure(
         interval: Duration::ZERO,
         timeout: probe.timeout,
         healthy_after: 1,
+        preflight: true,
         line: probe.line,
     };
     let check = match renderer.render_check(id, &check) {

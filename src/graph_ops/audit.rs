@@ -289,9 +289,7 @@ fn audit_with(
         match KINDS.iter().position(|(k, _)| k == a) {
             Some(k) => allow[k] = true,
             None => {
-                let hint = crate::util::closest(a, KINDS.iter().map(|(k, _)| *k))
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
+                let hint = crate::suggest::did_you_mean(a, KINDS.iter().map(|(k, _)| *k));
                 return Err(crate::Error::Usage(format!(
                     "--allow: unknown finding `{a}`{hint}"
                 )));
@@ -861,6 +859,7 @@ mod tests {
         p.0.backup = backup.map(|b| Backup {
             schedule: minutes(b),
             retention: None,
+            check: None,
         });
         p.0.rpo = rpo.map(minutes);
         p

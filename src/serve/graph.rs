@@ -208,8 +208,11 @@ pub fn graph_page(model: &Model, selected: Option<&str>) -> crate::Result<String
         Some(s) => {
             return Err(crate::Error::UnknownService {
                 name: s.to_string(),
-                suggestion: crate::util::closest(s, model.services.iter().map(|x| x.name.as_str()))
-                    .map(str::to_string),
+                suggestion: crate::suggest::closest(
+                    s,
+                    model.services.iter().map(|x| x.name.as_str()),
+                )
+                .map(str::to_string),
             });
         }
         None => None,

@@ -189,12 +189,7 @@ pub fn pick_run(ids: &[String], id: Option<&str>, store: &str) -> Result<String>
     if prefixed.len() == 1 && !id.is_empty() {
         return Ok(prefixed[0].clone());
     }
-    let mut scored: Vec<(f64, &String)> = ids
-        .iter()
-        .map(|x| (strsim::normalized_levenshtein(id, x), x))
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| b.1.cmp(a.1)));
-    let closest: Vec<&str> = scored.iter().take(3).map(|(_, x)| x.as_str()).collect();
+    let closest = crate::suggest::ranked(id, ids.iter().map(String::as_str), 3);
     let hint = if prefixed.len() > 1 {
         format!(
             "; `{id}` matches {} runs, give more of the id",
@@ -512,7 +507,7 @@ pub fn waiting_step(st: &RunState, id: &str, service: &str, step: Option<&str>) 
         let names = st.services.iter().map(|s| s.name.as_str());
         return Err(Error::UnknownService {
             name: service.to_string(),
-            suggestion: crate::util::closest(service, names).map(str::to_string),
+            suggestion: crate::suggest::closest(service, names).map(str::to_string),
         });
     };
     let waiting = svc

@@ -1,17 +1,17 @@
-//! Typed reads from spanned TOML values (`toml`'s `DeValue`: playbooks and templates; graph.toml
-//! is read through `gvalue` from the compact tree), each failure a diagnostic (never an early return that
+//! Typed reads from the spanned TOML tree (`tree`) of every file the loader reads (graph,
+//! fragments, playbooks, templates), each failure a diagnostic (never an early return that
 //! would hide the next problem).
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
-
 use super::diag::{Diag, Diagnostics, SourceFile};
+use super::tree::{Node, Table, Value};
+use crate::model::duration::{DurationError, MAX_TEXT};
 
-pub type SV<'i> = Spanned<DeValue<'i>>;
+pub type SV<'i> = Node<'i>;
 
 /// A just-recorded diagnostic, to add a label or help to.
 pub struct DiagRef<'a>(&'a mut Diag);
@@ -80,8 +80,68 @@ impl Reader<'_> {
     }
 
     pub fn string(&mut self, key: &str, v: &SV<'_>) -> Option<String> {
+        self.str(key, v).map(str::to_string)
+    }
+
+    /// A shell command line (run with `/bin/sh -c`): not empty, no NUL byte (the kernel could
+    /// not pass it to a process).
+    pub fn command(&mut self, key: &str, v: &SV<'_>) -> Option<String> {
+        let s = self.str(key, v)?;
+        if s.trim().is_empty() {
+            self.err("value", v.span(), format!("`{key}` is an empty command"))
+                .help(format!(
+                    "give the command line, e.g. {key} = \"systemctl start nginx\""
+                ));
+            return None;
+        }
+        if s.contains('\0') {
+            self.err("value", v.span(), format!("`{key}` contains a NUL byte"))
+                .help("a command line cannot hold a NUL byte: remove the \\u0000");
+            return None;
+        }
+        Some(s.to_string())
+    }
+
+    /// Whether `s` (the value of `key`, at `span`) can be an http(s) URL; reports it when it
+    /// cannot. A URL whose scheme is a template (`{{ base_url }}/x`) is known only when
+    /// rendered; from a literal scheme on (`https://{{ host }}/x`) it is checked.
+    pub fn http_url(&mut self, key: &str, s: &str, span: Range<usize>) -> bool {
+        let literal = s.split("{{").next().unwrap_or(s);
+        let problem = if literal.len() < s.len() {
+            match literal.split_once("://") {
+                Some((scheme, _)) if !matches!(scheme, "http" | "https") => {
+                    Some(format!("the scheme `{scheme}` is not http or https"))
+                }
+                Some(_) => None,
+                None if literal.is_empty() => None,
+                None => Some("it does not start with http:// or https://".to_string()),
+            }
+        } else {
+            match reqwest::Url::parse(s) {
+                Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                    Some(format!("the scheme `{}` is not http or https", u.scheme()))
+                }
+                Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("it has no host".into()),
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            }
+        };
+        let Some(why) = problem else {
+            return true;
+        };
+        self.err(
+            "value",
+            span,
+            format!("`{key}` = \"{s}\" is not an http(s) URL: {why}"),
+        )
+        .help("write it as http://host[:port]/path or https://host[:port]/path");
+        false
+    }
+
+    /// A string, borrowed from the tree.
+    pub fn str<'v>(&mut self, key: &str, v: &'v SV<'_>) -> Option<&'v str> {
         match v.get_ref() {
-            DeValue::String(s) => Some(s.to_string()),
+            Value::String(s) => Some(s),
             _ => {
                 self.type_err(key, v, "a string");
                 None
@@ -91,7 +151,7 @@ impl Reader<'_> {
 
     pub fn bool(&mut self, key: &str, v: &SV<'_>) -> Option<bool> {
         match v.get_ref() {
-            DeValue::Boolean(b) => Some(*b),
+            Value::Boolean(b) => Some(*b),
             _ => {
                 self.type_err(key, v, "true or false");
                 None
@@ -101,15 +161,13 @@ impl Reader<'_> {
 
     pub fn int(&mut self, key: &str, v: &SV<'_>) -> Option<i64> {
         match v.get_ref() {
-            DeValue::Integer(i) => {
-                match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
-                    Ok(n) => Some(n),
-                    Err(_) => {
-                        self.err("type", v.span(), format!("`{key}`: integer out of range"));
-                        None
-                    }
+            Value::Integer(i) => match i.to_i64() {
+                Some(n) => Some(n),
+                None => {
+                    self.err("type", v.span(), format!("`{key}`: integer out of range"));
+                    None
                 }
-            }
+            },
             _ => {
                 self.type_err(key, v, "an integer");
                 None
@@ -130,7 +188,7 @@ impl Reader<'_> {
 
     pub fn duration(&mut self, key: &str, v: &SV<'_>) -> Option<Duration> {
         let s = match v.get_ref() {
-            DeValue::String(s) => s,
+            Value::String(s) => s,
             _ => {
                 self.err(
                     "duration",
@@ -146,8 +204,19 @@ impl Reader<'_> {
                 return None;
             }
         };
-        match humantime::parse_duration(s.trim()) {
+        match crate::model::duration::parse(s) {
             Ok(d) => Some(d),
+            Err(e @ DurationError::TooLong) => {
+                self.err(
+                    "duration",
+                    v.span(),
+                    format!("`{key}` = \"{s}\" is too long: {e}"),
+                )
+                .help(format!(
+                    "no duration may exceed {MAX_TEXT}; write the real figure, e.g. \"4h\" or \"7d\""
+                ));
+                None
+            }
             Err(e) => {
                 self.err(
                     "duration",
@@ -174,9 +243,9 @@ impl Reader<'_> {
         Some(d)
     }
 
-    pub fn table<'v, 'i>(&mut self, key: &str, v: &'v SV<'i>) -> Option<&'v DeTable<'i>> {
+    pub fn table<'v, 'i>(&mut self, key: &str, v: &'v SV<'i>) -> Option<&'v Table<'i>> {
         match v.get_ref() {
-            DeValue::Table(t) => Some(t),
+            Value::Table(t) => Some(t),
             _ => {
                 self.type_err(key, v, "a table");
                 None
@@ -186,7 +255,7 @@ impl Reader<'_> {
 
     pub fn array<'v, 'i>(&mut self, key: &str, v: &'v SV<'i>) -> Option<&'v [SV<'i>]> {
         match v.get_ref() {
-            DeValue::Array(a) => Some(&a[..]),
+            Value::Array(a) => Some(&a[..]),
             _ => {
                 self.type_err(key, v, "an array");
                 None
@@ -206,12 +275,51 @@ impl Reader<'_> {
         Some(out)
     }
 
+    /// A table of string values.
+    pub fn string_map(&mut self, key: &str, v: &SV<'_>) -> Option<BTreeMap<String, String>> {
+        let t = self.table(key, v)?;
+        let mut out = BTreeMap::new();
+        for (k, val) in t.iter() {
+            let name = format!("{key}.{}", k.get_ref());
+            if let Some(s) = self.scalar_string(&name, val) {
+                out.insert(k.get_ref().to_string(), s);
+            }
+        }
+        Some(out)
+    }
+
+    /// A string, or a number/bool written as its text (tags like `zone = 2` are common).
+    pub fn scalar_string(&mut self, key: &str, v: &SV<'_>) -> Option<String> {
+        match v.get_ref() {
+            Value::String(s) => Some(s.to_string()),
+            Value::Integer(i) => Some(i.as_str().to_string()),
+            Value::Float(f) => Some(f.as_str().to_string()),
+            Value::Boolean(b) => Some(b.to_string()),
+            _ => {
+                self.type_err(key, v, "a string");
+                None
+            }
+        }
+    }
+
     /// Reports keys of `t` that are not in `known`, suggesting the closest known key.
-    pub fn unknown_keys(&mut self, t: &DeTable<'_>, known: &[&str], what: &str) {
+    pub fn unknown_keys(&mut self, t: &Table<'_>, known: &[&str], what: &str) {
+        self.unknown_keys_but(t, known, &[], what);
+    }
+
+    /// [`Reader::unknown_keys`], leaving out the keys in `elsewhere` (reported by the caller
+    /// with a better message).
+    pub fn unknown_keys_but(
+        &mut self,
+        t: &Table<'_>,
+        known: &[&str],
+        elsewhere: &[&str],
+        what: &str,
+    ) {
         for (k, _) in t.iter() {
             let key = k.get_ref().as_ref();
-            if !known.contains(&key) {
-                let hint = crate::util::closest(key, known.iter().copied());
+            if !known.contains(&key) && !elsewhere.contains(&key) {
+                let hint = crate::suggest::closest(key, known.iter().copied());
                 let mut d = self.err(
                     "unknown-key",
                     k.span(),
@@ -228,14 +336,15 @@ impl Reader<'_> {
 }
 
 /// Converts a TOML value to a template variable value.
-pub fn to_var(v: &DeValue<'_>) -> serde_json::Value {
+pub fn to_var(v: &Value<'_>) -> serde_json::Value {
     use serde_json::Value as J;
     match v {
-        DeValue::String(s) => J::String(s.to_string()),
-        DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
+        Value::String(s) => J::String(s.to_string()),
+        Value::Integer(i) => i
+            .to_i64()
             .map(J::from)
-            .unwrap_or_else(|_| J::String(i.as_str().to_string())),
-        DeValue::Float(f) => f
+            .unwrap_or_else(|| J::String(i.as_str().to_string())),
+        Value::Float(f) => f
             .as_str()
             .replace('_', "")
             .parse::<f64>()
@@ -243,10 +352,10 @@ pub fn to_var(v: &DeValue<'_>) -> serde_json::Value {
             .and_then(serde_json::Number::from_f64)
             .map(J::Number)
             .unwrap_or_else(|| J::String(f.as_str().to_string())),
-        DeValue::Boolean(b) => J::Bool(*b),
-        DeValue::Datetime(d) => J::String(d.to_string()),
-        DeValue::Array(a) => J::Array(a.iter().map(|x| to_var(x.get_ref())).collect()),
-        DeValue::Table(t) => J::Object(
+        Value::Boolean(b) => J::Bool(*b),
+        Value::Datetime(d) => J::String(d.to_string()),
+        Value::Array(a) => J::Array(a.iter().map(|x| to_var(x.get_ref())).collect()),
+        Value::Table(t) => J::Object(
             t.iter()
                 .map(|(k, x)| (k.get_ref().to_string(), to_var(x.get_ref())))
                 .collect(),
