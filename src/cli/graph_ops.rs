@@ -8,29 +8,37 @@ use clap::{Args, ValueEnum};
 use super::{DirArg, DirFlag, Global, emit, load_model};
 use crate::error::Result;
 use crate::graph_ops::{
-    ReportFormat, audit, deps, diff,
+    Render, ReportFormat, audit, deps, diff,
     export::{self, Direction, ExportOptions, GraphFormat},
     impact, verify,
 };
 use crate::load::LoadOptions;
 use crate::model::Model;
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FormatArg {
-    Text,
-    Json,
-    Markdown,
+/// A clap `ValueEnum` of the formats one command accepts, mapped onto [`ReportFormat`], so
+/// that `--help` and the error for a wrong value list exactly that command's formats.
+macro_rules! formats {
+    ($(#[$m:meta])* $name:ident { $($v:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($v),* }
+
+        impl From<$name> for ReportFormat {
+            fn from(f: $name) -> ReportFormat {
+                match f { $($name::$v => ReportFormat::$v),* }
+            }
+        }
+    };
 }
 
-impl From<FormatArg> for ReportFormat {
-    fn from(f: FormatArg) -> ReportFormat {
-        match f {
-            FormatArg::Text => ReportFormat::Text,
-            FormatArg::Json => ReportFormat::Json,
-            FormatArg::Markdown => ReportFormat::Markdown,
-        }
-    }
-}
+formats!(
+    /// `deps`, `impact`, `audit`, `verify`.
+    FormatArg { Text, Json, Markdown }
+);
+formats!(
+    /// `diff`: the reports plus drawings of what changed.
+    DiffFormatArg { Text, Json, Markdown, Html, Mermaid, Dot }
+);
 
 /// `--format` and `--out`, shared by the report commands.
 #[derive(Args, Debug, Clone)]
@@ -41,6 +49,16 @@ pub struct OutputArgs {
     /// Write the report to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// Writes a report in `format` to `out` (or stdout) and returns its exit code.
+pub fn emit_report(
+    r: &impl Render,
+    format: impl Into<ReportFormat>,
+    out: Option<&Path>,
+) -> Result<i32> {
+    emit(out, &r.render(format.into())?)?;
+    Ok(r.exit_code())
 }
 
 /// Graph-only commands need no playbooks: a lone graph.toml is enough.
@@ -123,8 +141,7 @@ pub struct DepsArgs {
 pub fn deps(g: &Global, a: &DepsArgs) -> Result<i32> {
     let m = load_graph(g, &a.dir.path())?;
     let r = deps::deps(&m, &a.service)?;
-    emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
-    Ok(crate::error::exit::OK)
+    emit_report(&r, a.output.format, a.output.out.as_deref())
 }
 
 #[derive(Args, Debug)]
@@ -141,8 +158,7 @@ pub struct ImpactArgs {
 pub fn impact(g: &Global, a: &ImpactArgs) -> Result<i32> {
     let m = load_graph(g, &a.dir.path())?;
     let r = impact::impact(&m, &a.services)?;
-    emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
-    Ok(crate::error::exit::OK)
+    emit_report(&r, a.output.format, a.output.out.as_deref())
 }
 
 #[derive(Args, Debug)]
@@ -207,8 +223,7 @@ pub fn audit(g: &Global, a: &AuditArgs) -> Result<i32> {
         .unwrap_or_else(|| a.dir.path().join(".meeseeks"));
     let history = drill_history(&state_dir);
     let r = audit::audit(&m, &opts, history.as_ref())?;
-    emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
-    Ok(r.exit_code())
+    emit_report(&r, a.output.format, a.output.out.as_deref())
 }
 
 #[derive(Args, Debug)]
@@ -257,11 +272,11 @@ pub fn diff(g: &Global, a: &DiffArgs) -> Result<i32> {
             watch: a.watch.clone(),
         },
     )?;
-    emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
+    let code = emit_report(&r, a.output.format, a.output.out.as_deref())?;
     if !a.no_notify {
         send_new_dependents(&new, &r, g.quiet);
     }
-    Ok(r.exit_code())
+    Ok(code)
 }
 
 /// Sends `graph.new_dependents` once to each of NEW's webhooks that subscribe to it, waiting
@@ -345,6 +360,5 @@ pub fn verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
             min_calls: a.min_calls,
         },
     );
-    emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
-    Ok(r.exit_code())
+    emit_report(&r, a.output.format, a.output.out.as_deref())
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{ReportFormat, chain_names, dur, dur_s, md_cell, secs, table};
+use super::{Render, chain_names, dur, dur_s, md_cell, secs, table};
 use crate::model::{Mode, Model, SvcId};
 use crate::plan::{Scope, estimate, topo_order};
 
@@ -187,15 +187,6 @@ pub struct AuditReport {
 impl AuditReport {
     pub fn has_errors(&self) -> bool {
         self.counts.error > 0
-    }
-
-    /// 1 when any error finding remains (SPEC §3), else 0.
-    pub fn exit_code(&self) -> i32 {
-        if self.has_errors() {
-            crate::error::exit::NEGATIVE
-        } else {
-            crate::error::exit::OK
-        }
     }
 }
 
@@ -662,14 +653,6 @@ fn spof(model: &Model, topo: &[SvcId], share: f64, sink: &mut Sink) {
 const SHOWN_PER_KIND: usize = 20;
 
 impl AuditReport {
-    pub fn render(&self, format: ReportFormat) -> String {
-        match format {
-            ReportFormat::Json => super::to_json(self),
-            ReportFormat::Text => self.text(),
-            ReportFormat::Markdown => self.markdown(),
-        }
-    }
-
     fn summary(&self) -> String {
         let mut s = format!(
             "audit of {} services: {} error(s), {} warning(s), {} note(s)",
@@ -706,6 +689,17 @@ impl AuditReport {
             i = j;
         }
         out
+    }
+}
+
+impl Render for AuditReport {
+    /// 1 when any error finding remains (SPEC §3), else 0.
+    fn exit_code(&self) -> i32 {
+        if self.has_errors() {
+            crate::error::exit::NEGATIVE
+        } else {
+            crate::error::exit::OK
+        }
     }
 
     fn text(&self) -> String {
@@ -1087,7 +1081,7 @@ mod tests {
         let r = audit(&m, &AuditOptions::new(now()), Some(&h)).unwrap();
         assert!(r.findings.is_empty(), "{:?}", r.findings);
         assert_eq!(r.exit_code(), 0);
-        insta::assert_snapshot!(r.render(ReportFormat::Text), @r"
+        insta::assert_snapshot!(r.text(), @r"
         audit of 4 services: 0 error(s), 0 warning(s), 0 note(s)
         no findings
         ");
@@ -1107,14 +1101,14 @@ mod tests {
     #[test]
     fn text_snapshot() {
         let r = audit(&messy(), &AuditOptions::new(now()), None).unwrap();
-        insta::assert_snapshot!(r.render(ReportFormat::Text));
+        insta::assert_snapshot!(r.text());
     }
 
     #[test]
     fn markdown_and_json() {
         let r = audit(&messy(), &AuditOptions::new(now()), None).unwrap();
-        insta::assert_snapshot!(r.render(ReportFormat::Markdown));
-        let v: serde_json::Value = serde_json::from_str(&r.render(ReportFormat::Json)).unwrap();
+        insta::assert_snapshot!(r.markdown());
+        let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
         assert_eq!(v["schema"], "meeseeks.audit/v1");
         let f = &v["findings"][0];
         for k in ["id", "severity", "service", "message"] {

@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::export::EdgeKind;
-use super::{ReportFormat, dur, md_cell, secs};
+use super::{Render, dur, md_cell, secs};
 use crate::model::{Model, Notify, SvcId};
 use crate::plan::{Scope, topo_order};
 
@@ -366,15 +366,6 @@ pub fn new_dependents_webhooks(new: &Model) -> Vec<&Notify> {
 const SHOWN: usize = 100;
 
 impl DiffReport {
-    /// 1 when a watched service gained dependents (SPEC §3), else 0.
-    pub fn exit_code(&self) -> i32 {
-        if self.new_dependents.is_empty() {
-            crate::error::exit::OK
-        } else {
-            crate::error::exit::NEGATIVE
-        }
-    }
-
     /// The webhook payload for `graph.new_dependents`, or `None` when there is nothing to say.
     pub fn notification(&self) -> Option<serde_json::Value> {
         if self.new_dependents.is_empty() {
@@ -393,14 +384,6 @@ impl DiffReport {
             "new_dependents": self.new_dependents,
             "text": text,
         }))
-    }
-
-    pub fn render(&self, format: ReportFormat) -> String {
-        match format {
-            ReportFormat::Json => super::to_json(self),
-            ReportFormat::Text => self.text(),
-            ReportFormat::Markdown => self.markdown(),
-        }
     }
 
     fn summary(&self) -> String {
@@ -485,6 +468,17 @@ impl DiffReport {
                 "NEW DEPENDENTS of {} watched service(s) (transitive essential or direct optional):",
                 self.new_dependents.len()
             )
+        }
+    }
+}
+
+impl Render for DiffReport {
+    /// 1 when a watched service gained dependents (SPEC §3), else 0.
+    fn exit_code(&self) -> i32 {
+        if self.new_dependents.is_empty() {
+            crate::error::exit::OK
+        } else {
+            crate::error::exit::NEGATIVE
         }
     }
 
@@ -757,14 +751,14 @@ mod tests {
     #[test]
     fn text_snapshot() {
         let r = diff(&shop(), &new_shop(), &DiffOptions::default()).unwrap();
-        insta::assert_snapshot!(r.render(ReportFormat::Text));
+        insta::assert_snapshot!(r.text());
     }
 
     #[test]
     fn markdown_snapshot() {
         let r = diff(&shop(), &new_shop(), &DiffOptions::default()).unwrap();
-        insta::assert_snapshot!(r.render(ReportFormat::Markdown));
-        let v: serde_json::Value = serde_json::from_str(&r.render(ReportFormat::Json)).unwrap();
+        insta::assert_snapshot!(r.markdown());
+        let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
         assert_eq!(v["schema"], "meeseeks.diff/v1");
         assert_eq!(
             v["new_dependents"]["payments"],

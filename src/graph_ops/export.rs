@@ -23,19 +23,6 @@ pub enum GraphFormat {
     Json,
 }
 
-impl GraphFormat {
-    pub fn parse(s: &str) -> crate::Result<GraphFormat> {
-        match s {
-            "dot" => Ok(GraphFormat::Dot),
-            "mermaid" => Ok(GraphFormat::Mermaid),
-            "json" => Ok(GraphFormat::Json),
-            other => Err(crate::Error::Usage(format!(
-                "unknown graph format `{other}` (expected dot, mermaid or json)"
-            ))),
-        }
-    }
-}
-
 /// Layout direction of the picture (DOT and Mermaid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Direction {

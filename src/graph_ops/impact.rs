@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{ReportFormat, dur, md_cell, secs, table};
+use super::{Render, dur, md_cell, secs, table};
 use crate::model::{Model, SvcId};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -136,14 +136,6 @@ pub fn impact<S: AsRef<str>>(model: &Model, failed: &[S]) -> crate::Result<Impac
 }
 
 impl ImpactReport {
-    pub fn render(&self, format: ReportFormat) -> String {
-        match format {
-            ReportFormat::Json => super::to_json(self),
-            ReportFormat::Text => self.text(),
-            ReportFormat::Markdown => self.markdown(),
-        }
-    }
-
     /// Tiers in numeric order (the string keys would sort "10" before "2").
     fn tiers(&self) -> Vec<(u32, &TierImpact)> {
         let mut v: Vec<(u32, &TierImpact)> = self
@@ -172,7 +164,9 @@ impl ImpactReport {
         }
         s
     }
+}
 
+impl Render for ImpactReport {
     fn text(&self) -> String {
         let mut out = self.summary();
         out.push_str("\n\n");
@@ -260,7 +254,7 @@ mod tests {
         assert_eq!(r.degraded, ["y"]);
         assert_eq!(r.tightest_rto.unwrap().service, "x");
         let v: serde_json::Value =
-            serde_json::from_str(&impact(&m, &["a"]).unwrap().render(ReportFormat::Json)).unwrap();
+            serde_json::from_str(&impact(&m, &["a"]).unwrap().json()).unwrap();
         assert_eq!(v["schema"], "meeseeks.impact/v1");
         assert_eq!(v["degraded"], serde_json::json!(["x", "y"]));
         assert_eq!(v["by_tier"]["0"]["degraded"], serde_json::json!(["x", "y"]));
@@ -275,10 +269,6 @@ mod tests {
 
     #[test]
     fn text_snapshot() {
-        insta::assert_snapshot!(
-            impact(&shop(), &["orders-db", "recs"])
-                .unwrap()
-                .render(ReportFormat::Text)
-        );
+        insta::assert_snapshot!(impact(&shop(), &["orders-db", "recs"]).unwrap().text());
     }
 }

@@ -23,7 +23,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::export::EdgeKind;
-use super::{ReportFormat, md_cell, table};
+use super::{Render, md_cell, table};
 use crate::model::{Model, SvcId};
 
 /// One observed caller → callee edge.
@@ -354,23 +354,6 @@ fn capped(list: &[String]) -> String {
 }
 
 impl VerifyReport {
-    /// 1 when undeclared dependencies were observed (SPEC §3), else 0.
-    pub fn exit_code(&self) -> i32 {
-        if self.undeclared.is_empty() {
-            crate::error::exit::OK
-        } else {
-            crate::error::exit::NEGATIVE
-        }
-    }
-
-    pub fn render(&self, format: ReportFormat) -> String {
-        match format {
-            ReportFormat::Json => super::to_json(self),
-            ReportFormat::Text => self.text(),
-            ReportFormat::Markdown => self.markdown(),
-        }
-    }
-
     fn summary(&self) -> String {
         let mut s = format!(
             "{} observed edge(s): {} undeclared, {} declared but unobserved",
@@ -395,6 +378,17 @@ impl VerifyReport {
             format!("graph declares the reverse: {} -> {}", u.to, u.from)
         } else {
             String::new()
+        }
+    }
+}
+
+impl Render for VerifyReport {
+    /// 1 when undeclared dependencies were observed (SPEC §3), else 0.
+    fn exit_code(&self) -> i32 {
+        if self.undeclared.is_empty() {
+            crate::error::exit::OK
+        } else {
+            crate::error::exit::NEGATIVE
         }
     }
 
@@ -656,8 +650,8 @@ web,web,5
     fn text_snapshot() {
         let obs = parse_observed(JAEGER, "deps.json", ObservedFormat::Auto).unwrap();
         let r = verify(&shop(), &obs, &VerifyOptions { min_calls: 5 });
-        insta::assert_snapshot!(r.render(ReportFormat::Text));
-        let v: serde_json::Value = serde_json::from_str(&r.render(ReportFormat::Json)).unwrap();
+        insta::assert_snapshot!(r.text());
+        let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
         assert_eq!(v["schema"], "meeseeks.verify/v1");
         assert_eq!(v["undeclared"][0]["from"], "checkout");
     }
