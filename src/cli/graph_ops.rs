@@ -339,6 +339,10 @@ pub struct VerifyArgs {
     /// Ignore observed edges with fewer calls (noise).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub min_calls: u64,
+    /// Print the TOML that declares the undeclared dependencies (per service, merged with
+    /// its declared ones) instead of the report.
+    #[arg(long, conflicts_with = "format")]
+    pub suggest: bool,
     #[command(flatten)]
     pub dir: DirArg,
     #[command(flatten)]
@@ -360,5 +364,9 @@ pub fn verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
             min_calls: a.min_calls,
         },
     );
+    if a.suggest {
+        emit(a.output.out.as_deref(), &verify::suggest(&m, &r))?;
+        return Ok(r.exit_code());
+    }
     emit_report(&r, a.output.format, a.output.out.as_deref())
 }

@@ -1015,7 +1015,10 @@ mod tests {
         for i in 1..=10 {
             let db = if i % 2 == 1 { "db-a" } else { "db-b" };
             let tier = if i <= 5 { 1 } else { 2 };
-            parts.push(pb(s(&format!("svc{i}"), tier, 60, &["registry", db], &[]), 1));
+            parts.push(pb(
+                s(&format!("svc{i}"), tier, 60, &["registry", db], &[]),
+                1,
+            ));
         }
         let m = model(parts);
         let r = run(&m);
@@ -1027,7 +1030,12 @@ mod tests {
             .iter()
             .find(|f| f.id == SPOF && f.service.as_deref() == Some("registry"))
             .unwrap();
-        assert!(f.message.starts_with("its loss takes down 11 service(s), 68%"), "{}", f.message);
+        assert!(
+            f.message
+                .starts_with("its loss takes down 11 service(s), 68%"),
+            "{}",
+            f.message
+        );
 
         // Two tier-0 services, one needing the other: 1 of 1 *other* tier-0 service is 100%,
         // but one service down is an ordinary dependency, not a SPOF.
@@ -1091,7 +1099,10 @@ mod tests {
             // Most critical first: no sampled service of a lower tier than one left out.
             if let Some(worst) = got.sample.iter().map(|&t| m.services[t].tier.min(3)).max() {
                 let better_left_out = (0..n).any(|t| {
-                    seen[t] && t != x && !got.sample.contains(&t) && m.services[t].tier.min(3) < worst
+                    seen[t]
+                        && t != x
+                        && !got.sample.contains(&t)
+                        && m.services[t].tier.min(3) < worst
                 });
                 assert!(!better_left_out, "service {}", m.name(x));
             }

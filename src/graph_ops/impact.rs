@@ -9,7 +9,8 @@
 //!   degraded service is degraded as well (it relies on something that is up but impaired), but
 //!   never down: degradation propagates, outage does not cross an optional edge.
 //! - **tightest RTO**: the smallest RTO among failed and down services (the ones that need a
-//!   recovery); degraded services do not need one.
+//!   recovery); degraded services do not need one. On a tie a failed service is named before a
+//!   down one (then by name).
 //!
 //! Two multi-source BFS passes over reverse edges: O(V+E).
 
@@ -124,7 +125,10 @@ pub fn impact<S: AsRef<str>>(model: &Model, failed: &[S]) -> crate::Result<Impac
                 continue;
             }
         }
-        if tightest.is_none_or(|t| s.rto < model.services[t].rto) {
+        // On a tie, a lost service itself is named before a dependent that goes down with
+        // it: its RTO is the one that binds first.
+        let key = |i: SvcId| (model.services[i].rto, state[i] != State::Failed);
+        if tightest.is_none_or(|t| key(id) < key(t)) {
             tightest = Some(id);
         }
     }
@@ -258,6 +262,28 @@ mod tests {
         assert_eq!(v["schema"], "meeseeks.impact/v1");
         assert_eq!(v["degraded"], serde_json::json!(["x", "y"]));
         assert_eq!(v["by_tier"]["0"]["degraded"], serde_json::json!(["x", "y"]));
+    }
+
+    /// Issue 10: `impact S` names S itself when a dependent has the same RTO (here `api`,
+    /// which sorts first).
+    #[test]
+    fn tightest_rto_prefers_the_lost_service_on_a_tie() {
+        let m = model(vec![
+            s("db", 0, 30, &[], &[]),
+            s("api", 0, 30, &["db"], &[]),
+            s("web", 1, 60, &["api"], &[]),
+        ]);
+        let t = impact(&m, &["db"]).unwrap().tightest_rto.unwrap();
+        assert_eq!((t.service.as_str(), t.rto_s), ("db", 1800.0));
+        // A strictly tighter dependent still wins.
+        let m = model(vec![
+            s("db", 0, 30, &[], &[]),
+            s("api", 0, 20, &["db"], &[]),
+        ]);
+        assert_eq!(
+            impact(&m, &["db"]).unwrap().tightest_rto.unwrap().service,
+            "api"
+        );
     }
 
     #[test]
