@@ -13,6 +13,7 @@ use crate::model::{Model, VarValue};
 
 pub mod cleanup;
 pub mod graph_ops;
+pub mod import;
 pub mod init;
 pub mod plan;
 pub mod resume;
@@ -108,6 +109,8 @@ pub enum Command {
     Diff(graph_ops::DiffArgs),
     /// Declared graph vs dependencies observed in traffic; exit 1 on undeclared ones.
     Verify(graph_ops::VerifyArgs),
+    /// Import services from where the graph already lives (a Backstage catalog) as a fragment.
+    Import(import::ImportArgs),
 }
 
 /// The DR directory of a command with no other positional argument: `meeseeks plan DIR`,
@@ -264,6 +267,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Audit(a) => graph_ops::audit(g, &a),
         Command::Diff(a) => graph_ops::diff(g, &a),
         Command::Verify(a) => graph_ops::verify(g, &a),
+        Command::Import(a) => import::run(g, &a),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod deps;
 pub mod diff;
 pub mod export;
 pub mod impact;
+pub mod import;
 pub mod verify;
 
 use std::time::Duration;
