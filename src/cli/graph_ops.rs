@@ -20,16 +20,18 @@ use crate::model::Model;
 macro_rules! formats {
     ($(#[$m:meta])* $name:ident { $($v:ident),* $(,)? }) => {
         $(#[$m])*
-        #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+        #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
         pub enum $name { $($v),* }
 
-        impl From<$name> for ReportFormat {
-            fn from(f: $name) -> ReportFormat {
-                match f { $($name::$v => ReportFormat::$v),* }
+        impl From<$name> for $crate::graph_ops::ReportFormat {
+            fn from(f: $name) -> $crate::graph_ops::ReportFormat {
+                match f { $($name::$v => $crate::graph_ops::ReportFormat::$v),* }
             }
         }
     };
 }
+
+pub(crate) use formats;
 
 formats!(
     /// `deps`, `impact`, `audit`, `verify`.

@@ -13,6 +13,7 @@ use crate::model::{Model, VarValue};
 
 pub mod cleanup;
 pub mod graph_ops;
+pub mod history;
 pub mod import;
 pub mod init;
 pub mod plan;
@@ -109,6 +110,9 @@ pub enum Command {
     Diff(graph_ops::DiffArgs),
     /// Declared graph vs dependencies observed in traffic; exit 1 on undeclared ones.
     Verify(graph_ops::VerifyArgs),
+    /// How the graph evolved in git: per commit, services and edges added/removed, tier/RTO
+    /// changes, new dependents of watched services.
+    History(history::HistoryArgs),
     /// Import services from where the graph already lives (a Backstage catalog) as a fragment.
     Import(import::ImportArgs),
 }
@@ -268,6 +272,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Diff(a) => graph_ops::diff(g, &a),
         Command::Verify(a) => graph_ops::verify(g, &a),
         Command::Import(a) => import::run(g, &a),
+        Command::History(a) => history::run(g, &a),
     }
 }
 

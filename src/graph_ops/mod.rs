@@ -12,6 +12,7 @@ pub mod audit;
 pub mod deps;
 pub mod diff;
 pub mod export;
+pub mod history;
 pub mod impact;
 pub mod import;
 pub mod verify;
