@@ -240,8 +240,31 @@ pub struct DiffArgs {
     /// Do not send the `graph.new_dependents` webhooks of NEW.
     #[arg(long)]
     pub no_notify: bool,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    /// Output format; html, mermaid and dot draw what changed (added green, removed red,
+    /// changed amber).
+    #[arg(long, value_enum, default_value_t = DiffFormatArg::Text)]
+    pub format: DiffFormatArg,
+    /// Drawings: unchanged services within N hops of a change are drawn as context; `all`
+    /// draws the whole graph.
+    #[arg(long, value_name = "N|all", default_value = "1", value_parser = parse_context)]
+    pub context: Context,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `--context N|all`: `None` is the whole graph.
+#[derive(Debug, Clone, Copy)]
+pub struct Context(pub Option<usize>);
+
+fn parse_context(s: &str) -> std::result::Result<Context, String> {
+    match s {
+        "all" => Ok(Context(None)),
+        n => n
+            .parse()
+            .map(|n| Context(Some(n)))
+            .map_err(|_| format!("`{s}` is not a number of hops or `all`")),
+    }
 }
 
 pub fn diff(g: &Global, a: &DiffArgs) -> Result<i32> {
@@ -267,14 +290,20 @@ pub fn diff(g: &Global, a: &DiffArgs) -> Result<i32> {
     }
     let new = graphs.pop().expect("two graphs");
     let old = graphs.pop().expect("two graphs");
-    let r = diff::diff(
+    let mut r = diff::diff(
         &old,
         &new,
         &diff::DiffOptions {
             watch: a.watch.clone(),
         },
     )?;
-    let code = emit_report(&r, a.output.format, a.output.out.as_deref())?;
+    if matches!(
+        a.format,
+        DiffFormatArg::Html | DiffFormatArg::Mermaid | DiffFormatArg::Dot
+    ) {
+        r.picture = Some(crate::graph_ops::draw::picture(&old, &new, &r, a.context.0));
+    }
+    let code = emit_report(&r, a.format, a.out.as_deref())?;
     if !a.no_notify {
         send_new_dependents(&new, &r, g.quiet);
     }

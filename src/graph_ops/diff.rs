@@ -78,6 +78,9 @@ pub struct DiffReport {
     pub watched: Vec<String>,
     /// Watched service → its new dependents; only services that gained some.
     pub new_dependents: BTreeMap<String, Vec<String>>,
+    /// What `--format html|mermaid|dot` draws, when asked for (see [`super::draw`]).
+    #[serde(skip)]
+    pub picture: Option<super::draw::Picture>,
 }
 
 /// Kind of the edge `from -> to` in `m` (ids of `m`), by binary search in the sorted lists.
@@ -119,6 +122,7 @@ pub fn diff(old: &Model, new: &Model, opts: &DiffOptions) -> crate::Result<DiffR
         changed_services: Vec::new(),
         watched: Vec::new(),
         new_dependents: BTreeMap::new(),
+        picture: None,
     };
     // Heads of edges that are new or re-kinded in NEW: the only places a new path can start.
     let mut fresh_essential = Vec::new();
@@ -480,6 +484,10 @@ impl Render for DiffReport {
         } else {
             crate::error::exit::NEGATIVE
         }
+    }
+
+    fn drawing(&self, format: super::ReportFormat) -> Option<String> {
+        self.picture.as_ref()?.render(format)
     }
 
     fn text(&self) -> String {

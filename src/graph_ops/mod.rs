@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod deps;
 pub mod diff;
+pub mod draw;
 pub mod export;
 pub mod history;
 pub mod impact;
