@@ -12,6 +12,7 @@ use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
 pub mod cleanup;
+pub mod completions;
 pub mod graph_ops;
 pub mod history;
 pub mod import;
@@ -20,6 +21,7 @@ pub mod plan;
 pub mod resume;
 pub mod run;
 pub mod runs;
+pub mod schema;
 pub mod templates;
 pub mod validate;
 
@@ -113,6 +115,12 @@ pub enum Command {
     /// How the graph evolved in git: per commit, services and edges added/removed, tier/RTO
     /// changes, new dependents of watched services.
     History(history::HistoryArgs),
+    /// Shell completions generated from the command definitions (bash, zsh, fish, …).
+    Completions(completions::CompletionsArgs),
+    /// The man page (roff) on stdout; `meeseeks man COMMAND` for one command's page.
+    Man(completions::ManArgs),
+    /// JSON Schema (draft 2020-12) of graph.toml or playbooks, for TOML language servers.
+    Schema(schema::SchemaArgs),
     /// Import services from where the graph already lives (a Backstage catalog) as a fragment.
     Import(import::ImportArgs),
 }
@@ -273,6 +281,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Verify(a) => graph_ops::verify(g, &a),
         Command::Import(a) => import::run(g, &a),
         Command::History(a) => history::run(g, &a),
+        Command::Completions(a) => completions::completions(&a),
+        Command::Man(a) => completions::man(&a),
+        Command::Schema(a) => schema::run(g, &a),
     }
 }
 
