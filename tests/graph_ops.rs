@@ -4,6 +4,9 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
+#[path = "common/chromium.rs"]
+mod chromium;
+
 const OLD: &str = r#"
 [defaults]
 rto = "1h"
@@ -449,13 +452,6 @@ fn dot_export_renders_with_graphviz() {
     }
 }
 
-fn chromium() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
-        .find(|p| p.is_file())
-}
-
 /// `diff --format dot|mermaid|html` draws the change: Graphviz renders the DOT with the
 /// colours, headless Chromium the HTML (each skipped when absent).
 #[test]
@@ -524,29 +520,9 @@ fn diff_drawings_render() {
             .arg(&html_path),
     );
     assert_eq!(code, 1);
-    let Some(chrome) = chromium() else {
-        eprintln!("skipped the browser rendering: no chromium on PATH");
+    let Some(dom) = chromium::dump_dom(&html_path) else {
         return;
     };
-    let out = std::process::Command::new(chrome)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            t.path().join("profile").display()
-        ))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", html_path.display()))
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
     assert_eq!(dom.matches("<svg").count(), 1, "{dom}");
     assert_eq!(dom.matches("class=\"node added\"").count(), 1, "{dom}");
     assert_eq!(dom.matches("class=\"node changed\"").count(), 1, "{dom}");

@@ -7,6 +7,9 @@ use std::process::Command as Proc;
 
 use assert_cmd::Command;
 
+#[path = "common/chromium.rs"]
+mod chromium;
+
 fn has(program: &str) -> bool {
     Proc::new(program).arg("--version").output().is_ok()
 }
@@ -253,13 +256,6 @@ fn bad_input() {
     assert!(err.contains("git rev-parse failed"), "{err}");
 }
 
-fn browser() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
-        .find(|p| p.is_file())
-}
-
 /// The HTML page: self-contained (no script, no external asset), and rendered by headless
 /// Chromium with the size chart, one chart per --watch service and a row per commit.
 #[test]
@@ -287,29 +283,9 @@ fn html_renders_in_headless_chromium() {
     for forbidden in ["<script", " src=", "href=", "url(", "@import", "<link"] {
         assert!(!page.contains(forbidden), "{forbidden} in the HTML");
     }
-    let Some(chrome) = browser() else {
-        eprintln!("skipped: no chromium on PATH");
+    let Some(dom) = chromium::dump_dom(&html) else {
         return;
     };
-    let out = Proc::new(chrome)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", html.display()))
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
     // Size chart + one per watched service, each with its lines and a dot per commit.
     assert_eq!(dom.matches("<svg").count(), 3, "{dom}");
     assert_eq!(dom.matches("class=\"line services\"").count(), 1);

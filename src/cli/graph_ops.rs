@@ -290,20 +290,21 @@ pub fn diff(g: &Global, a: &DiffArgs) -> Result<i32> {
     }
     let new = graphs.pop().expect("two graphs");
     let old = graphs.pop().expect("two graphs");
-    let mut r = diff::diff(
+    let r = diff::diff(
         &old,
         &new,
         &diff::DiffOptions {
             watch: a.watch.clone(),
         },
     )?;
-    if matches!(
+    let picture = matches!(
         a.format,
         DiffFormatArg::Html | DiffFormatArg::Mermaid | DiffFormatArg::Dot
-    ) {
-        r.picture = Some(crate::graph_ops::draw::picture(&old, &new, &r, a.context.0));
-    }
-    let code = emit_report(&r, a.format, a.out.as_deref())?;
+    )
+    .then(|| crate::graph_ops::draw::picture(&old, &new, &r, a.context.0));
+    let view = crate::graph_ops::draw::DiffView { report: r, picture };
+    let code = emit_report(&view, a.format, a.out.as_deref())?;
+    let r = view.report;
     if !a.no_notify {
         send_new_dependents(&new, &r, g.quiet);
     }

@@ -78,9 +78,6 @@ pub struct DiffReport {
     pub watched: Vec<String>,
     /// Watched service → its new dependents; only services that gained some.
     pub new_dependents: BTreeMap<String, Vec<String>>,
-    /// What `--format html|mermaid|dot` draws, when asked for (see [`super::draw`]).
-    #[serde(skip)]
-    pub picture: Option<super::draw::Picture>,
 }
 
 /// Kind of the edge `from -> to` in `m` (ids of `m`), by binary search in the sorted lists.
@@ -122,7 +119,6 @@ pub fn diff(old: &Model, new: &Model, opts: &DiffOptions) -> crate::Result<DiffR
         changed_services: Vec::new(),
         watched: Vec::new(),
         new_dependents: BTreeMap::new(),
-        picture: None,
     };
     // Heads of edges that are new or re-kinded in NEW: the only places a new path can start.
     let mut fresh_essential = Vec::new();
@@ -324,6 +320,21 @@ fn with_soft(reach: &Line, soft: &[SvcId], slot: &[u32]) -> [u64; WORDS] {
     b
 }
 
+/// `RTO 1h30m → 45m`, `tier 1 → 0`, `RPO none → 5m`.
+pub(crate) fn change_text(c: &FieldChange) -> String {
+    let v = |x: &serde_json::Value| match (c.field, x.as_f64()) {
+        ("rto_s" | "rpo_s", Some(s)) => dur(std::time::Duration::from_secs_f64(s)),
+        (_, _) if x.is_null() => "none".into(),
+        _ => x.to_string(),
+    };
+    let f = match c.field {
+        "rto_s" => "RTO",
+        "rpo_s" => "RPO",
+        f => f,
+    };
+    format!("{f} {} → {}", v(&c.old), v(&c.new))
+}
+
 fn field_changes(o: &crate::model::Service, n: &crate::model::Service) -> Vec<FieldChange> {
     let mut v = Vec::new();
     if o.tier != n.tier {
@@ -390,7 +401,8 @@ impl DiffReport {
         }))
     }
 
-    fn summary(&self) -> String {
+    /// One line: how many services and edges were added, removed, changed.
+    pub(crate) fn summary(&self) -> String {
         format!(
             "{} service(s) added, {} removed, {} changed; {} edge(s) added, {} removed, {} changed kind",
             self.added_services.len(),
@@ -411,19 +423,6 @@ impl DiffReport {
             };
             format!("{} {arrow} {}", e.from, e.to)
         };
-        let change = |c: &FieldChange| {
-            let v = |x: &serde_json::Value| match (c.field, x.as_f64()) {
-                ("rto_s" | "rpo_s", Some(s)) => dur(std::time::Duration::from_secs_f64(s)),
-                (_, _) if x.is_null() => "none".into(),
-                _ => x.to_string(),
-            };
-            let f = match c.field {
-                "rto_s" => "RTO",
-                "rpo_s" => "RPO",
-                f => f,
-            };
-            format!("{f} {} → {}", v(&c.old), v(&c.new))
-        };
         let all = vec![
             ("services added", self.added_services.clone()),
             ("services removed", self.removed_services.clone()),
@@ -432,7 +431,7 @@ impl DiffReport {
                 self.changed_services
                     .iter()
                     .map(|s| {
-                        let c: Vec<String> = s.changes.iter().map(change).collect();
+                        let c: Vec<String> = s.changes.iter().map(change_text).collect();
                         format!("{}: {}", s.name, c.join(", "))
                     })
                     .collect(),
@@ -484,10 +483,6 @@ impl Render for DiffReport {
         } else {
             crate::error::exit::NEGATIVE
         }
-    }
-
-    fn drawing(&self, format: super::ReportFormat) -> Option<String> {
-        self.picture.as_ref()?.render(format)
     }
 
     fn text(&self) -> String {

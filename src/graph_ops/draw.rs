@@ -16,7 +16,8 @@ use std::fmt::Write as _;
 
 use minijinja::HtmlEscape;
 
-use super::diff::DiffReport;
+use super::Render;
+use super::diff::{DiffReport, change_text};
 use super::export::{EdgeKind, dot_quote as quote, mermaid_label};
 use super::{ReportFormat, dur};
 use crate::model::Model;
@@ -34,6 +35,13 @@ pub enum Status {
 }
 
 impl Status {
+    const ALL: [Status; 4] = [
+        Status::Added,
+        Status::Removed,
+        Status::Changed,
+        Status::Context,
+    ];
+
     fn class(self) -> &'static str {
         match self {
             Status::Added => "added",
@@ -165,23 +173,7 @@ pub fn picture(old: &Model, new: &Model, r: &DiffReport, context: Option<usize>)
         .changed_services
         .iter()
         .map(|c| {
-            let t: Vec<String> = c
-                .changes
-                .iter()
-                .map(|f| {
-                    let v = |x: &serde_json::Value| match (f.field, x.as_f64()) {
-                        ("rto_s" | "rpo_s", Some(s)) => dur(std::time::Duration::from_secs_f64(s)),
-                        _ if x.is_null() => "none".into(),
-                        _ => x.to_string(),
-                    };
-                    let name = match f.field {
-                        "rto_s" => "RTO",
-                        "rpo_s" => "RPO",
-                        x => x,
-                    };
-                    format!("{name} {} → {}", v(&f.old), v(&f.new))
-                })
-                .collect();
+            let t: Vec<String> = c.changes.iter().map(change_text).collect();
             (c.name.as_str(), t.join(", "))
         })
         .collect();
@@ -242,15 +234,7 @@ pub fn picture(old: &Model, new: &Model, r: &DiffReport, context: Option<usize>)
             })
             .collect(),
         left_out,
-        summary: format!(
-            "{} service(s) added, {} removed, {} changed; {} edge(s) added, {} removed, {} changed kind",
-            r.added_services.len(),
-            r.removed_services.len(),
-            r.changed_services.len(),
-            r.added_edges.len(),
-            r.removed_edges.len(),
-            r.changed_edges.len()
-        ),
+        summary: r.summary(),
         new_dependents: r.new_dependents.clone(),
     }
 }
@@ -310,12 +294,7 @@ impl Picture {
 
     fn mermaid(&self) -> String {
         let mut o = String::from("flowchart LR\n");
-        for st in [
-            Status::Added,
-            Status::Removed,
-            Status::Changed,
-            Status::Context,
-        ] {
+        for st in Status::ALL {
             let (stroke, fill) = st.colours();
             let dash = if st == Status::Removed {
                 ",stroke-dasharray:4 3"
@@ -398,12 +377,7 @@ impl Picture {
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle;border:2px solid}\
 .edge{fill:none;stroke-width:1.5}.edge.optional{stroke-dasharray:5 4}.edge.added,.edge.removed,.edge.changed{stroke-width:2.5}\
 code{font:12px ui-monospace,monospace}");
-        for st in [
-            Status::Added,
-            Status::Removed,
-            Status::Changed,
-            Status::Context,
-        ] {
+        for st in Status::ALL {
             let (stroke, fill) = st.colours();
             let c = st.class();
             let dash = if st == Status::Removed {
@@ -490,6 +464,30 @@ code{font:12px ui-monospace,monospace}");
         }
         o.push_str("</svg></div>\n</body></html>\n");
         o
+    }
+}
+
+/// `diff`'s report with its picture: what the command renders when a drawing is asked for.
+#[derive(Debug, serde::Serialize)]
+#[serde(transparent)]
+pub struct DiffView {
+    pub report: DiffReport,
+    #[serde(skip)]
+    pub picture: Option<Picture>,
+}
+
+impl Render for DiffView {
+    fn text(&self) -> String {
+        self.report.text()
+    }
+    fn markdown(&self) -> String {
+        self.report.markdown()
+    }
+    fn drawing(&self, format: ReportFormat) -> Option<String> {
+        self.picture.as_ref()?.render(format)
+    }
+    fn exit_code(&self) -> i32 {
+        self.report.exit_code()
     }
 }
 

@@ -15,9 +15,9 @@ use std::fmt::Write as _;
 use minijinja::HtmlEscape;
 use serde::Serialize;
 
-use super::diff::{DiffOptions, diff};
+use super::diff::{DiffOptions, FieldChange, change_text as field_text, diff};
 use super::export::EdgeKind;
-use super::{Render, dur, md_cell};
+use super::{Render, md_cell};
 use crate::model::{Model, SvcId};
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,10 +30,9 @@ pub struct EdgeRef {
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
     pub service: String,
-    /// `tier` or `rto_s`.
-    pub field: &'static str,
-    pub old: serde_json::Value,
-    pub new: serde_json::Value,
+    /// `field` is `tier` or `rto_s`.
+    #[serde(flatten)]
+    pub change: FieldChange,
 }
 
 /// One commit that changed the graph.
@@ -164,11 +163,9 @@ impl HistoryReport {
                 s.changes
                     .into_iter()
                     .filter(|f| f.field == "tier" || f.field == "rto_s")
-                    .map(move |f| Change {
+                    .map(move |change| Change {
                         service: name.clone(),
-                        field: f.field,
-                        old: f.old,
-                        new: f.new,
+                        change,
                     })
             })
             .collect();
@@ -250,12 +247,7 @@ fn edge_text(e: &EdgeRef) -> String {
 }
 
 fn change_text(c: &Change) -> String {
-    let v = |x: &serde_json::Value| match (c.field, x.as_f64()) {
-        ("rto_s", Some(s)) => dur(std::time::Duration::from_secs_f64(s)),
-        _ => x.to_string(),
-    };
-    let f = if c.field == "rto_s" { "RTO" } else { c.field };
-    format!("{}: {f} {} → {}", c.service, v(&c.old), v(&c.new))
+    format!("{}: {}", c.service, field_text(&c.change))
 }
 
 /// At most this many names per line in text and Markdown (JSON has them all).
