@@ -196,6 +196,33 @@ impl Checkout {
     }
 }
 
+/// A commit's graph, or its first error (located in the commit's file).
+type LoadedGraph = std::result::Result<Model, String>;
+
+impl Checkout {
+    /// The model of a load, or its first error located in the commit's file (`dr/graph.toml:
+    /// 12:3: …`), not in the scratch copy.
+    fn graph(&self, loaded: Loaded, prefix: &str) -> LoadedGraph {
+        match loaded.model {
+            Some(m) if !loaded.diags.has_errors() => Ok(m),
+            _ => Err(loaded
+                .diags
+                .items
+                .iter()
+                .find(|d| d.severity == crate::load::Severity::Error)
+                .map(|d| match &d.file {
+                    Some(f) => {
+                        let (line, col) = f.line_col(d.span.start);
+                        let rel = f.path.strip_prefix(&self.scratch.0).unwrap_or(&f.path);
+                        format!("{prefix}{}:{line}:{col}: {}", rel.display(), d.message)
+                    }
+                    None => d.message.clone(),
+                })
+                .unwrap_or_else(|| "invalid graph".into())),
+        }
+    }
+}
+
 /// One commit of the log with its raw changes under the DR directory (paths relative to it).
 struct LogCommit {
     meta: CommitMeta,
@@ -376,28 +403,21 @@ pub fn run(g: &Global, a: &HistoryArgs) -> Result<i32> {
         }
     }
 
-    let mut report = HistoryReport::new(a.watch.clone());
+    // Which commits changed the graph, and with which files: cheap (blob ids, and graph.toml's
+    // head for its include globs), in order.
     let mut blobs = Blobs::start(&top)?;
-    let mut checkout = Checkout {
-        scratch: Scratch::new()?,
-        written: BTreeMap::new(),
-        graph_name: graph_name.clone(),
-    };
     let mut globs: (String, Vec<String>) = (String::new(), Vec::new());
+    let mut jobs: Vec<(Option<CommitMeta>, BTreeMap<String, String>)> = Vec::new();
     let mut prev_files: Option<BTreeMap<String, String>> = None;
     // The graph before the window (with --since, or when the history starts at a merge):
     // the first commit listed is compared with it, not with nothing.
-    let mut prev: Option<Model> = None;
     if let Some(b) = state.get(&graph_name).cloned() {
         globs = (
             b.clone(),
             include_globs(&String::from_utf8_lossy(&blobs.get(&b)?)),
         );
         let files = graph_files(&state, &graph_name, &globs.1);
-        let loaded = checkout.load(&files, &mut blobs)?;
-        if !loaded.diags.has_errors() {
-            prev = loaded.model;
-        }
+        jobs.push((None, files.clone()));
         prev_files = Some(files);
     }
     for c in log {
@@ -432,40 +452,75 @@ pub fn run(g: &Global, a: &HistoryArgs) -> Result<i32> {
         if prev_files.as_ref() == Some(&files) {
             continue;
         }
-        if !files.contains_key(&graph_name) {
-            // No graph at this commit (not yet created, or deleted): nothing to compare.
-            prev_files = Some(files);
-            continue;
+        prev_files = Some(files.clone());
+        // No graph at this commit (not yet created, or deleted): nothing to compare.
+        if files.contains_key(&graph_name) {
+            jobs.push((Some(c.meta), files));
         }
-        let loaded = checkout.load(&files, &mut blobs)?;
-        match loaded.model {
-            Some(m) if !loaded.diags.has_errors() => {
-                report.push(c.meta, prev.as_ref(), &m);
-                prev = Some(m);
-            }
-            _ => {
-                // The first error, located in the commit's file (not the scratch copy).
-                let first = loaded
-                    .diags
-                    .items
-                    .iter()
-                    .find(|d| d.severity == crate::load::Severity::Error)
-                    .map(|d| match &d.file {
-                        Some(f) => {
-                            let (line, col) = f.line_col(d.span.start);
-                            let rel = f.path.strip_prefix(&checkout.scratch.0).unwrap_or(&f.path);
-                            format!("{}{}:{line}:{col}: {}", prefix, rel.display(), d.message)
-                        }
-                        None => d.message.clone(),
-                    })
-                    .unwrap_or_else(|| "invalid graph".into());
-                report.push_invalid(c.meta, prev.as_ref(), first);
-            }
-        }
-        prev_files = Some(files);
     }
     drop(blobs);
-    drop(checkout);
+
+    // Loading dominates (one whole graph per commit) and commits load independently: two
+    // workers (each with its own scratch copy and `git cat-file`) load alternate commits
+    // ahead, the comparisons run here in order. Each worker runs at most two graphs ahead.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 2)
+        .min(jobs.len().max(1));
+    let mut report = HistoryReport::new(a.watch.clone());
+    let mut prev: Option<Model> = None;
+    std::thread::scope(|scope| -> Result<()> {
+        let mut rxs = Vec::new();
+        for k in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<LoadedGraph>>(2);
+            rxs.push(rx);
+            let (jobs, top, graph_name, prefix) = (&jobs, &top, &graph_name, &prefix);
+            scope.spawn(move || {
+                let start = || -> Result<(Blobs, Checkout)> {
+                    Ok((
+                        Blobs::start(top)?,
+                        Checkout {
+                            scratch: Scratch::new()?,
+                            written: BTreeMap::new(),
+                            graph_name: graph_name.clone(),
+                        },
+                    ))
+                };
+                let (mut blobs, mut checkout) = match start() {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                for (_, files) in jobs.iter().skip(k).step_by(workers) {
+                    let r = checkout
+                        .load(files, &mut blobs)
+                        .map(|l| checkout.graph(l, prefix));
+                    let stop = r.is_err();
+                    // The receiver gone (an error there) ends this worker too.
+                    if tx.send(r).is_err() || stop {
+                        return;
+                    }
+                }
+            });
+        }
+        for (i, (meta, _)) in jobs.iter().enumerate() {
+            let loaded = rxs[i % workers]
+                .recv()
+                .map_err(|_| Error::Other("a history worker stopped".into()))??;
+            match (meta, loaded) {
+                (None, Ok(m)) => prev = Some(m),
+                (None, Err(_)) => {}
+                (Some(meta), Ok(m)) => {
+                    report.push(meta.clone(), prev.as_ref(), &m);
+                    prev = Some(m);
+                }
+                (Some(meta), Err(first)) => report.push_invalid(meta.clone(), prev.as_ref(), first),
+            }
+        }
+        Ok(())
+    })?;
     for w in &a.watch {
         if let Some(m) = &prev
             && m.id(w).is_none()
