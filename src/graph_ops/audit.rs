@@ -544,7 +544,6 @@ pub struct Loss {
 /// service depends on are left out.
 pub fn spof_losses(model: &Model, topo: &[SvcId], sample: usize) -> Vec<Loss> {
     let n = model.services.len();
-    let mut loss = vec![Loss::default(); n];
     // Dependents first; `pos` is the index in this order.
     let order: Vec<SvcId> = topo.iter().rev().copied().collect();
     let mut pos = vec![u32::MAX; n];
@@ -559,82 +558,108 @@ pub fn spof_losses(model: &Model, topo: &[SvcId], sample: usize) -> Vec<Loss> {
         adj.extend(model.dependents[id].iter().map(|&t| pos[t]));
         off.push(adj.len());
     }
-    // Targets: services something depends on can be lost with consequences, but every
-    // service can go down; the bits are positions of `order`.
-    let mut bits = vec![Line([0; SPOF_WORDS]); order.len()];
     let per_pass = SPOF_WORDS * 64;
     let tier_of = |p: usize| model.services[order[p]].tier.min(3) as usize;
-    // Positions before a batch hold no bit of it: only cleared of the previous batch's bits.
-    let mut clean_upto = 0;
-    for (batch, first) in (0..order.len()).step_by(per_pass).enumerate() {
-        let last = (first + per_pass).min(order.len());
-        // Bits of this batch by weight class (tier 0, 1, 2, 3+).
-        let mut class = [[0u64; SPOF_WORDS]; 4];
-        for p in first..last {
-            let k = p - first;
-            class[tier_of(p)][k / 64] |= 1 << (k % 64);
-        }
-        for line in &mut bits[clean_upto..first] {
-            *line = Line([0; SPOF_WORDS]);
-        }
-        clean_upto = first;
-        for p in first..order.len() {
-            let mut b = [0u64; SPOF_WORDS];
-            for &q in &adj[off[p]..off[p + 1]] {
-                let x = &bits[q as usize].0;
-                for w in 0..SPOF_WORDS {
-                    b[w] |= x[w];
-                }
+    // The batches of one parity (the two halves run on two threads on a big graph; they
+    // alternate so that each gets early, long batches and late, short ones alike).
+    let half = |parity: usize| -> Vec<Loss> {
+        let mut loss = vec![Loss::default(); n];
+        // Every service is a target: the bits are positions of `order`.
+        let mut bits = vec![Line([0; SPOF_WORDS]); order.len()];
+        // Positions before a batch hold no bit of it: only cleared of the previous batch's bits.
+        let mut clean_upto = 0;
+        for (batch, first) in (0..order.len()).step_by(per_pass).enumerate() {
+            if batch % 2 != parity {
+                continue;
             }
-            if b != [0; SPOF_WORDS] {
-                let l = &mut loss[order[p]];
-                for (c, mask) in class.iter().enumerate() {
-                    let k: u32 = b.iter().zip(mask).map(|(x, m)| (x & m).count_ones()).sum();
-                    l.down += k as usize;
-                    l.weight += u64::from(k) * spof_weight(c as u32);
-                    if c == 0 {
-                        l.tier0 += k as usize;
+            let last = (first + per_pass).min(order.len());
+            // Bits of this batch by weight class (tier 0, 1, 2, 3+).
+            let mut class = [[0u64; SPOF_WORDS]; 4];
+            for p in first..last {
+                let k = p - first;
+                class[tier_of(p)][k / 64] |= 1 << (k % 64);
+            }
+            for line in &mut bits[clean_upto..first] {
+                *line = Line([0; SPOF_WORDS]);
+            }
+            clean_upto = first;
+            for p in first..order.len() {
+                let mut b = [0u64; SPOF_WORDS];
+                for &q in &adj[off[p]..off[p + 1]] {
+                    let x = &bits[q as usize].0;
+                    for w in 0..SPOF_WORDS {
+                        b[w] |= x[w];
                     }
                 }
-                // Most critical first, across batches: a later batch's tier-0 service
-                // replaces an earlier batch's tier-2 one.
-                let tier3 = |id: SvcId| model.services[id].tier.min(3) as usize;
-                'classes: for (c, mask) in class.iter().enumerate() {
-                    for (wi, (&x, &m)) in b.iter().zip(mask).enumerate() {
-                        let mut w = x & m;
-                        while w != 0 {
-                            let slot = if l.sample.len() < sample {
-                                l.sample.len()
-                            } else {
-                                match l.sample.iter().enumerate().max_by_key(|(_, t)| tier3(**t)) {
-                                    Some((i, &t)) if tier3(t) > c => i,
-                                    // Later classes are less critical still.
-                                    _ => break 'classes,
+                if b != [0; SPOF_WORDS] {
+                    let l = &mut loss[order[p]];
+                    for (c, mask) in class.iter().enumerate() {
+                        let k: u32 = b.iter().zip(mask).map(|(x, m)| (x & m).count_ones()).sum();
+                        l.down += k as usize;
+                        l.weight += u64::from(k) * spof_weight(c as u32);
+                        if c == 0 {
+                            l.tier0 += k as usize;
+                        }
+                    }
+                    // Most critical first, across batches: a later batch's tier-0 service
+                    // replaces an earlier batch's tier-2 one.
+                    let tier3 = |id: SvcId| model.services[id].tier.min(3) as usize;
+                    'classes: for (c, mask) in class.iter().enumerate() {
+                        for (wi, (&x, &m)) in b.iter().zip(mask).enumerate() {
+                            let mut w = x & m;
+                            while w != 0 {
+                                let slot = if l.sample.len() < sample {
+                                    l.sample.len()
+                                } else {
+                                    match l
+                                        .sample
+                                        .iter()
+                                        .enumerate()
+                                        .max_by_key(|(_, t)| tier3(**t))
+                                    {
+                                        Some((i, &t)) if tier3(t) > c => i,
+                                        // Later classes are less critical still.
+                                        _ => break 'classes,
+                                    }
+                                };
+                                let bit = w.trailing_zeros() as usize;
+                                w &= w - 1;
+                                let id = order[batch * per_pass + wi * 64 + bit];
+                                if slot == l.sample.len() {
+                                    l.sample.push(id);
+                                } else {
+                                    l.sample[slot] = id;
                                 }
-                            };
-                            let bit = w.trailing_zeros() as usize;
-                            w &= w - 1;
-                            let id = order[batch * per_pass + wi * 64 + bit];
-                            if slot == l.sample.len() {
-                                l.sample.push(id);
-                            } else {
-                                l.sample[slot] = id;
                             }
                         }
                     }
                 }
+                // Its own bit after counting: X's loss taking X down is not news.
+                if p < last {
+                    let k = p - first;
+                    b[k / 64] |= 1 << (k % 64);
+                }
+                bits[p].0 = b;
             }
-            // Its own bit after counting: X's loss taking X down is not news.
-            if p < last {
-                let k = p - first;
-                b[k / 64] |= 1 << (k % 64);
-            }
-            bits[p].0 = b;
+        }
+        loss
+    };
+    let (mut loss, other) =
+        crate::util::join(n >= crate::util::PARALLEL_MIN_SCOPE, || half(0), || half(1));
+    let tier3 = |id: &SvcId| model.services[*id].tier.min(3);
+    for (l, o) in loss.iter_mut().zip(other) {
+        l.down += o.down;
+        l.weight += o.weight;
+        l.tier0 += o.tier0;
+        if !o.sample.is_empty() {
+            // Each half sampled its most critical; together, the most critical of both.
+            l.sample.extend(o.sample);
+            l.sample.sort_by_key(tier3);
+            l.sample.truncate(sample);
         }
     }
     loss
 }
-
 /// `spof` (see docs/graph-ops.md): X is a single point of failure when its loss takes down at
 /// least 2 services and either at least `share` of the rest of the graph, weighted by tier
 /// ([`spof_weight`]), or at least `share` of the *other* tier-0 services.
