@@ -465,13 +465,8 @@ fn observed_target(input: &[u8], _s: &Scratch) -> u64 {
             let mut sig = vec![format!("edges:{}", obs.len().min(4))];
             if let Some(m) = g.as_ref() {
                 let report = verify(m, &obs, &VerifyOptions::default());
-                for f in [
-                    meeseeks::graph_ops::ReportFormat::Text,
-                    meeseeks::graph_ops::ReportFormat::Json,
-                    meeseeks::graph_ops::ReportFormat::Markdown,
-                ] {
-                    let _ = report.render(f);
-                }
+                use meeseeks::graph_ops::Render;
+                let _ = (report.text(), report.json(), report.markdown());
                 sig.push(format!("exit:{}", report.exit_code()));
             }
             signal(sig)

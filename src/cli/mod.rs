@@ -11,11 +11,15 @@ use crate::error::{Error, Result};
 use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
+pub mod completions;
 pub mod graph_ops;
+pub mod history;
+pub mod import;
 pub mod init;
 pub mod plan;
 pub mod run;
 pub mod runs;
+pub mod schema;
 pub mod serve;
 pub mod templates;
 pub mod validate;
@@ -109,6 +113,17 @@ pub enum Command {
     Diff(graph_ops::DiffArgs),
     /// Declared graph vs dependencies observed in traffic; exit 1 on undeclared ones.
     Verify(graph_ops::VerifyArgs),
+    /// How the graph evolved in git: per commit, services and edges added/removed, tier/RTO
+    /// changes, new dependents of watched services.
+    History(history::HistoryArgs),
+    /// Shell completions generated from the command definitions (bash, zsh, fish, …).
+    Completions(completions::CompletionsArgs),
+    /// The man page (roff) on stdout; `meeseeks man COMMAND` for one command's page.
+    Man(completions::ManArgs),
+    /// JSON Schema (draft 2020-12) of graph.toml or playbooks, for TOML language servers.
+    Schema(schema::SchemaArgs),
+    /// Import services from where the graph already lives (a Backstage catalog) as a fragment.
+    Import(import::ImportArgs),
 }
 
 /// The DR directory of a command with no other positional argument: `meeseeks plan DIR`,
@@ -266,6 +281,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Audit(a) => graph_ops::audit(g, &a),
         Command::Diff(a) => graph_ops::diff(g, &a),
         Command::Verify(a) => graph_ops::verify(g, &a),
+        Command::Import(a) => import::run(g, &a),
+        Command::History(a) => history::run(g, &a),
+        Command::Completions(a) => completions::completions(&a),
+        Command::Man(a) => completions::man(&a),
+        Command::Schema(a) => schema::run(g, &a),
     }
 }
 
