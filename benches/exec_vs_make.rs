@@ -156,6 +156,7 @@ fn bench_critical_path() {
                     only: None,
                     optional: false,
                     idempotent: true,
+                    preflight: true,
                     line: 1,
                 }],
                 ..Default::default()

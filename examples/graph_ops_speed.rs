@@ -56,6 +56,7 @@ fn generate(n: usize, seed: u64) -> Parts {
                 s.backup = Some(Backup {
                     schedule: Duration::from_secs(300 * (1 + rng.below(4) as u64)),
                     retention: None,
+                    check: None,
                 });
             }
             s.watch = rng.below(100) == 0;

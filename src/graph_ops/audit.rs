@@ -813,6 +813,7 @@ mod tests {
         p.0.backup = backup.map(|b| Backup {
             schedule: minutes(b),
             retention: None,
+            check: None,
         });
         p.0.rpo = rpo.map(minutes);
         p

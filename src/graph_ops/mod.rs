@@ -144,6 +144,7 @@ pub(crate) mod fixtures {
                 only: None,
                 optional: false,
                 idempotent: true,
+                preflight: true,
                 line: 1,
             }],
             checks: (0..checks)
@@ -153,6 +154,7 @@ pub(crate) mod fixtures {
                     interval: Check::DEFAULT_INTERVAL,
                     timeout: Check::DEFAULT_TIMEOUT,
                     healthy_after: 1,
+                    preflight: true,
                     line: 1,
                 })
                 .collect(),

@@ -48,6 +48,7 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "run.abandoned",
     "run.finished",
     "graph.new_dependents",
+    "preflight.changed",
 ];
 
 /// Template variables every playbook sees (SPEC §2.2), besides `env` and `secret`.
@@ -490,7 +491,7 @@ fn read_service<'t, 'i>(
     if let Some(v) = f.backup
         && let Some(b) = r.table("backup", v)
     {
-        r.unknown_keys(b, &["schedule", "retention"], "backup");
+        r.unknown_keys(b, &["schedule", "retention", "check"], "backup");
         let schedule = match b.get("schedule") {
             Some(s) => r.positive_duration("schedule", s),
             None => {
@@ -504,14 +505,28 @@ fn read_service<'t, 'i>(
             }
         };
         let retention = b.get("retention").and_then(|x| r.duration("retention", x));
+        let check = read_backup_check(r, b);
         if let Some(schedule) = schedule {
             svc.backup = Some(Backup {
                 schedule,
                 retention,
+                check,
             });
         }
     }
     Some((svc, (f.depends_on, f.soft_depends_on)))
+}
+
+/// `backup.check`: the command `meeseeks preflight` runs to learn the last backup's time.
+fn read_backup_check(r: &mut Reader<'_>, b: &tree::Table<'_>) -> Option<String> {
+    let v = b.get("check")?;
+    let s = r.string("check", v)?;
+    if s.trim().is_empty() {
+        r.err("value", v.span(), "`backup.check` is empty")
+            .help("a read-only command printing the last backup time (RFC 3339), e.g. check = \"pgbackrest info --output=json | jq -r '.[0].backup[-1].timestamp.stop | todate'\"");
+        return None;
+    }
+    Some(s)
 }
 
 /// Reads the service tables `entries` (in name order; `names[i]` is the name of entry `i`)

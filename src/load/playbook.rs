@@ -12,7 +12,9 @@ use toml::de::{DeTable, DeValue};
 use super::diag::{Diag, Diagnostics, SourceFile};
 use super::value::{Reader, SV, to_var};
 use super::{BUILTIN_VARS, LoadOptions};
-use crate::model::{Check, CheckKind, HttpSpec, Mode, Model, Playbook, Step, StepKind};
+use crate::model::{
+    Check, CheckKind, HttpSpec, Mode, Model, Playbook, PreflightProbe, Step, StepKind,
+};
 
 const PLAYBOOK_KEYS: &[&str] = &[
     "description",
@@ -21,6 +23,7 @@ const PLAYBOOK_KEYS: &[&str] = &[
     "checks",
     "rollback",
     "cleanup",
+    "preflight",
 ];
 pub(super) const STEP_KINDS: &[&str] = &["run", "cmd", "http", "tcp", "wait", "manual"];
 const STEP_KEYS: &[&str] = &[
@@ -38,6 +41,7 @@ const STEP_KEYS: &[&str] = &[
     "only",
     "optional",
     "idempotent",
+    "preflight",
 ];
 const CHECK_KINDS: &[&str] = &["http", "tcp", "run", "cmd"];
 const CHECK_KEYS: &[&str] = &[
@@ -49,6 +53,7 @@ const CHECK_KEYS: &[&str] = &[
     "interval",
     "timeout",
     "healthy_after",
+    "preflight",
 ];
 const HTTP_KEYS: &[&str] = &[
     "method",
@@ -387,6 +392,7 @@ fn read_playbook(
         }
     }
     pb.checks.append(&mut cx.extra_checks);
+    pb.preflight = read_preflight_probes(&mut cx, root.get("preflight"));
     pb.secrets = std::mem::take(&mut cx.secrets);
     pb.envs = std::mem::take(&mut cx.envs);
     pb.templates = std::mem::take(&mut cx.templates);
@@ -637,6 +643,7 @@ pub(super) fn read_step(
         .get("idempotent")
         .and_then(|v| cx.r.bool("idempotent", v))
         .unwrap_or(true);
+    let preflight = read_preflight_flag(cx, t);
     Some(Step {
         name: name?,
         kind: kind?,
@@ -647,6 +654,7 @@ pub(super) fn read_step(
         only,
         optional,
         idempotent,
+        preflight,
         line,
     })
 }
@@ -722,12 +730,184 @@ pub(super) fn read_check(cx: &mut Ctx<'_, '_>, item: &SV<'_>, index: usize) -> O
         .help("the check gets a single poll; raise `timeout` or lower `interval`");
     }
     let _ = Duration::ZERO;
+    let preflight = read_preflight_flag(cx, t);
     Some(Check {
         name: name?,
         kind: kind?,
         interval,
         timeout,
         healthy_after,
+        preflight,
+        line,
+    })
+}
+
+/// `preflight = false` on a step or check: `meeseeks preflight` leaves it unprobed.
+fn read_preflight_flag(cx: &mut Ctx<'_, '_>, t: &DeTable<'_>) -> bool {
+    t.get("preflight")
+        .and_then(|v| cx.r.bool("preflight", v))
+        .unwrap_or(true)
+}
+
+const PREFLIGHT_KINDS: &[&str] = &["cmd", "run", "http", "tcp"];
+const PREFLIGHT_KEYS: &[&str] = &[
+    "name",
+    "cmd",
+    "run",
+    "http",
+    "tcp",
+    "timeout",
+    "expect_status",
+    "expect_body",
+    "max",
+];
+
+/// `[[preflight]]`: read-only probes of the service's readiness (`meeseeks preflight`).
+fn read_preflight_probes(cx: &mut Ctx<'_, '_>, v: Option<&SV<'_>>) -> Vec<PreflightProbe> {
+    let Some(arr) = v.and_then(|v| cx.r.array("preflight", v)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PreflightProbe> = Vec::with_capacity(arr.len());
+    for (i, item) in arr.iter().enumerate() {
+        let Some(p) = read_preflight_probe(cx, item, i) else {
+            continue;
+        };
+        if let Some(first) = out.iter().find(|q| q.name == p.name) {
+            let first = first.line;
+            cx.r.err(
+                "duplicate-name",
+                item.span(),
+                format!("duplicate [[preflight]] name `{}`", p.name),
+            )
+            .help(format!(
+                "the first probe with this name is on line {first}; names must be unique"
+            ));
+        }
+        out.push(p);
+    }
+    out
+}
+
+fn read_preflight_probe(
+    cx: &mut Ctx<'_, '_>,
+    item: &SV<'_>,
+    index: usize,
+) -> Option<PreflightProbe> {
+    let t = cx.r.table("preflight", item)?;
+    let line = cx.r.file.line_col(item.span().start).0;
+    cx.r.unknown_keys(t, PREFLIGHT_KEYS, "a [[preflight]] probe");
+    let kinds = kinds_present(t, PREFLIGHT_KINDS);
+    let kind = match kinds.as_slice() {
+        [(k, _)] => {
+            let v = t.get(*k).expect("present");
+            match *k {
+                "cmd" => read_cmd(cx, v).map(CheckKind::Cmd),
+                "run" => cx.tstring("run", v).map(CheckKind::Run),
+                "http" => read_http(cx, v).map(CheckKind::Http),
+                _ => read_tcp(cx, v).map(CheckKind::Tcp),
+            }
+        }
+        [] => {
+            cx.r.err(
+                "check-kind",
+                item.span(),
+                format!("[[preflight]] #{} has no probe", index + 1),
+            )
+            .help("give it exactly one read-only probe: cmd, run, http or tcp");
+            None
+        }
+        [_, (_, second), ..] => {
+            cx.r.err(
+                "check-kind",
+                second.clone(),
+                "a [[preflight]] probe does exactly one thing",
+            )
+            .help("split it into several [[preflight]] entries");
+            None
+        }
+    };
+    let name = match t.get("name") {
+        Some(n) => cx.r.string("name", n),
+        None => kind
+            .as_ref()
+            .map(|k| format!("{} preflight #{}", k.kind_name(), index + 1)),
+    };
+    let timeout = t
+        .get("timeout")
+        .and_then(|v| cx.r.positive_duration("timeout", v))
+        .unwrap_or(PreflightProbe::DEFAULT_TIMEOUT);
+    let is_command = matches!(kind, Some(CheckKind::Cmd(_) | CheckKind::Run(_)));
+    let mut kind = kind;
+    let mut expect_body = None;
+    if let Some(v) = t.get("expect_body") {
+        let body = cx.tstring("expect_body", v);
+        match &mut kind {
+            // Beside `http = { ... }` or inside it: the same expectation.
+            Some(CheckKind::Http(h)) => h.expect_body = body.or(h.expect_body.take()),
+            Some(CheckKind::Tcp(_)) => {
+                cx.r.err(
+                    "value",
+                    v.span(),
+                    "`expect_body` does not apply to a tcp probe",
+                )
+                .help("a tcp probe only checks that a connection is accepted");
+            }
+            _ => expect_body = body,
+        }
+    }
+    if let Some(v) = t.get("expect_status") {
+        let items: Vec<&SV<'_>> = match v.get_ref() {
+            DeValue::Array(a) => a.iter().collect(),
+            _ => vec![v],
+        };
+        let statuses: Vec<u16> = items
+            .into_iter()
+            .filter_map(|it| cx.r.int_in("expect_status", it, 100, 599))
+            .map(|n| n as u16)
+            .collect();
+        match &mut kind {
+            Some(CheckKind::Http(h)) => h.expect_status = statuses,
+            Some(_) => {
+                cx.r.err(
+                    "value",
+                    v.span(),
+                    "`expect_status` applies to http probes only",
+                )
+                .help(
+                    "a command probe passes when it exits 0; use expect_body or max for its output",
+                );
+            }
+            None => {}
+        }
+    }
+    let mut max = None;
+    if let Some(v) = t.get("max") {
+        let n = match v.get_ref() {
+            DeValue::Integer(_) | DeValue::Float(_) => super::value::to_var(v.get_ref()).as_f64(),
+            _ => None,
+        };
+        match n {
+            None => {
+                cx.r.err("type", v.span(), "`max` must be a number")
+                    .help("e.g. max = 5 (the probe's last line of output must be a number <= 5)");
+            }
+            Some(_) if !is_command && kind.is_some() => {
+                cx.r.err(
+                    "value",
+                    v.span(),
+                    "`max` applies to cmd and run probes only",
+                )
+                .help("it bounds the number the command prints, e.g. replication lag in seconds");
+            }
+            Some(n) => max = Some(n),
+        }
+    }
+    Some(PreflightProbe {
+        name: name?,
+        kind: kind?,
+        timeout,
+        expect_body,
+        max,
         line,
     })
 }

@@ -69,6 +69,9 @@ pub struct Notify {
 pub struct Backup {
     pub schedule: Duration,
     pub retention: Option<Duration>,
+    /// `backup.check`: a read-only shell command printing the time of the last backup
+    /// (RFC 3339), run by `meeseeks preflight`.
+    pub check: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +135,26 @@ pub struct Playbook {
     /// steps expanded: inputs of a run, like the playbook file itself. (Built-in templates
     /// are part of the binary, identified by its version.)
     pub templates: std::collections::BTreeSet<PathBuf>,
+    /// `[[preflight]]`: read-only probes `meeseeks preflight` runs (never a recovery).
+    pub preflight: Vec<PreflightProbe>,
+}
+
+/// One `[[preflight]]` entry: a read-only probe with its own timeout and expectation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreflightProbe {
+    pub name: String,
+    /// `cmd`, `run`, `http` (its expectations in the `HttpSpec`) or `tcp`.
+    pub kind: CheckKind,
+    pub timeout: Duration,
+    /// Commands: the output must contain this text.
+    pub expect_body: Option<String>,
+    /// Commands: the last line of output, read as a number, must be at most this.
+    pub max: Option<f64>,
+    pub line: u32,
+}
+
+impl PreflightProbe {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -186,6 +209,9 @@ pub struct Step {
     pub only: Option<Mode>,
     pub optional: bool,
     pub idempotent: bool,
+    /// `preflight = false`: `meeseeks preflight` does not probe it (e.g. an endpoint that
+    /// only exists after the failover).
+    pub preflight: bool,
     /// 1-based line in the playbook file.
     pub line: u32,
 }
@@ -235,6 +261,8 @@ pub struct Check {
     pub timeout: Duration,
     /// Consecutive successes needed.
     pub healthy_after: u32,
+    /// `preflight = false`: `meeseeks preflight` does not probe it.
+    pub preflight: bool,
     pub line: u32,
 }
 

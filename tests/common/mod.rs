@@ -28,6 +28,7 @@ pub fn step(name: &str, kind: StepKind) -> Step {
         only: None,
         optional: false,
         idempotent: true,
+        preflight: true,
         line: 1,
     }
 }
@@ -43,6 +44,7 @@ pub fn check(name: &str, kind: CheckKind) -> Check {
         interval: Duration::from_millis(20),
         timeout: Duration::from_secs(10),
         healthy_after: 1,
+        preflight: true,
         line: 1,
     }
 }
