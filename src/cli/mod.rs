@@ -15,6 +15,7 @@ pub mod cleanup;
 pub mod graph_ops;
 pub mod init;
 pub mod plan;
+pub mod preflight;
 pub mod resume;
 pub mod run;
 pub mod runs;
@@ -84,6 +85,8 @@ pub enum Command {
     Drill(run::RunArgs),
     /// Continue an interrupted, crashed or failed run from its journal.
     Resume(resume::ResumeArgs),
+    /// Would a failover work now? Read-only readiness checks of every service in scope.
+    Preflight(preflight::PreflightArgs),
     /// Run the cleanup steps of a drill's services, dependents first.
     Cleanup(cleanup::CleanupArgs),
     /// State of a run, per service and step, from its journal.
@@ -252,6 +255,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(a) => run::run(g, &a, false),
         Command::Drill(a) => run::run(g, &a, true),
         Command::Resume(a) => resume::run(g, &a),
+        Command::Preflight(a) => preflight::run(g, &a),
         Command::Cleanup(a) => cleanup::run(g, &a),
         Command::Status(a) => runs::status(g, &a),
         Command::Runs(a) => runs::runs(g, &a),
