@@ -340,100 +340,77 @@ max = 5
     }
     assert!(service(&r, "fresh-db")["backup"]["age_s"].as_f64().unwrap() < 60.0);
 
-    let p = only_problem(&r, "down");
-    assert_eq!(p["check"], "check:db port");
-    assert!(
-        p["reason"]
-            .as_str()
-            .unwrap()
-            .contains("does not accept connections"),
-        "{p}"
+    let problem = |svc: &str, check: &str, reason: &str, file: &str, line: u64| {
+        let p = only_problem(&r, svc);
+        assert_eq!(p["check"], check, "{p}");
+        assert!(p["reason"].as_str().unwrap().contains(reason), "{p}");
+        assert_eq!(
+            (p["file"].as_str(), p["line"].as_u64()),
+            (Some(file), Some(line)),
+            "{p}"
+        );
+    };
+    problem(
+        "down",
+        "check:db port",
+        "does not accept connections",
+        "playbooks/down.toml",
+        5,
     );
-    assert_eq!(
-        (p["file"].as_str().unwrap(), p["line"].as_u64().unwrap()),
-        ("playbooks/down.toml", 5)
+    let nobin = "`meeseeks-test-no-such-tool` is not installed";
+    problem("nobin", "step:promote", nobin, "playbooks/nobin.toml", 2);
+    let nosecret = "secret `MEESEEKS_PF_MISSING` is not set";
+    problem(
+        "nosecret",
+        "step:flip dns",
+        nosecret,
+        "playbooks/nosecret.toml",
+        1,
     );
-
-    let p = only_problem(&r, "nobin");
-    assert_eq!(p["check"], "step:promote");
-    assert!(
-        p["reason"]
-            .as_str()
-            .unwrap()
-            .contains("`meeseeks-test-no-such-tool` is not installed"),
-        "{p}"
+    let nodns = "`dr-db.meeseeks-test.invalid` does not resolve";
+    problem("nodns", "check:replica", nodns, "playbooks/nodns.toml", 1);
+    problem(
+        "tls-soon",
+        "check:healthz",
+        "expires in 3 days",
+        "playbooks/tls-soon.toml",
+        1,
     );
-    assert_eq!(
-        (p["file"].as_str().unwrap(), p["line"].as_u64().unwrap()),
-        ("playbooks/nobin.toml", 2)
+    let untrusted = "would be rejected by a run";
+    problem(
+        "tls-untrusted",
+        "check:healthz",
+        untrusted,
+        "playbooks/tls-untrusted.toml",
+        1,
     );
-
-    let p = only_problem(&r, "nosecret");
-    assert_eq!(p["check"], "step:flip dns");
-    assert!(
-        p["reason"]
-            .as_str()
-            .unwrap()
-            .contains("secret `MEESEEKS_PF_MISSING` is not set"),
-        "{p}"
+    let lag = "preflight:replication lag";
+    problem(
+        "replica",
+        lag,
+        "42 is over the maximum 5",
+        "playbooks/replica.toml",
+        5,
     );
-    assert_eq!(p["line"], 1);
-
-    let p = only_problem(&r, "nodns");
-    assert!(
-        p["reason"]
-            .as_str()
-            .unwrap()
-            .contains("`dr-db.meeseeks-test.invalid` does not resolve"),
-        "{p}"
-    );
-
-    let p = only_problem(&r, "tls-soon");
-    assert!(
-        p["reason"].as_str().unwrap().contains("expires in 3 days"),
-        "{p}"
+    let leak = "probe failed: exit status 3: token=***";
+    problem("leaky", "preflight:login", leak, "playbooks/leaky.toml", 1);
+    problem(
+        "orders-db",
+        "backup.check",
+        "older than the RPO of 15m",
+        "graph.toml",
+        23,
     );
     let cert = &service(&r, "tls-soon")["certificates"][0];
     assert_eq!(
         (cert["days_left"].as_i64(), cert["trusted"].as_bool()),
         (Some(3), Some(true))
     );
-
-    let p = only_problem(&r, "tls-untrusted");
-    assert!(
-        p["reason"]
-            .as_str()
-            .unwrap()
-            .contains("would be rejected by a run"),
-        "{p}"
-    );
+    let cert = &service(&r, "tls-untrusted")["certificates"][0];
     assert_eq!(
-        service(&r, "tls-untrusted")["certificates"][0]["days_left"],
-        300
+        (cert["days_left"].as_i64(), cert["trusted"].as_bool()),
+        (Some(300), Some(false))
     );
-
-    let p = only_problem(&r, "replica");
-    assert_eq!(p["check"], "preflight:replication lag");
-    assert_eq!(p["reason"], "42 is over the maximum 5");
-    assert_eq!(
-        (p["file"].as_str().unwrap(), p["line"].as_u64().unwrap()),
-        ("playbooks/replica.toml", 5)
-    );
-
-    let p = only_problem(&r, "leaky");
-    assert_eq!(p["reason"], "probe failed: exit status 3: token=***");
-
-    let p = only_problem(&r, "orders-db");
-    assert_eq!(p["check"], "backup.check");
-    assert!(
-        p["reason"]
-            .as_str()
-            .unwrap()
-            .contains("older than the RPO of 15m"),
-        "{p}"
-    );
-    assert_eq!(p["file"], "graph.toml");
-    assert_eq!(p["line"], 23);
 
     assert_eq!(r["counts"]["ready"], 3);
     assert_eq!(r["counts"]["not_ready"], 9);

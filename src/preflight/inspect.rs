@@ -78,6 +78,55 @@ struct Origin<'a> {
     line: u32,
 }
 
+/// The playbook being inspected.
+struct Pb<'a> {
+    /// Index in `Inspection::services`.
+    k: usize,
+    id: SvcId,
+    /// Relative to the DR directory.
+    file: &'a str,
+    /// `env.X` / `secret.X` it uses that this environment does not set.
+    missing: &'a [(&'a str, String)],
+}
+
+/// What a rendered step or check would touch, as far as preflight cares.
+enum Action {
+    Program(String),
+    Url(String),
+    Tcp(String),
+    Nothing,
+}
+
+impl Action {
+    fn of_step(k: &StepKind) -> Action {
+        match k {
+            StepKind::Cmd(argv) => Action::program(argv),
+            StepKind::Run(line) => Action::shell(line),
+            StepKind::Http(h) => Action::Url(h.url.clone()),
+            StepKind::Tcp(addr) => Action::Tcp(addr.clone()),
+            StepKind::Wait(_) | StepKind::Manual(_) => Action::Nothing,
+        }
+    }
+
+    fn of_check(k: &CheckKind) -> Action {
+        match k {
+            CheckKind::Cmd(argv) => Action::program(argv),
+            CheckKind::Run(line) => Action::shell(line),
+            CheckKind::Http(h) => Action::Url(h.url.clone()),
+            CheckKind::Tcp(addr) => Action::Tcp(addr.clone()),
+        }
+    }
+
+    fn program(argv: &[String]) -> Action {
+        argv.first()
+            .map_or(Action::Nothing, |p| Action::Program(p.clone()))
+    }
+
+    fn shell(line: &str) -> Action {
+        plain_command(line).map_or(Action::Nothing, |w| Action::Program(w.to_string()))
+    }
+}
+
 struct Inspector<'m> {
     model: &'m Model,
     renderer: Renderer<'m>,
@@ -176,21 +225,27 @@ impl Inspector<'_> {
                     .filter(|(_, n)| std::env::var_os(n).is_none())
                     .map(|(root, n)| (root, n.clone()))
                     .collect();
+                let cx = Pb {
+                    k,
+                    id,
+                    file: &file,
+                    missing: &missing,
+                };
                 for step in pb.steps.iter().filter(|st| st.runs_in(self.opts.mode)) {
-                    self.step(k, id, "step", step, &file, &missing, true, &mut out);
+                    self.step(&cx, "step", step, true, &mut out);
                 }
                 for c in &pb.checks {
-                    self.check(k, id, c, &file, &missing, &mut out);
+                    self.check(&cx, c, &mut out);
                 }
                 // Rollback and cleanup talk to endpoints that may only exist mid-recovery:
                 // their templates and programs are checked, not their targets.
                 for (section, steps) in [("rollback", &pb.rollback), ("cleanup", &pb.cleanup)] {
                     for step in steps {
-                        self.step(k, id, section, step, &file, &missing, false, &mut out);
+                        self.step(&cx, section, step, false, &mut out);
                     }
                 }
                 for p in &pb.preflight {
-                    self.preflight_probe(k, id, p, &file, &missing, &mut out);
+                    self.preflight_probe(&cx, p, &mut out);
                 }
             }
         }
@@ -227,100 +282,80 @@ impl Inspector<'_> {
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn step(
         &mut self,
-        k: usize,
-        id: SvcId,
+        pb: &Pb<'_>,
         section: &str,
         step: &Step,
-        file: &str,
-        missing: &[(&str, String)],
         network: bool,
         out: &mut ServiceResult,
     ) {
         let o = Origin {
             check: format!("{section}:{}", step.name),
-            file,
+            file: pb.file,
             line: step.line,
         };
+        let rendered = self
+            .renderer
+            .render_step(pb.id, step)
+            .map(|r| Action::of_step(&r.kind))
+            .map_err(|e| (format!("{:?}", step.kind), e.message));
+        self.entry(pb, &o, rendered, step.preflight, network, out);
+    }
+
+    fn check(&mut self, pb: &Pb<'_>, c: &Check, out: &mut ServiceResult) {
+        let o = Origin {
+            check: format!("check:{}", c.name),
+            file: pb.file,
+            line: c.line,
+        };
+        let rendered = self
+            .renderer
+            .render_check(pb.id, c)
+            .map(|r| Action::of_check(&r.kind))
+            .map_err(|e| (format!("{:?}", c.kind), e.message));
+        self.entry(pb, &o, rendered, c.preflight, true, out);
+    }
+
+    /// A step or check, rendered (or the raw text and why it does not render): its program
+    /// is looked up and, with `network`, its target becomes a connection probe, unless it
+    /// says `preflight = false`.
+    fn entry(
+        &mut self,
+        pb: &Pb<'_>,
+        o: &Origin<'_>,
+        rendered: Result<Action, (String, String)>,
+        probe: bool,
+        network: bool,
+        out: &mut ServiceResult,
+    ) {
         out.checked += 1;
-        let rendered = match self.renderer.render_step(id, step) {
-            Ok(r) => r,
-            Err(e) => {
-                let raw = format!("{:?}", step.kind);
+        let action = match rendered {
+            Ok(a) => a,
+            Err((raw, message)) => {
                 out.problems
-                    .push(render_problem(&o, &raw, missing, &e.message));
+                    .push(render_problem(o, &raw, pb.missing, &message));
                 return;
             }
         };
-        if !step.preflight {
+        if !probe {
             return;
         }
-        match &rendered.kind {
-            StepKind::Cmd(argv) => self.program(&o, &argv[0], out),
-            StepKind::Run(line) => {
-                if let Some(word) = plain_command(line) {
-                    self.program(&o, word, out);
-                }
+        match action {
+            Action::Program(p) => self.program(o, &p, out),
+            Action::Url(url) if network => self.url(pb.k, o, &url, out),
+            Action::Tcp(addr) if network => {
+                self.tcp(pb.k, o, &addr, self.opts.connect_timeout, out)
             }
-            StepKind::Http(h) if network => self.url(k, &o, &h.url, out),
-            StepKind::Tcp(addr) if network => self.tcp(k, &o, addr, self.opts.connect_timeout, out),
             _ => {}
         }
     }
 
-    fn check(
-        &mut self,
-        k: usize,
-        id: SvcId,
-        c: &Check,
-        file: &str,
-        missing: &[(&str, String)],
-        out: &mut ServiceResult,
-    ) {
-        let o = Origin {
-            check: format!("check:{}", c.name),
-            file,
-            line: c.line,
-        };
-        out.checked += 1;
-        let rendered = match self.renderer.render_check(id, c) {
-            Ok(r) => r,
-            Err(e) => {
-                let raw = format!("{:?}", c.kind);
-                out.problems
-                    .push(render_problem(&o, &raw, missing, &e.message));
-                return;
-            }
-        };
-        if !c.preflight {
-            return;
-        }
-        match &rendered.kind {
-            CheckKind::Cmd(argv) => self.program(&o, &argv[0], out),
-            CheckKind::Run(line) => {
-                if let Some(word) = plain_command(line) {
-                    self.program(&o, word, out);
-                }
-            }
-            CheckKind::Http(h) => self.url(k, &o, &h.url, out),
-            CheckKind::Tcp(addr) => self.tcp(k, &o, addr, self.opts.connect_timeout, out),
-        }
-    }
-
-    fn preflight_probe(
-        &mut self,
-        k: usize,
-        id: SvcId,
-        p: &PreflightProbe,
-        file: &str,
-        missing: &[(&str, String)],
-        out: &mut ServiceResult,
-    ) {
+    fn preflight_probe(&mut self, pb: &Pb<'_>, p: &PreflightProbe, out: &mut ServiceResult) {
+        let (k, id) = (pb.k, pb.id);
         let o = Origin {
             check: format!("preflight:{}", p.name),
-            file,
+            file: pb.file,
             line: p.line,
         };
         out.checked += 1;
@@ -348,7 +383,7 @@ impl Inspector<'_> {
             Err(e) => {
                 let raw = format!("{:?} {:?}", p.kind, p.expect_body);
                 out.problems
-                    .push(render_problem(&o, &raw, missing, &e.message));
+                    .push(render_problem(&o, &raw, pb.missing, &e.message));
                 return;
             }
         };

@@ -123,7 +123,7 @@ pub(super) async fn connect(
             Err(_) => {
                 return fail(
                     Status::NotReady,
-                    format!("`{host}`: name resolution timed out after {within}"),
+                    format!("`{host}` does not resolve: no answer within {within}"),
                 );
             }
             Ok(Err(e)) => {
