@@ -34,6 +34,7 @@ pub struct PreflightArgs {
     /// Check what a drill would run (`only = "drill"` steps) rather than a failover.
     #[arg(long)]
     pub drill: bool,
+    /// Output format (json: `meeseeks.preflight/v1`; junit: a test case per service).
     #[arg(long, value_enum, default_value_t = PreflightFormat::Text)]
     pub format: PreflightFormat,
     /// Write the report to FILE instead of stdout (with --every: rewritten after each
