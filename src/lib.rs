@@ -17,6 +17,7 @@ pub mod mask;
 pub mod model;
 pub mod notify;
 pub mod plan;
+pub mod preflight;
 pub mod progress;
 pub mod report;
 pub mod runconfig;

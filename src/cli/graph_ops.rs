@@ -181,6 +181,9 @@ pub struct AuditArgs {
     /// State directory with the run history (default: DIR/.meeseeks).
     #[arg(long, value_name = "PATH")]
     pub state_dir: Option<PathBuf>,
+    /// A service whose last recorded `meeseeks preflight` is older than this is `preflight-stale`.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub preflight_max_age: std::time::Duration,
 }
 
 /// The run history `drill-stale` needs, replayed from the state directory's journals
@@ -235,6 +238,8 @@ pub fn audit(g: &Global, a: &AuditArgs) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| a.dir.path().join(".meeseeks"));
     let history = drill_history(&state_dir);
+    opts.preflight = super::preflight::audit_input(&state_dir);
+    opts.preflight_max_age = a.preflight_max_age;
     let r = audit::audit(&m, &opts, history.as_ref())?;
     emit_report(&r, a.output.format, a.output.out.as_deref())
 }

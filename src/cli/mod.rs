@@ -17,6 +17,7 @@ pub mod history;
 pub mod import;
 pub mod init;
 pub mod plan;
+pub mod preflight;
 pub mod run;
 pub mod runs;
 pub mod schema;
@@ -87,6 +88,8 @@ pub enum Command {
     Drill(run::RunArgs),
     /// Continue an interrupted, crashed or failed run from its journal.
     Resume(run::ResumeArgs),
+    /// Would a failover work now? Read-only readiness checks of every service in scope.
+    Preflight(preflight::PreflightArgs),
     /// Run the cleanup steps of a drill's services, dependents first.
     Cleanup(runs::CleanupArgs),
     /// State of a run, per service and step, from its journal.
@@ -269,6 +272,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Drill(a) => run::run(g, &a, true),
         Command::Resume(a) => run::resume(g, &a),
         Command::Cleanup(a) => runs::cleanup(g, &a),
+        Command::Preflight(a) => preflight::run(g, &a),
         Command::Status(a) => runs::status(g, &a),
         Command::Runs(a) => runs::runs(g, &a),
         Command::Report(a) => runs::report(g, &a),

@@ -99,12 +99,20 @@ pub fn run(g: &Global, a: &PlanArgs) -> Result<i32> {
         history,
     };
     let plan = build_plan(&model, &opts)?;
-    let text = match a.format {
+    let mut text = match a.format {
         PlanFormat::Text => Some(render::render_text(&plan, &model)),
         PlanFormat::Json => None,
         PlanFormat::Markdown => Some(render::render_markdown(&plan, &model)),
         PlanFormat::Html => Some(render::render_html(&plan, &model)),
     };
+    if let Some(t) = text.as_mut().filter(|_| a.format != PlanFormat::Html) {
+        let state = a
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| a.dir.path().join(".meeseeks"));
+        let md = a.format == PlanFormat::Markdown;
+        crate::preflight::render::append_to_plan(t, &state, &plan, &model, md);
+    }
     match &text {
         Some(text) => emit(a.out.as_deref(), text)?,
         // JSON is rendered straight into the output: a large plan is written while the rest

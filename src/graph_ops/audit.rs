@@ -13,6 +13,8 @@
 //! | `no-playbook` | warning | no playbook |
 //! | `no-health-check` | warning | a playbook with zero checks: "recovered" would mean nothing |
 //! | `drill-stale` | warning | has a playbook, no successful drill within `drill_max_age` |
+//! | `not-ready` | error | the last recorded `meeseeks preflight` found it not ready (or unknown) |
+//! | `preflight-stale` | warning | has a playbook, no recorded preflight within `preflight_max_age` |
 //!
 //! Errors are targets that contradict each other or cannot be met; warnings are gaps in the
 //! preparation. `drill-stale` and `rpo-exceeded` need the run history (`DrillHistory`); without
@@ -59,6 +61,8 @@ pub const SPOF: &str = "spof";
 pub const NO_PLAYBOOK: &str = "no-playbook";
 pub const NO_HEALTH_CHECK: &str = "no-health-check";
 pub const DRILL_STALE: &str = "drill-stale";
+pub const NOT_READY: &str = "not-ready";
+pub const PREFLIGHT_STALE: &str = "preflight-stale";
 
 /// Every finding kind with its severity (the table in the module doc).
 pub const KINDS: &[(&str, Severity)] = &[
@@ -71,6 +75,8 @@ pub const KINDS: &[(&str, Severity)] = &[
     (NO_PLAYBOOK, Severity::Warning),
     (NO_HEALTH_CHECK, Severity::Warning),
     (DRILL_STALE, Severity::Warning),
+    (NOT_READY, Severity::Error),
+    (PREFLIGHT_STALE, Severity::Warning),
 ];
 
 fn kind_index(id: &str) -> usize {
@@ -181,6 +187,11 @@ pub struct AuditOptions {
     pub now: jiff::Timestamp,
     /// Estimates used by `rto-unachievable` (a failover is what the RTO is for).
     pub mode: Mode,
+    /// Recorded preflight statuses, for `not-ready` / `preflight-stale`; `None`: no
+    /// evaluation was ever recorded, and both are skipped.
+    pub preflight: Option<PreflightSeen>,
+    /// `--preflight-max-age` (default 24h).
+    pub preflight_max_age: Duration,
 }
 
 impl AuditOptions {
@@ -191,6 +202,72 @@ impl AuditOptions {
             allow: Vec::new(),
             now,
             mode: Mode::Failover,
+            preflight: None,
+            preflight_max_age: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// The last recorded preflight of each service: when, its status, and the first reason.
+/// Filled by the caller from the state directory (see `cli::preflight::audit_input`).
+#[derive(Debug, Clone, Default)]
+pub struct PreflightSeen {
+    last: HashMap<String, (jiff::Timestamp, String, String)>,
+}
+
+impl PreflightSeen {
+    pub fn new() -> PreflightSeen {
+        PreflightSeen::default()
+    }
+
+    /// `status` as people read it (`ready`, `not ready`, `unknown`); `why` empty when ready.
+    pub fn record(&mut self, service: &str, at: jiff::Timestamp, status: &str, why: String) {
+        self.last
+            .insert(service.to_string(), (at, status.to_string(), why));
+    }
+}
+
+/// `not-ready` and `preflight-stale`, from the recorded preflight history. Services without
+/// a playbook are `no-playbook` already.
+fn preflight_findings(model: &Model, opts: &AuditOptions, sink: &mut Sink) {
+    let Some(seen) = &opts.preflight else { return };
+    let max_age = opts.preflight_max_age.as_secs() as i64;
+    for (id, s) in model.services.iter().enumerate() {
+        if s.playbook.is_none() {
+            continue;
+        }
+        let Some((at, status, why)) = seen.last.get(&s.name) else {
+            sink.push(
+                PREFLIGHT_STALE,
+                id,
+                "never checked by `meeseeks preflight`".into(),
+                Vec::new(),
+                String::new(),
+            );
+            continue;
+        };
+        let age = (opts.now.as_second() - at.as_second()).max(0);
+        let ago = dur(Duration::from_secs(age as u64));
+        if status != "ready" {
+            sink.push(
+                NOT_READY,
+                id,
+                format!("the last preflight ({ago} ago) found it {status}"),
+                Vec::new(),
+                why.clone(),
+            );
+        }
+        if age > max_age {
+            sink.push(
+                PREFLIGHT_STALE,
+                id,
+                format!(
+                    "last preflight {ago} ago (max {})",
+                    dur(opts.preflight_max_age)
+                ),
+                Vec::new(),
+                format!("last preflight: {at}"),
+            );
         }
     }
 }
@@ -308,6 +385,7 @@ fn audit_with(
         || {
             let mut sink = new_sink();
             per_service(model, opts, drills, &mut sink);
+            preflight_findings(model, opts, &mut sink);
             rto_inversion(model, &topo, &mut sink);
             sink
         },

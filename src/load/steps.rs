@@ -45,7 +45,17 @@ const CHECK_KEYS: &[&str] = &[
     "healthy_after",
     "preflight",
 ];
-const PREFLIGHT_KEYS: &[&str] = &["name", "http", "tcp", "run", "cmd", "timeout", "max"];
+const PREFLIGHT_KEYS: &[&str] = &[
+    "name",
+    "http",
+    "tcp",
+    "run",
+    "cmd",
+    "timeout",
+    "max",
+    "expect_body",
+    "expect_status",
+];
 const COMMAND_KINDS: &[&str] = &["run", "cmd"];
 const RPO_PROBE_KEYS: &[&str] = &["run", "cmd", "timeout"];
 const HTTP_KEYS: &[&str] = &[
@@ -749,10 +759,55 @@ pub(super) fn read_preflight(
                 .help("it bounds the number the command prints; an http probe has expect_status / expect_body");
         }
     }
+    // Expectations may also stand beside the probe: `expect_body` for a command's output (or
+    // an http body), `expect_status` for http.
+    let mut kind = kind;
+    let mut expect_body = None;
+    if let Some(v) = t.get("expect_body") {
+        let body = cx.tstring("expect_body", v);
+        match &mut kind {
+            Some(CheckKind::Http(h)) => h.expect_body = body.or(h.expect_body.take()),
+            Some(CheckKind::Tcp(_)) => {
+                cx.r.err(
+                    "value",
+                    v.span(),
+                    "`expect_body` does not apply to a tcp probe",
+                )
+                .help("a tcp probe only checks that a connection is accepted");
+            }
+            _ => expect_body = body,
+        }
+    }
+    if let Some(v) = t.get("expect_status") {
+        let items: Vec<&SV<'_>> = match v.get_ref() {
+            Value::Array(a) => a.iter().collect(),
+            _ => vec![v],
+        };
+        let statuses: Vec<u16> = items
+            .into_iter()
+            .filter_map(|it| cx.r.int_in("expect_status", it, 100, 599))
+            .map(|n| n as u16)
+            .collect();
+        match &mut kind {
+            Some(CheckKind::Http(h)) => h.expect_status = statuses,
+            Some(_) => {
+                cx.r.err(
+                    "value",
+                    v.span(),
+                    "`expect_status` applies to http probes only",
+                )
+                .help(
+                    "a command probe passes when it exits 0; use expect_body or max for its output",
+                );
+            }
+            None => {}
+        }
+    }
     Some(Preflight {
         name: name?,
         kind: kind?,
         timeout,
+        expect_body,
         max,
         line,
     })

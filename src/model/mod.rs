@@ -164,7 +164,10 @@ pub struct Preflight {
     pub kind: CheckKind,
     /// Bound on the probe.
     pub timeout: Duration,
-    /// For `cmd` / `run`: stdout, parsed as a number, must be at most this.
+    /// For `cmd` / `run`: the output must contain this text (an http probe keeps it in its
+    /// `HttpSpec`).
+    pub expect_body: Option<String>,
+    /// For `cmd` / `run`: stdout (its last line), read as a number, must be at most this.
     pub max: Option<f64>,
     /// 1-based line in the playbook file.
     pub line: u32,
