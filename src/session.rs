@@ -61,12 +61,22 @@ impl Frontend {
 }
 
 /// The DR directory's lock (`DIR/.meeseeks/active.lock`), held by whoever acts on the DR
-/// directory's services (run, resume, cleanup): the store's own lock only covers runs of that
-/// store, and two state directories (or a file store and etcd) must not fail over the same
-/// services at once.
+/// directory's services with a file store (run, resume, cleanup): a state directory's own lock
+/// only covers runs of that state directory, and two state directories must not fail over the
+/// same services at once. A shared store (etcd) needs none: its lease is the one lock, held
+/// across hosts, and a standby runner on this same host must be able to take a run over from
+/// a paused one.
 pub struct DrLock(#[allow(dead_code)] crate::store::file::RunLock);
 
 impl DrLock {
+    /// The lock when `store` is a file store; nothing for a shared store.
+    pub fn for_store(store: &StoreSpec, dr_dir: &Path) -> Result<Option<DrLock>> {
+        match store {
+            StoreSpec::File(_) => DrLock::acquire(dr_dir).map(Some),
+            StoreSpec::Etcd(_) => Ok(None),
+        }
+    }
+
     pub fn acquire(dr_dir: &Path) -> Result<DrLock> {
         let dir = dr_dir.join(".meeseeks");
         crate::store::file::ensure_private_dir(&dir)
@@ -187,8 +197,9 @@ pub async fn start(
         };
         (None, None, run_dir, String::new())
     } else {
-        let store = Store::open(store, true).await?;
-        let dr_lock = match DrLock::acquire(&model.dir) {
+        let spec = store;
+        let store = Store::open(spec, true).await?;
+        let dr_lock = match DrLock::for_store(spec, &model.dir) {
             Ok(l) => l,
             Err(e) => {
                 // Most often the DR directory is busy with a run of this same store: say which
@@ -204,7 +215,7 @@ pub async fn start(
         let meta = RunMeta::new(&run_id, &config, &model.dir, declared_at, &files);
         let lease = store.begin(&meta).await?;
         let run_dir = lease.run_dir();
-        (Some(lease), Some(dr_lock), run_dir, meta.input_hash)
+        (Some(lease), dr_lock, run_dir, meta.input_hash)
     };
     let mut opts = RunOptions::from_config(config, run_id, run_dir);
     opts.declared_at = Some(declared_at);
@@ -296,7 +307,8 @@ pub async fn resume(
     fe: &Frontend,
     load: impl FnOnce(&Path, &RunConfig) -> Result<Model>,
 ) -> Result<Prepared> {
-    let store = Store::open(store, false).await?;
+    let spec = store;
+    let store = Store::open(spec, false).await?;
     let id = store.resolve(id).await?;
     let lease = store.acquire(&id, false, over.wait).await?;
     let meta = lease.meta().await?;
@@ -343,7 +355,7 @@ pub async fn resume(
 
     let dir = over.dir.clone().unwrap_or_else(|| PathBuf::from(&meta.dir));
     let model = load(&dir, &config)?;
-    let dr_lock = DrLock::acquire(&model.dir)?;
+    let dr_lock = DrLock::for_store(spec, &model.dir)?;
     let files = input_files(&model);
     let changes = meta.input_changes(&crate::store::input_digests(&files));
     let input_hash = crate::store::input_hash(&files);
@@ -519,7 +531,7 @@ pub async fn resume(
         opts,
         input,
         lease: Some(lease),
-        _dr_lock: Some(dr_lock),
+        _dr_lock: dr_lock,
     })
 }
 
@@ -627,7 +639,8 @@ pub async fn cleanup(
     load: impl FnOnce(&Path) -> Result<Model>,
 ) -> Result<RunState> {
     {
-        let store = Store::open(store, false).await?;
+        let spec = store;
+        let store = Store::open(spec, false).await?;
         let id = store.resolve(id).await?;
         let lease = store.acquire(&id, true, false).await?;
         let meta = lease.meta().await?;
@@ -639,7 +652,7 @@ pub async fn cleanup(
         }
         let state = lease.state().await?;
         let model = load(Path::new(&meta.dir))?;
-        let _dr_lock = DrLock::acquire(&model.dir)?;
+        let _dr_lock = DrLock::for_store(spec, &model.dir)?;
         let mut config = meta.config.clone();
         if let Some(k) = kill_grace {
             config.kill_grace = k;

@@ -50,7 +50,7 @@ impl RunOptions {
             declared_at: None,
             run_id: run_id.into(),
             run_dir,
-            approval_poll: Duration::from_secs(1),
+            approval_poll: Duration::from_millis(250),
             handle_signals: false,
             planned: BTreeMap::new(),
         }

@@ -124,20 +124,45 @@ fn etcd_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Other(format!("etcd: cannot {what}: {e}"))
 }
 
-/// A request to the cluster, bounded by [`REQUEST_TIMEOUT`].
-async fn bounded<T>(
-    what: &str,
-    f: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
-) -> Result<T> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, f).await {
-        Ok(r) => r.map_err(|e| etcd_err(what, e)),
-        Err(_) => Err(etcd_err(
-            what,
-            format!(
-                "no answer within {}",
-                humantime::format_duration(REQUEST_TIMEOUT)
-            ),
-        )),
+/// A request to the cluster, bounded by [`REQUEST_TIMEOUT`], and sent again while the member
+/// it reached is unavailable (down, or electing a leader: such a request was not applied, so
+/// sending it again is safe) — the client balances over every endpoint, so the next try
+/// usually reaches a live member.
+async fn bounded<T, F, Fut>(what: &str, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match tokio::time::timeout(REQUEST_TIMEOUT, f()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if unavailable(&e) && started.elapsed() < REQUEST_TIMEOUT => {
+                tracing::debug!("etcd: {what}: {e}; trying again");
+            }
+            Ok(Err(e)) => return Err(etcd_err(what, e)),
+            Err(_) => {
+                return Err(etcd_err(
+                    what,
+                    format!(
+                        "no answer within {}",
+                        humantime::format_duration(REQUEST_TIMEOUT)
+                    ),
+                ));
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// The request did not reach a working member (so it was not applied).
+fn unavailable(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => s.code() == tonic::Code::Unavailable,
+        etcd_client::Error::TransportError(_) => true,
+        _ => false,
     }
 }
 
@@ -158,10 +183,9 @@ impl EtcdStore {
         let opts = ConnectOptions::new()
             .with_connect_timeout(REQUEST_TIMEOUT)
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
-        let client = bounded(
-            &format!("connect to {spec}"),
-            Client::connect(spec.endpoints.clone(), Some(opts)),
-        )
+        let client = bounded(&format!("connect to {spec}"), || {
+            Client::connect(spec.endpoints.clone(), Some(opts.clone()))
+        })
         .await?;
         Ok(EtcdStore {
             client,
@@ -190,22 +214,24 @@ impl EtcdStore {
     }
 
     async fn get_value(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let mut kv = self.client.kv_client();
-        let r = bounded("read", kv.get(key, None)).await?;
+        let r = bounded("read", || {
+            let mut kv = self.client.kv_client();
+            async move { kv.get(key, None).await }
+        })
+        .await?;
         Ok(r.kvs().first().map(|k| k.value().to_vec()))
     }
 
     /// Run ids, oldest first (ids sort by time).
     pub async fn list(&self) -> Result<Vec<String>> {
-        let mut kv = self.client.kv_client();
         let prefix = self.key("index/");
-        let r = bounded(
-            "list runs",
-            kv.get(
-                prefix.clone(),
-                Some(GetOptions::new().with_prefix().with_keys_only()),
-            ),
-        )
+        let r = bounded("list runs", || {
+            let (mut kv, p) = (self.client.kv_client(), prefix.clone());
+            async move {
+                kv.get(p, Some(GetOptions::new().with_prefix().with_keys_only()))
+                    .await
+            }
+        })
         .await?;
         let mut ids: Vec<String> = r
             .kvs()
@@ -248,7 +274,7 @@ impl EtcdStore {
     pub async fn replay_after(&self, id: &str, after: u64) -> Result<Vec<Record>> {
         let prefix = self.journal_prefix(id);
         let end = prefix_end(&prefix);
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let mut records: Vec<Record> = Vec::new();
         let mut from = format!("{prefix}{:020}", after + 1);
         loop {
@@ -256,7 +282,11 @@ impl EtcdStore {
                 .with_range(end.clone())
                 .with_sort(SortTarget::Key, SortOrder::Ascend)
                 .with_limit(1000);
-            let r = bounded("read the journal", kv.get(from.clone(), Some(opts))).await?;
+            let r = bounded("read the journal", || {
+                let (mut kv, from, opts) = (kv.clone(), from.clone(), opts.clone());
+                async move { kv.get(from, Some(opts)).await }
+            })
+            .await?;
             for k in r.kvs() {
                 let key = k.key_str().unwrap_or("?");
                 let rec: Record = serde_json::from_slice(k.value()).map_err(|e| {
@@ -290,8 +320,11 @@ impl EtcdStore {
     /// Returns once record `seq` of run `id` exists (a watch: no polling of the journal).
     pub async fn wait_record(&self, id: &str, seq: u64) -> Result<()> {
         let key = format!("{}{seq:020}", self.journal_prefix(id));
-        let mut w = self.client.watch_client();
-        let mut stream = bounded("watch the journal", w.watch(key.clone(), None)).await?;
+        let mut stream = bounded("watch the journal", || {
+            let (mut w, k) = (self.client.watch_client(), key.clone());
+            async move { w.watch(k, None).await }
+        })
+        .await?;
         if self.get_value(&key).await?.is_some() {
             return Ok(());
         }
@@ -367,11 +400,10 @@ impl EtcdStore {
     }
 
     async fn grant(&self, ttl: Duration) -> Result<i64> {
-        let mut lease = self.client.lease_client();
-        let r = bounded(
-            "grant a lease",
-            lease.grant(ttl.as_secs().max(1) as i64, None),
-        )
+        let r = bounded("grant a lease", || {
+            let mut lease = self.client.lease_client();
+            async move { lease.grant(ttl.as_secs().max(1) as i64, None).await }
+        })
         .await?;
         Ok(r.id())
     }
@@ -390,8 +422,12 @@ impl EtcdStore {
                 value,
                 Some(PutOptions::new().with_lease(lease)),
             )]);
-        let mut kv = self.client.kv_client();
-        Ok(bounded("take a lock", kv.txn(txn)).await?.succeeded())
+        Ok(bounded("take a lock", || {
+            let (mut kv, txn) = (self.client.kv_client(), txn.clone());
+            async move { kv.txn(txn).await }
+        })
+        .await?
+        .succeeded())
     }
 
     /// The store-wide lock held while a run is created or taken, so that two runners cannot
@@ -460,8 +496,11 @@ impl EtcdStore {
                     None,
                 ),
             ]);
-        let mut kv = self.client.kv_client();
-        let created = bounded("create the run", kv.txn(txn)).await;
+        let created = bounded("create the run", || {
+            let (mut kv, txn) = (self.client.kv_client(), txn.clone());
+            async move { kv.txn(txn).await }
+        })
+        .await;
         let lease = match created {
             Ok(r) if r.succeeded() => self.lock_run(id).await,
             Ok(_) => Err(Error::Usage(format!("run {id} exists already"))),
@@ -541,8 +580,11 @@ impl EtcdStore {
 
     /// Returns once `key` is absent (its lease expired or was revoked).
     async fn wait_free(&self, key: &str) -> Result<()> {
-        let mut w = self.client.watch_client();
-        let mut stream = bounded("watch the run's lock", w.watch(key, None)).await?;
+        let mut stream = bounded("watch the run's lock", || {
+            let (mut w, k) = (self.client.watch_client(), key.to_string());
+            async move { w.watch(k, None).await }
+        })
+        .await?;
         // Gone already (between the failed take and the watch)?
         if self.get_value(key).await?.is_none() {
             return Ok(());
@@ -588,15 +630,11 @@ impl EtcdStore {
             at: jiff::Timestamp::now(),
         };
         let json = serde_json::to_vec(&approval).unwrap_or_default();
-        let mut kv = self.client.kv_client();
-        bounded(
-            "write the approval",
-            kv.put(
-                self.run_key(id, &format!("approvals/{}", key_part(service))),
-                json,
-                None,
-            ),
-        )
+        let key = self.run_key(id, &format!("approvals/{}", key_part(service)));
+        bounded("write the approval", || {
+            let (mut kv, k, v) = (self.client.kv_client(), key.clone(), json.clone());
+            async move { kv.put(k, v, None).await }
+        })
         .await?;
         Ok(approval)
     }
@@ -611,18 +649,15 @@ impl EtcdStore {
         let prefix = self.journal_prefix(id);
         let first = format!("{prefix}{:020}", from.max(1));
         let end = prefix_end(&prefix);
-        let mut kv = self.client.kv_client();
-        let r = bounded(
-            "read the journal",
-            kv.get(
-                first.clone(),
-                Some(
-                    GetOptions::new()
-                        .with_range(end.clone())
-                        .with_sort(SortTarget::Key, SortOrder::Ascend),
-                ),
-            ),
-        )
+        let r = bounded("read the journal", || {
+            let (mut kv, first, end) = (self.client.kv_client(), first.clone(), end.clone());
+            async move {
+                let opts = GetOptions::new()
+                    .with_range(end)
+                    .with_sort(SortTarget::Key, SortOrder::Ascend);
+                kv.get(first, Some(opts)).await
+            }
+        })
         .await?;
         let rev = r.header().map(|h| h.revision()).unwrap_or(0);
         let mut last = from.saturating_sub(1);
@@ -632,18 +667,15 @@ impl EtcdStore {
                 let _ = tx.send(Ok(rec)).await;
             }
         }
-        let mut w = self.client.watch_client();
-        let s = bounded(
-            "watch the journal",
-            w.watch(
-                first,
-                Some(
-                    WatchOptions::new()
-                        .with_range(end)
-                        .with_start_revision(rev + 1),
-                ),
-            ),
-        )
+        let s = bounded("watch the journal", || {
+            let (mut w, first, end) = (self.client.watch_client(), first.clone(), end.clone());
+            async move {
+                let opts = WatchOptions::new()
+                    .with_range(end)
+                    .with_start_revision(rev + 1);
+                w.watch(first, Some(opts)).await
+            }
+        })
         .await?;
         tokio::spawn(async move {
             let mut stream = s;

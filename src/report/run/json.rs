@@ -195,6 +195,9 @@ fn json_with(st: &RunState, detail: bool) -> Value {
     if let Some(h) = &this.holder {
         v["holder"] = json!(h);
     }
+    if !this.owners.is_empty() {
+        v["owners"] = json!(this.owners);
+    }
     if this.crashed {
         v["crashed"] = json!(true);
     }
