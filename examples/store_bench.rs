@@ -22,7 +22,10 @@ fn event(i: usize) -> Event {
 }
 
 /// Opens a fresh run in the store and returns its journal (and lease, kept alive).
-async fn journal(store: &Store, tag: &str) -> (meeseeks::store::Lease, meeseeks::store::JournalHandle) {
+async fn journal(
+    store: &Store,
+    tag: &str,
+) -> (meeseeks::store::Lease, meeseeks::store::JournalHandle) {
     let id = format!(
         "{}-{tag}",
         meeseeks::store::new_run_id(jiff::Timestamp::now())
@@ -41,9 +44,7 @@ async fn journal(store: &Store, tag: &str) -> (meeseeks::store::Lease, meeseeks:
 
 /// Gives the run up so that the next one may start in the same store.
 async fn finish(lease: meeseeks::store::Lease, j: meeseeks::store::JournalHandle) {
-    j.emit(Event::RunAbandoned {
-        by: "bench".into(),
-    });
+    j.emit(Event::RunAbandoned { by: "bench".into() });
     j.close().await.expect("close");
     lease.release().await;
 }
@@ -51,8 +52,13 @@ async fn finish(lease: meeseeks::store::Lease, j: meeseeks::store::JournalHandle
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let url = args.next().expect("usage: store_bench STORE_URL_OR_DIR [EVENTS]");
-    let n: usize = args.next().map(|s| s.parse().expect("EVENTS")).unwrap_or(2000);
+    let url = args
+        .next()
+        .expect("usage: store_bench STORE_URL_OR_DIR [EVENTS]");
+    let n: usize = args
+        .next()
+        .map(|s| s.parse().expect("EVENTS"))
+        .unwrap_or(2000);
     let spec = StoreSpec::parse(&url, std::env::temp_dir()).expect("store");
     let store = Store::open(&spec, true).await.expect("open");
 
