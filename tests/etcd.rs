@@ -683,3 +683,73 @@ fn drain(child: &mut Child) -> Vec<String> {
         .map_while(Result::ok)
         .collect()
 }
+
+/// `preflight` records in the store graph.toml names; `audit` and `plan` on another host (here
+/// another working directory, nothing local shared) read the evaluation back from etcd.
+#[test]
+fn preflight_history_lives_in_the_declared_etcd_store() {
+    if !have_etcd() {
+        return;
+    }
+    let c = shared();
+    let store = c.url("preflight", "5s");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        "graph.toml",
+        &format!(
+            "[state]\nstore = \"{store}\"\n[services.db]\ntier = 0\nrto = \"1m\"\n\
+             [services.api]\ntier = 1\nrto = \"2m\"\ndepends_on = [\"db\"]\n"
+        ),
+    );
+    write(
+        dir,
+        "playbooks/db.toml",
+        "[[steps]]\nname = \"up\"\nrun = \"true\"\n",
+    );
+    write(
+        dir,
+        "playbooks/api.toml",
+        "[[steps]]\nname = \"up\"\ncmd = [\"no-such-program-xyz\"]\n",
+    );
+    for round in 1..=2 {
+        let out = meeseeks().arg("preflight").arg(dir).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "one service is not ready");
+        let keys = c.versions(&format!("{}/preflight/", store_prefix(&store)));
+        assert_eq!(keys.len(), round, "{keys:?}");
+    }
+    assert!(
+        !dir.join(".meeseeks/preflight").exists(),
+        "nothing recorded in the local state directory"
+    );
+    let audit = json(meeseeks().args(["audit", "--format", "json"]).arg(dir));
+    let not_ready: Vec<&Value> = audit["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "not-ready")
+        .collect();
+    assert_eq!(not_ready.len(), 1, "{audit}");
+    assert_eq!(not_ready[0]["service"], "api");
+    assert!(
+        not_ready[0]["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-program-xyz"),
+        "{audit}"
+    );
+    let plan = meeseeks().arg("plan").arg(dir).output().unwrap();
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains("Last preflight:") && text.contains("1 of 2 services in scope ready"),
+        "{text}"
+    );
+}
+
+/// The key prefix of an `etcd://HOSTS/PREFIX?…` URL, as etcdctl sees it.
+fn store_prefix(url: &str) -> String {
+    let rest = url.trim_start_matches("etcd://");
+    let path = &rest[rest.find('/').unwrap()..];
+    path.split('?').next().unwrap().to_string()
+}

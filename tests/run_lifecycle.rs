@@ -437,3 +437,63 @@ fn cleanup_and_a_second_store_are_refused_while_a_drill_is_live() {
         assert!(closed(p));
     }
 }
+
+#[test]
+fn graph_toml_names_the_store_and_flags_override_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("dr");
+    write(
+        &dir,
+        "graph.toml",
+        "[state]\nstore = \"../team-state\"\n[services.db]\ntier = 0\nrto = \"1m\"\n",
+    );
+    write(
+        &dir,
+        "playbooks/db.toml",
+        "[[steps]]\nname = \"up\"\nrun = \"true\"\n",
+    );
+    let (code, _, err) = run(meeseeks().current_dir(tmp.path()).args(["drill", "dr"]));
+    assert_eq!(code, 0, "{err}");
+    // The DR directory keeps only its lock (two state directories must not fail over the same
+    // services at once); the runs are in the declared store.
+    assert!(
+        !dir.join(".meeseeks/runs").exists(),
+        "the declared store is used"
+    );
+    let runs = tmp.path().join("team-state/runs");
+    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 1);
+
+    // Commands that do not load the model find the same store.
+    let (code, out, err) = run(meeseeks()
+        .current_dir(tmp.path())
+        .args(["runs", "-C", "dr", "--format", "json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["runs"].as_array().unwrap().len(), 1, "{out}");
+    // A flag wins over the file.
+    let (code, out, _) = run(meeseeks().current_dir(tmp.path()).args([
+        "runs",
+        "-C",
+        "dr",
+        "--state-dir",
+        "scratch",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["runs"].as_array().unwrap().len(), 0, "{out}");
+
+    // A store the tool does not know is an error at its line, for every command.
+    write(
+        &dir,
+        "graph.toml",
+        "[state]\nstore = \"s3://bucket/dr\"\n[services.db]\ntier = 0\nrto = \"1m\"\n",
+    );
+    for args in [&["validate", "dr"][..], &["runs", "-C", "dr"]] {
+        let (code, _, err) = run(meeseeks().current_dir(tmp.path()).args(args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("unknown store `s3://bucket/dr`"), "{err}");
+        assert!(err.contains("graph.toml:2:"), "{err}");
+    }
+}

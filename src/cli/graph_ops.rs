@@ -178,9 +178,10 @@ pub struct AuditArgs {
     /// Accept a finding kind (repeatable or comma-separated): not reported, never fails.
     #[arg(long, value_name = "ID", value_delimiter = ',')]
     pub allow: Vec<String>,
-    /// State directory with the run history (default: DIR/.meeseeks).
-    #[arg(long, value_name = "PATH")]
-    pub state_dir: Option<PathBuf>,
+    /// The run store with the run and preflight history (default: graph.toml's [state]
+    /// store, else DIR/.meeseeks).
+    #[command(flatten)]
+    pub store: super::run::StoreArgs,
     /// A service whose last recorded `meeseeks preflight` is older than this is `preflight-stale`.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
     pub preflight_max_age: std::time::Duration,
@@ -189,9 +190,8 @@ pub struct AuditArgs {
 /// The run history `drill-stale` needs, replayed from the state directory's journals
 /// (`journal::history`, which leaves dry runs out). `None` — the check is skipped with a note —
 /// while no run was ever recorded there; unreadable runs are left out with a warning.
-pub fn drill_history(state_dir: &Path) -> Option<audit::DrillHistory> {
-    let spec = crate::store::StoreSpec::File(state_dir.to_path_buf());
-    match crate::store::history::History::read_spec(&spec) {
+pub fn drill_history(spec: &crate::store::StoreSpec) -> Option<audit::DrillHistory> {
+    match crate::store::history::History::read_spec(spec) {
         Ok(None) => None,
         Ok(Some(h)) => {
             for w in &h.warnings {
@@ -233,12 +233,9 @@ pub fn audit(g: &Global, a: &AuditArgs) -> Result<i32> {
     opts.drill_max_age = a.drill_max_age;
     opts.spof_share = a.spof_share;
     opts.allow = a.allow.clone();
-    let state_dir = a
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| a.dir.path().join(".meeseeks"));
-    let history = drill_history(&state_dir);
-    opts.preflight = super::preflight::audit_input(&state_dir);
+    let spec = a.store.spec_for(&m)?;
+    let history = drill_history(&spec);
+    opts.preflight = super::preflight::audit_input(&spec);
     opts.preflight_max_age = a.preflight_max_age;
     let r = audit::audit(&m, &opts, history.as_ref())?;
     emit_report(&r, a.output.format, a.output.out.as_deref())

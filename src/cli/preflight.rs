@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+use super::run::StoreArgs;
 use super::{DirArg, Global, ScopeArgs, VarArgs, emit, load_model};
 use crate::error::{Error, Result, exit};
 use crate::load::LoadOptions;
@@ -14,6 +15,7 @@ use crate::model::{Mode, Model};
 use crate::plan::Scope;
 use crate::preflight::record::PreflightLog;
 use crate::preflight::{Options, Report, Status, evaluate, render, watch};
+use crate::store::StoreSpec;
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PreflightFormat {
@@ -54,9 +56,10 @@ pub struct PreflightArgs {
     /// A TLS certificate with fewer days left than this makes its service not ready.
     #[arg(long, value_name = "DAYS", default_value_t = 14)]
     pub cert_min_days: i64,
-    /// State directory where evaluations are recorded (default: DIR/.meeseeks).
-    #[arg(long, value_name = "PATH")]
-    pub state_dir: Option<PathBuf>,
+    /// Where evaluations are recorded: the run store (default: graph.toml's [state] store,
+    /// else DIR/.meeseeks).
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Do not record this evaluation.
     #[arg(long, conflicts_with = "every")]
     pub no_record: bool,
@@ -127,12 +130,9 @@ pub fn run(g: &Global, a: &PreflightArgs) -> Result<i32> {
     }
     let model = load_model(g, &a.dir.path(), &load_opts(a))?;
     let scope = crate::plan::select_scope(&model, &a.scope.spec())?;
-    let state_dir = a
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| model.dir.join(".meeseeks"));
-    let opts = options(a, state_dir.clone());
-    let log = PreflightLog::new(&state_dir);
+    let spec = a.store.spec_for(&model)?;
+    let opts = options(a, spec.local().to_path_buf());
+    let log = PreflightLog::new(&spec);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -149,7 +149,7 @@ pub fn run(g: &Global, a: &PreflightArgs) -> Result<i32> {
                 return Ok(exit::INTERRUPTED);
             }
             if !a.no_record
-                && let Err(e) = log.record(&report)
+                && let Err(e) = rt.block_on(log.record(&report))
                 && !g.quiet
             {
                 eprintln!("warning: {e}");
@@ -261,9 +261,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// The last recorded preflight status of each service, for `audit`'s `not-ready` and
-/// `preflight-stale` findings; `None` while no evaluation was ever recorded in `state_dir`.
-pub fn audit_input(state_dir: &Path) -> Option<crate::graph_ops::audit::PreflightSeen> {
-    let seen = match PreflightLog::new(state_dir).last_seen() {
+/// `preflight-stale` findings; `None` while no evaluation was ever recorded in `store`.
+pub fn audit_input(store: &StoreSpec) -> Option<crate::graph_ops::audit::PreflightSeen> {
+    let log = PreflightLog::new(store);
+    let seen = match PreflightLog::blocking(log.last_seen()) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("preflight findings skipped: {e}");

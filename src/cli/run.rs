@@ -23,11 +23,13 @@ pub enum RunFormat {
     Json,
 }
 
-/// Where runs are kept: `--store URL` (or `MEESEEKS_STORE`), else `--state-dir`, else
-/// `DIR/.meeseeks`.
+/// Where runs are kept, first given wins: `--store URL` (or `MEESEEKS_STORE`), `--state-dir`,
+/// graph.toml's `[state] store`, `DIR/.meeseeks`. Flags beat the file: a drill on a laptop can
+/// point a directory that declares the team's etcd at a scratch state directory.
 #[derive(Args, Debug, Clone, Default)]
 pub struct StoreArgs {
     /// The run store: a state directory path, or etcd://HOST:PORT[,HOST:PORT...]/PREFIX.
+    /// Default: graph.toml's [state] store, else DIR/.meeseeks.
     #[arg(
         long,
         value_name = "URL",
@@ -41,13 +43,33 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    /// The store for DR directory `dir`; paths are made absolute here, once.
+    /// The store for DR directory `dir`, reading its graph.toml's `[state] store` when no flag
+    /// names one.
     pub fn spec(&self, dir: &Path) -> Result<StoreSpec> {
+        let declared = match (&self.store, &self.state_dir) {
+            (None, None) => crate::load::declared_store(dir)?,
+            _ => None,
+        };
+        self.resolve(dir, declared.as_deref())
+    }
+
+    /// The store for a loaded model (its `[state] store` already read).
+    pub fn spec_for(&self, model: &crate::model::Model) -> Result<StoreSpec> {
+        self.resolve(&model.dir, model.store.as_deref())
+    }
+
+    /// Paths are made absolute here, once: flags' against the working directory, graph.toml's
+    /// against the DR directory.
+    fn resolve(&self, dir: &Path, declared: Option<&str>) -> Result<StoreSpec> {
         let local = session::absolute(&dir.join(".meeseeks"));
-        let spec = match (&self.store, &self.state_dir) {
-            (Some(url), _) => StoreSpec::parse(url, local)?,
-            (None, Some(p)) => StoreSpec::File(p.clone()),
-            (None, None) => StoreSpec::File(local),
+        let spec = match (&self.store, &self.state_dir, declared) {
+            (Some(url), _, _) => StoreSpec::parse(url, local)?,
+            (None, Some(p), _) => StoreSpec::File(p.clone()),
+            (None, None, Some(url)) => match StoreSpec::parse(url, local)? {
+                StoreSpec::File(p) => StoreSpec::File(dir.join(p)),
+                other => other,
+            },
+            (None, None, None) => StoreSpec::File(local),
         };
         Ok(match spec {
             StoreSpec::File(p) => StoreSpec::File(session::absolute(&p)),
@@ -199,7 +221,7 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
         Mode::Failover
     };
     let cfg = config(a, mode, model.defaults.parallel);
-    let spec = a.exec.store.spec(&model.dir)?;
+    let spec = a.exec.store.spec_for(&model)?;
     let declared_at = a.declared_at.unwrap_or_else(jiff::Timestamp::now);
     let fe = a.exec.frontend(g);
     // One runtime for preparing and running: a store's connection and lease live on it.

@@ -62,10 +62,7 @@ pub fn run(g: &Global, a: &ServeArgs) -> Result<i32> {
     let dir = a.dir.path();
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     let spec = a.store.spec(&dir)?;
-    let state_dir = match &spec {
-        crate::store::StoreSpec::File(p) => p.clone(),
-        crate::store::StoreSpec::Etcd(e) => e.local.clone(),
-    };
+    let state_dir = spec.local().to_path_buf();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -91,6 +91,70 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Loaded {
     loaded
 }
 
+/// `[state] store = "URL"`: an etcd URL, `file://PATH` or a path (relative to the DR
+/// directory). Checked for shape here; the store itself is opened by the command.
+fn read_state(r: &mut Reader<'_>, root: &tree::Table<'_>) -> Option<String> {
+    let v = root.get("state")?;
+    let t = r.table("state", v)?;
+    r.unknown_keys(t, &["store"], "[state]");
+    let v = t.get("store")?;
+    let url = r.string("store", v)?;
+    let scheme_ok =
+        !url.contains("://") || url.starts_with("etcd://") || url.starts_with("file://");
+    if url.trim().is_empty() || !scheme_ok {
+        r.err("value", v.span(), format!("unknown store `{url}`"))
+            .label("here")
+            .help(
+                "a state directory path (relative to this directory), file://PATH, or \
+                 etcd://HOST:PORT[,HOST:PORT...]/PREFIX",
+            );
+        return None;
+    }
+    // An etcd URL is checked whole here (endpoints, prefix, options), so that its mistakes
+    // point at this line rather than surface when a command connects.
+    if url.starts_with("etcd://")
+        && let Err(e) = crate::store::etcd::EtcdSpec::parse(&url, std::path::PathBuf::new())
+    {
+        let why = e.to_string();
+        let why = why.split_once(": ").map_or(why.as_str(), |(_, w)| w);
+        r.err("value", v.span(), format!("invalid etcd store: {why}"))
+            .label("here");
+        return None;
+    }
+    Some(url)
+}
+
+/// The store `dir`'s graph.toml declares (`[state] store`), for commands that do not load the
+/// model (`status`, `runs`, `report`, `approve`, `cleanup`, `resume`, `serve`). No graph.toml:
+/// none. The file is parsed only when a line could declare it (a big graph costs nothing).
+pub fn declared_store(dir: &Path) -> crate::Result<Option<String>> {
+    let path = dir.join("graph.toml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let could = text.lines().any(|l| {
+        let l = l.trim_start();
+        l.starts_with("[state") || l.starts_with("state") || l.starts_with("\"state")
+    });
+    if !could {
+        return Ok(None);
+    }
+    let mut diags = Diagnostics::default();
+    let Some(file) = read_file(&path, &mut diags) else {
+        return Err(crate::Error::Invalid(diags.render(false)));
+    };
+    let table = parse(&file, &mut diags);
+    let mut r = Reader {
+        file: &file,
+        diags: &mut diags,
+    };
+    let store = read_state(&mut r, table.get_ref());
+    if diags.has_errors() {
+        return Err(crate::Error::Invalid(diags.render(false)));
+    }
+    Ok(store)
+}
+
 /// Makes the model's paths absolute (see [`load`]); the DR directory canonical, so that a
 /// run's meta names it the same way from any working directory.
 fn absolutize(m: &mut Model) {
@@ -151,9 +215,10 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     let root = table.get_ref();
     r.unknown_keys(
         root,
-        &["defaults", "vars", "notify", "services", "include"],
+        &["defaults", "vars", "notify", "services", "include", "state"],
         "graph.toml",
     );
+    let store = read_state(&mut r, root);
 
     let mut defaults = Defaults::default();
     if let Some(v) = root.get("defaults")
@@ -317,6 +382,7 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
         defaults,
         vars,
         notify,
+        store,
         services,
         index,
         dependents,

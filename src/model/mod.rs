@@ -30,6 +30,9 @@ pub struct Model {
     pub defaults: Defaults,
     pub vars: BTreeMap<String, VarValue>,
     pub notify: Vec<Notify>,
+    /// `[state] store` in graph.toml: where this directory's runs live, unless `--store`,
+    /// `MEESEEKS_STORE` or `--state-dir` say otherwise. A path is relative to `dir`.
+    pub store: Option<String>,
     /// Sorted by name.
     pub services: Vec<Service>,
     pub index: HashMap<String, SvcId>,
@@ -419,6 +422,7 @@ impl Model {
             defaults,
             vars: BTreeMap::new(),
             notify: Vec::new(),
+            store: None,
             services,
             index,
             dependents: Vec::new(),

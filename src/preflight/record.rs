@@ -1,21 +1,23 @@
-//! The recorded history of preflight evaluations, in the state directory.
+//! The recorded history of preflight evaluations, in the run store (file or etcd).
 //!
-//! Layout: `STATE/preflight/<UTC timestamp>.json` (one `meeseeks.preflight/v1` report per
-//! file, written atomically, mode 0600, in a 0700 directory). File names sort by time. After
-//! each write the history is pruned to the newest [`KEEP`] evaluations (a little over four
-//! days at `--every 30m`, ~17 hours at `--every 5m`).
+//! Layout: the store's `preflight` documents ([`crate::store::docs`]), one
+//! `meeseeks.preflight/v1` report each, keyed `<UTC timestamp>.json` so that keys sort by time:
+//! `STATE/preflight/*.json` (atomic, 0600 in a 0700 directory) or `PREFIX/preflight/*.json` on
+//! etcd. After each write the history is pruned to the newest [`KEEP`] evaluations (a little
+//! over four days at `--every 30m`, ~17 hours at `--every 5m`).
 //!
 //! The interface — [`PreflightLog::record`], [`PreflightLog::latest`],
-//! [`PreflightLog::history`] — is all the rest of the program uses, so that the storage can
-//! move behind the state store (file or etcd) without its users noticing.
+//! [`PreflightLog::history`], [`PreflightLog::last_seen`] — is all the rest of the program
+//! uses.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use super::{Problem, Report, Status};
 use crate::error::{Error, Result};
+use crate::store::StoreSpec;
+use crate::store::docs::Docs;
 
-/// Sub-directory of the state directory.
+/// The store's document kind (sub-directory of the state directory).
 pub const DIR: &str = "preflight";
 /// Evaluations kept.
 pub const KEEP: usize = 200;
@@ -31,106 +33,80 @@ pub struct Seen {
 
 #[derive(Debug, Clone)]
 pub struct PreflightLog {
-    state_dir: PathBuf,
+    store: StoreSpec,
 }
 
 impl PreflightLog {
-    /// The history under `state_dir` (nothing is created until the first `record`).
-    pub fn new(state_dir: &Path) -> PreflightLog {
+    /// The history in `store` (nothing is created until the first `record`).
+    pub fn new(store: &StoreSpec) -> PreflightLog {
         PreflightLog {
-            state_dir: state_dir.to_path_buf(),
+            store: store.clone(),
         }
     }
 
-    fn dir(&self) -> PathBuf {
-        self.state_dir.join(DIR)
+    async fn docs(&self) -> Result<Docs> {
+        Docs::open(&self.store, DIR).await
     }
 
-    /// Records `report` durably and prunes the history; returns the file written.
-    pub fn record(&self, report: &Report) -> Result<PathBuf> {
-        let dir = self.dir();
-        let ctx = |e| {
-            Error::io(
-                format!("cannot record the preflight in {}", dir.display()),
-                e,
-            )
-        };
-        crate::store::file::ensure_private_dir(&self.state_dir).map_err(ctx)?;
-        crate::store::file::ensure_private_dir(&dir).map_err(ctx)?;
+    /// Records `report` durably and prunes the history; returns where it was written.
+    pub async fn record(&self, report: &Report) -> Result<String> {
+        let docs = self.docs().await?;
         let bytes = serde_json::to_vec(report).map_err(|e| Error::Other(e.to_string()))?;
         // Microseconds: two evaluations never start within the same one, but a clock that
-        // stepped back could still collide: take the next free name.
+        // stepped back (or two hosts watching one store) could still collide: take the next
+        // free key.
         let mut micros = report.evaluated_at.as_microsecond();
-        let path = loop {
-            let p = dir.join(file_name(micros));
-            if !p.exists() {
-                break p;
+        let key = loop {
+            let k = key_name(micros);
+            if docs.create(&k, &bytes).await? {
+                break k;
             }
             micros += 1;
         };
-        crate::store::file::write_private_atomic(&path, &bytes).map_err(ctx)?;
-        let files = self.files()?;
-        for old in files.iter().take(files.len().saturating_sub(KEEP)) {
-            if let Err(e) = std::fs::remove_file(old) {
-                tracing::warn!("cannot prune {}: {e}", old.display());
-            }
+        let keys = docs.keys().await?;
+        let old = &keys[..keys.len().saturating_sub(KEEP)];
+        if let Err(e) = docs.delete(old).await {
+            tracing::warn!("cannot prune the preflight history: {e}");
         }
-        Ok(path)
+        Ok(format!("{}/{key}", docs.describe()))
     }
 
-    /// The recorded files, oldest first (none when nothing was recorded yet).
-    fn files(&self) -> Result<Vec<PathBuf>> {
-        let dir = self.dir();
-        let rd = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(format!("cannot read {}", dir.display()), e)),
-        };
-        let mut files: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "json")
-                    && p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| !n.starts_with('.'))
-            })
-            .collect();
-        files.sort();
-        Ok(files)
-    }
-
-    fn read(path: &Path) -> Option<Report> {
-        let parsed = std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<Report>(&b).map_err(|e| e.to_string()));
-        match parsed {
+    fn parse(key: &str, bytes: &[u8]) -> Option<Report> {
+        match serde_json::from_slice::<Report>(bytes) {
             Ok(r) => Some(r),
             Err(e) => {
-                tracing::warn!(
-                    "ignoring unreadable preflight record {}: {e}",
-                    path.display()
-                );
+                tracing::warn!("ignoring unreadable preflight record {key}: {e}");
                 None
             }
         }
     }
 
     /// The newest readable evaluation.
-    pub fn latest(&self) -> Result<Option<Report>> {
-        Ok(self.files()?.iter().rev().find_map(|p| Self::read(p)))
+    pub async fn latest(&self) -> Result<Option<Report>> {
+        let docs = self.docs().await?;
+        // Usually the newest is readable: read one, and everything only when it is not.
+        for limit in [Some(1), None] {
+            let newest = docs.newest(limit).await?;
+            if let Some(r) = newest.iter().find_map(|(k, b)| Self::parse(k, b)) {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
     }
 
     /// Every readable evaluation, oldest first.
-    pub fn history(&self) -> Result<Vec<Report>> {
-        Ok(self.files()?.iter().filter_map(|p| Self::read(p)).collect())
+    pub async fn history(&self) -> Result<Vec<Report>> {
+        let docs = self.docs().await?;
+        let mut all = docs.newest(None).await?;
+        all.reverse();
+        Ok(all.iter().filter_map(|(k, b)| Self::parse(k, b)).collect())
     }
 
     /// Per service, its status in the newest evaluation that covered it (evaluations may
     /// cover different scopes).
-    pub fn last_seen(&self) -> Result<BTreeMap<String, Seen>> {
+    pub async fn last_seen(&self) -> Result<BTreeMap<String, Seen>> {
         let mut seen = BTreeMap::new();
-        for r in self.history()? {
+        for r in self.history().await? {
             for s in r.services {
                 seen.insert(
                     s.name,
@@ -144,9 +120,18 @@ impl PreflightLog {
         }
         Ok(seen)
     }
+
+    /// Runs one of the methods above from code that is not async (`plan`, `audit`).
+    pub fn blocking<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start the async runtime", e))?
+            .block_on(f)
+    }
 }
 
-fn file_name(micros: i64) -> String {
+fn key_name(micros: i64) -> String {
     let t = jiff::Timestamp::from_microsecond(micros).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     format!(
         "{}.{:06}Z.json",
@@ -180,12 +165,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn records_in_order_private_and_pruned() {
+    fn log(dir: &std::path::Path) -> PreflightLog {
+        PreflightLog::new(&StoreSpec::File(dir.to_path_buf()))
+    }
+
+    #[tokio::test]
+    async fn records_in_order_private_and_pruned() {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
-        let log = PreflightLog::new(tmp.path());
-        assert_eq!(log.latest().unwrap(), None);
+        let log = log(tmp.path());
+        assert_eq!(log.latest().await.unwrap(), None);
         let base: jiff::Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
         let mut last = None;
         for i in 0..(KEEP as i64 + 3) {
@@ -195,7 +184,7 @@ mod tests {
             } else {
                 Status::NotReady
             };
-            let p = log.record(&report(&at.to_string(), st)).unwrap();
+            let p = log.record(&report(&at.to_string(), st)).await.unwrap();
             let mode = std::fs::metadata(&p).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
             last = Some(at);
@@ -205,32 +194,37 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(dir_mode & 0o777, 0o700);
-        let h = log.history().unwrap();
+        let h = log.history().await.unwrap();
         assert_eq!(h.len(), KEEP);
         assert!(h.windows(2).all(|w| w[0].evaluated_at < w[1].evaluated_at));
-        assert_eq!(log.latest().unwrap().unwrap().evaluated_at, last.unwrap());
+        assert_eq!(
+            log.latest().await.unwrap().unwrap().evaluated_at,
+            last.unwrap()
+        );
         // The first three (oldest) were pruned.
         assert_eq!(
             h[0].evaluated_at,
             base + jiff::SignedDuration::from_secs(3 * 60)
         );
-        let seen = log.last_seen().unwrap();
+        let seen = log.last_seen().await.unwrap();
         assert_eq!(seen["db"].status, Status::Ready);
     }
 
-    #[test]
-    fn same_instant_gets_distinct_files() {
+    #[tokio::test]
+    async fn same_instant_gets_distinct_files() {
         let tmp = tempfile::tempdir().unwrap();
-        let log = PreflightLog::new(tmp.path());
+        let log = log(tmp.path());
         let a = log
             .record(&report("2026-11-26T12:00:00Z", Status::Ready))
+            .await
             .unwrap();
         let b = log
             .record(&report("2026-11-26T12:00:00Z", Status::NotReady))
+            .await
             .unwrap();
         assert_ne!(a, b);
         assert_eq!(
-            log.latest().unwrap().unwrap().services[0].status,
+            log.latest().await.unwrap().unwrap().services[0].status,
             Status::NotReady
         );
         std::fs::write(
@@ -240,7 +234,7 @@ mod tests {
         .unwrap();
         // An unreadable newest record is skipped, not fatal.
         assert_eq!(
-            log.latest().unwrap().unwrap().services[0].status,
+            log.latest().await.unwrap().unwrap().services[0].status,
             Status::NotReady
         );
     }

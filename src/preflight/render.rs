@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 
-use std::path::Path;
 use std::time::Duration;
 
 use super::record::PreflightLog;
@@ -234,15 +233,16 @@ pub fn summary_line(r: &Report) -> String {
 /// Services listed by name at most in the plan's section.
 const PLAN_SHOWN: usize = 10;
 
-/// Appends the section to `text` when a preflight was recorded under `state_dir`.
+/// Appends the section to `text` when a preflight was recorded in `store`.
 pub fn append_to_plan(
     text: &mut String,
-    state_dir: &Path,
+    store: &crate::store::StoreSpec,
     plan: &Plan,
     model: &Model,
     markdown: bool,
 ) {
-    let latest = match PreflightLog::new(state_dir).latest() {
+    let log = PreflightLog::new(store);
+    let latest = match PreflightLog::blocking(log.latest()) {
         Ok(Some(r)) => r,
         Ok(None) => return,
         Err(e) => {

@@ -114,7 +114,7 @@ pub async fn run(
     on_report: &mut dyn FnMut(Evaluated<'_>),
     on_error: &mut dyn FnMut(&crate::Error),
 ) {
-    let mut before: BTreeMap<String, Status> = match log.last_seen() {
+    let mut before: BTreeMap<String, Status> = match log.last_seen().await {
         Ok(seen) => seen.into_iter().map(|(k, v)| (k, v.status)).collect(),
         Err(e) => {
             on_error(&e);
@@ -142,7 +142,7 @@ pub async fn run(
             return;
         }
         let mut warnings = Vec::new();
-        if let Err(e) = log.record(&report) {
+        if let Err(e) = log.record(&report).await {
             warnings.push(e.to_string());
         }
         let ch = changes(&before, &report);

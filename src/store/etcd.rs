@@ -11,6 +11,7 @@
 //! P/runs/<run-id>/begun           written with the first record
 //! P/runs/<run-id>/lock            LockInfo of the holder, bound to the holder's lease
 //! P/runs/<run-id>/approvals/<svc> an Approval dropped by `approve` / `serve`
+//! P/preflight/<timestamp>.json    a recorded `preflight` evaluation (`docs`; newest 200 kept)
 //! ```
 //!
 //! The run's lock is a lease (TTL default 10 s, `?ttl=` in the URL) kept alive by the holder.
@@ -637,6 +638,93 @@ impl EtcdStore {
         })
         .await?;
         Ok(approval)
+    }
+
+    fn doc_prefix(&self, kind: &str) -> String {
+        self.key(&format!("{kind}/"))
+    }
+
+    /// See [`super::docs::Docs::create`].
+    pub async fn create_doc(&self, kind: &str, key: &str, bytes: &[u8]) -> Result<bool> {
+        let k = format!("{}{key}", self.doc_prefix(kind));
+        let txn = Txn::new()
+            .when([Compare::create_revision(k.as_str(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(k.as_str(), bytes.to_vec(), None)]);
+        Ok(bounded(&format!("write {kind}"), || {
+            let (mut kv, txn) = (self.client.kv_client(), txn.clone());
+            async move { kv.txn(txn).await }
+        })
+        .await?
+        .succeeded())
+    }
+
+    /// See [`super::docs::Docs::keys`].
+    pub async fn doc_keys(&self, kind: &str) -> Result<Vec<String>> {
+        let prefix = self.doc_prefix(kind);
+        let r = bounded(&format!("list {kind}"), || {
+            let (mut kv, p) = (self.client.kv_client(), prefix.clone());
+            async move {
+                kv.get(p, Some(GetOptions::new().with_prefix().with_keys_only()))
+                    .await
+            }
+        })
+        .await?;
+        let mut keys: Vec<String> = r
+            .kvs()
+            .iter()
+            .filter_map(|k| k.key_str().ok()?.strip_prefix(&prefix).map(str::to_string))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// See [`super::docs::Docs::newest`]: one range request, sorted by key, newest first.
+    pub async fn newest_docs(
+        &self,
+        kind: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let prefix = self.doc_prefix(kind);
+        let r = bounded(&format!("read {kind}"), || {
+            let (mut kv, p) = (self.client.kv_client(), prefix.clone());
+            let mut o = GetOptions::new()
+                .with_prefix()
+                .with_sort(SortTarget::Key, SortOrder::Descend);
+            if let Some(l) = limit {
+                o = o.with_limit(l as i64);
+            }
+            async move { kv.get(p, Some(o)).await }
+        })
+        .await?;
+        Ok(r.kvs()
+            .iter()
+            .filter_map(|k| {
+                let key = k.key_str().ok()?.strip_prefix(&prefix)?.to_string();
+                Some((key, k.value().to_vec()))
+            })
+            .collect())
+    }
+
+    /// See [`super::docs::Docs::delete`].
+    pub async fn delete_docs(&self, kind: &str, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let prefix = self.doc_prefix(kind);
+        // etcd refuses transactions of more than 128 operations by default (--max-txn-ops).
+        for chunk in keys.chunks(100) {
+            let ops: Vec<TxnOp> = chunk
+                .iter()
+                .map(|k| TxnOp::delete(format!("{prefix}{k}"), None))
+                .collect();
+            let txn = Txn::new().and_then(ops);
+            bounded(&format!("prune {kind}"), || {
+                let (mut kv, txn) = (self.client.kv_client(), txn.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Records of run `id` with `seq >= from`, then every new one as it is committed.

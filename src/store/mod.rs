@@ -18,6 +18,7 @@ use crate::model::Mode;
 use crate::runconfig::RunConfig;
 use crate::runstate::{LockInfo, RunState, RunSummary};
 
+pub mod docs;
 pub mod etcd;
 pub mod file;
 pub mod history;
@@ -224,6 +225,15 @@ pub enum StoreSpec {
 }
 
 impl StoreSpec {
+    /// This host's directory for the store: the state directory itself, or where an etcd
+    /// store keeps local files (stand-ins' pidfiles and logs).
+    pub fn local(&self) -> &Path {
+        match self {
+            StoreSpec::File(p) => p,
+            StoreSpec::Etcd(e) => &e.local,
+        }
+    }
+
     /// Parses a store URL: a path (or `file://PATH`) for the file store, or
     /// `etcd://HOST:PORT[,HOST:PORT...]/PREFIX[?ttl=DURATION]`. `local` is where runs of a
     /// remote store keep their local files on this host (`DIR/.meeseeks`).
