@@ -12,7 +12,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meeseeks::exec::{AutoApprove, RealExecutor, RunOptions, Runner, RunnerInput, WalkMode};
+use meeseeks::approvals::AutoApprove;
+use meeseeks::exec::{RealExecutor, RunOptions, Runner, RunnerInput};
 use meeseeks::mask::Masker;
 use meeseeks::model::{Defaults, Mode, Model, Playbook, Service, Step, StepKind};
 use meeseeks::plan::{self, Scope};
@@ -156,7 +157,9 @@ fn bench_critical_path() {
                     only: None,
                     optional: false,
                     idempotent: true,
+                    preflight: true,
                     line: 1,
+                    env: Vec::new(),
                 }],
                 ..Default::default()
             }));
@@ -178,8 +181,8 @@ fn bench_critical_path() {
     }
     let critical = finish.iter().copied().fold(0.0, f64::max);
     let mut opts = RunOptions::new(Mode::Failover, "bench", tmp.path().join("run"));
-    opts.parallel = 0;
-    opts.walk = WalkMode::Eager;
+    opts.config.parallel = 0;
+    opts.config.eager = true;
     let runner = Runner::new(
         Arc::new(model.clone()),
         scope,
@@ -195,7 +198,7 @@ fn bench_critical_path() {
         .unwrap();
     let report = rt.block_on(runner.run());
     assert_eq!(report.exit_code, 0);
-    let measured = report.makespan_s;
+    let measured = report.state.makespan_s();
     println!(
         "\n{n} services with `wait` steps (50–300 ms), --eager, unlimited parallelism:\n\
          planner critical path : {critical:.3} s\n\

@@ -11,8 +11,8 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use meeseeks::events::Event;
-use meeseeks::journal::{JournalWriter, SyncPolicy};
 use meeseeks::mask::Masker;
+use meeseeks::store::file::{JournalWriter, SyncPolicy};
 
 fn bench_dir() -> tempfile::TempDir {
     match std::env::var_os("MEESEEKS_BENCH_DIR") {
@@ -120,8 +120,8 @@ fn replay(c: &mut Criterion) {
     g.throughput(Throughput::Elements(seq));
     g.bench_function("read_and_fold_100k", |b| {
         b.iter(|| {
-            let r = meeseeks::journal::read_journal(&path).unwrap();
-            meeseeks::journal::RunState::fold(&r.records)
+            let r = meeseeks::store::file::read_journal(&path).unwrap();
+            meeseeks::runstate::RunState::fold(&r.records)
         })
     });
     g.finish();

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use meeseeks::graph_ops::{ReportFormat, audit, diff, export, impact, verify};
+use meeseeks::graph_ops::{Render, audit, diff, export, impact, verify};
 use meeseeks::model::{Backup, Defaults, Mode, Model, Service};
 use meeseeks::plan::{PlanOptions, Scope, build_plan, ordering};
 
@@ -56,6 +56,7 @@ fn generate(n: usize, seed: u64) -> Parts {
                 s.backup = Some(Backup {
                     schedule: Duration::from_secs(300 * (1 + rng.below(4) as u64)),
                     retention: None,
+                    check: None,
                 });
             }
             s.watch = rng.below(100) == 0;
@@ -188,8 +189,8 @@ fn main() {
         by_kind(&r, "rto-unachievable"),
         by_kind(&r, "backup-exceeds-rpo")
     );
-    let (t_audit_json, _) = time("audit render json", || r.render(ReportFormat::Json).len());
-    time("audit render text", || r.render(ReportFormat::Text).len());
+    let (t_audit_json, _) = time("audit render json", || r.json().len());
+    time("audit render text", || r.text().len());
 
     let (t_diff, d) = time("diff (OLD vs NEW, watched: 1%)", || {
         diff::diff(&old, &new, &diff::DiffOptions::default()).expect("diff")
@@ -201,7 +202,7 @@ fn main() {
         d.watched.len(),
         d.new_dependents.len()
     );
-    time("diff render json", || d.render(ReportFormat::Json).len());
+    time("diff render json", || d.json().len());
 
     // Observed traffic: every declared edge but 1%, plus 1 000 undeclared calls.
     let mut rng = Rng(99);

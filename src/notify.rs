@@ -2,27 +2,38 @@
 //!
 //! A `Notifier` owns one background task per `[[notify]]` hook, each fed by its own bounded
 //! queue. `send` only filters and `try_send`s a shared pointer to the record: it never awaits,
-//! never blocks, and a full queue drops the notification (counted, warned once) rather than
-//! slowing the recovery. Per-hook tasks keep each hook's events in order, and a dead Slack
-//! endpoint does not delay a healthy JSON one. Every request has a timeout and a bounded number
-//! of retries with exponential backoff; `close` drains what it can within a grace period.
+//! never blocks, and a full queue drops the notification (counted, reported) rather than
+//! slowing the recovery. Each hook delivers up to `concurrency` notifications at once, so one
+//! slow answer does not hold the next ones, and hooks never wait for each other; payloads carry
+//! `seq`, so a receiver can restore the order. Every request has a timeout and a bounded number
+//! of retries with the shared exponential backoff; a hook that let a request time out is
+//! *silent*: it gets no retries, and `close` abandons what it still has at once instead of
+//! waiting for it. `close` drains the other hooks within a short grace and reports, once per
+//! hook, whatever was not delivered.
 //!
-//! All text leaving the process goes through the run's `Masker`.
+//! Hook URLs and headers may be templates (`{{ secret.HOOK_TOKEN }}`): `render_hooks` renders
+//! them when the run starts, and everything derived from a secret is masked wherever a URL or
+//! an error could be shown. All text leaving the process goes through the run's `Masker`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
+use crate::backoff::Backoff;
 use crate::events::{Event, Record};
 use crate::mask::Masker;
-use crate::model::{Mode, Notify, NotifyFormat, fmt_duration};
+use crate::model::{Mode, Notify, NotifyFormat, VarValue, fmt_duration};
 
 /// `schema` of the JSON payload.
 pub const SCHEMA: &str = "meeseeks.event/v1";
+
+/// How long the end of a run waits for webhooks still delivering (silent hooks: not at all).
+pub const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Delivery policy. `Default` is what runs use; tests shorten the backoff.
 #[derive(Debug, Clone)]
@@ -35,6 +46,8 @@ pub struct NotifyOptions {
     pub retries: u32,
     /// Delay before the first retry, doubled after each failed attempt.
     pub backoff: Duration,
+    /// Deliveries in flight at once, per hook.
+    pub concurrency: usize,
 }
 
 impl Default for NotifyOptions {
@@ -44,6 +57,7 @@ impl Default for NotifyOptions {
             timeout: Duration::from_secs(5),
             retries: 2,
             backoff: Duration::from_millis(500),
+            concurrency: 8,
         }
     }
 }
@@ -59,7 +73,7 @@ pub struct NotifyStats {
     pub failed: u64,
     /// Dropped because the queue was full.
     pub dropped: u64,
-    /// Still queued or in flight when `close`'s grace ran out.
+    /// Still queued or in flight when `close`'s grace ran out (or the hook was silent).
     pub abandoned: u64,
 }
 
@@ -69,6 +83,8 @@ struct Counters {
     delivered: AtomicU64,
     failed: AtomicU64,
     dropped: AtomicU64,
+    /// A request to this hook timed out: it is not answering.
+    silent: AtomicBool,
 }
 
 struct Hook {
@@ -82,6 +98,8 @@ struct Hook {
 /// The webhook subscriber of one run. Create it inside a Tokio runtime.
 pub struct Notifier {
     hooks: Vec<Hook>,
+    masker: Masker,
+    timeout: Duration,
 }
 
 /// Context every payload carries.
@@ -92,9 +110,74 @@ struct RunInfo {
     masker: Masker,
 }
 
+/// `hooks` with their URL and headers rendered (graph `vars`, `run_id`, `mode`, `env.NAME`,
+/// `secret.NAME`), everything derived from a secret registered in `masker`. A hook that cannot
+/// be rendered is left out, with a warning (the loader checked the templates; only the
+/// environment can still be wrong).
+pub fn render_hooks(
+    hooks: &[Notify],
+    vars: &BTreeMap<String, VarValue>,
+    run_id: &str,
+    mode: Option<Mode>,
+    masker: &Masker,
+) -> Vec<Notify> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    let ctx = |secrets| {
+        let mut map: BTreeMap<String, minijinja::Value> = vars
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    minijinja::Value::from(minijinja::value::Serde(v)),
+                )
+            })
+            .collect();
+        map.insert("run_id".into(), run_id.into());
+        map.insert("mode".into(), mode.map(|m| m.as_str()).unwrap_or("").into());
+        let (e, s) = crate::template::env_objects(secrets, masker);
+        map.insert("env".into(), e);
+        map.insert("secret".into(), s);
+        minijinja::Value::from(map)
+    };
+    let render = |t: &str| -> Result<String, String> {
+        if !t.contains("{{") && !t.contains("{%") {
+            return Ok(t.to_string());
+        }
+        crate::template::render_tainted(&env, t, &ctx, masker).map_err(|e| e.to_string())
+    };
+    let mut out = Vec::with_capacity(hooks.len());
+    for (i, h) in hooks.iter().enumerate() {
+        let rendered = render(&h.url).and_then(|url| {
+            let headers = h
+                .headers
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), render(v)?)))
+                .collect::<Result<BTreeMap<_, _>, String>>()?;
+            Ok(Notify {
+                url,
+                headers,
+                ..h.clone()
+            })
+        });
+        match rendered {
+            Ok(n) => out.push(n),
+            Err(e) => tracing::warn!(
+                "webhook #{} (graph.toml:{}) disabled: cannot render it: {}",
+                i + 1,
+                h.line,
+                masker.mask(&e)
+            ),
+        }
+    }
+    out
+}
+
 impl Notifier {
     /// Spawns one delivery task per hook with the default policy. `mode`, when known, is put
     /// in every payload so that a drill is never mistaken for a real failover in a channel.
+    /// `hooks` are used as given: render templated ones with `render_hooks` first.
     pub fn new(hooks: &[Notify], masker: Masker, run_id: &str, mode: Option<Mode>) -> Notifier {
         Notifier::with_options(hooks, masker, run_id, mode, NotifyOptions::default())
     }
@@ -109,7 +192,7 @@ impl Notifier {
         let info = Arc::new(RunInfo {
             run_id: run_id.to_string(),
             mode,
-            masker,
+            masker: masker.clone(),
         });
         let client = if hooks.is_empty() {
             None
@@ -139,7 +222,11 @@ impl Notifier {
                 }
             })
             .collect();
-        Notifier { hooks }
+        Notifier {
+            hooks,
+            masker,
+            timeout: opts.timeout,
+        }
     }
 
     /// Queues `rec` for every hook that wants this event. Never blocks; when a hook's queue is
@@ -164,7 +251,7 @@ impl Notifier {
                         tracing::warn!(
                             "webhook #{} ({}) is not keeping up: dropping notifications",
                             i + 1,
-                            endpoint(&h.notify.url)
+                            endpoint(&h.notify.url, &self.masker)
                         );
                     }
                 }
@@ -181,51 +268,76 @@ impl Notifier {
                 delivered: a.delivered + h.delivered,
                 failed: a.failed + h.failed,
                 dropped: a.dropped + h.dropped,
-                abandoned: 0,
+                abandoned: a.abandoned + h.abandoned,
             })
     }
 
     /// Counters so far, per hook, in `[[notify]]` order.
     pub fn hook_stats(&self) -> Vec<NotifyStats> {
-        self.hooks
-            .iter()
-            .map(|h| NotifyStats {
-                queued: h.counters.queued.load(Ordering::Relaxed),
-                delivered: h.counters.delivered.load(Ordering::Relaxed),
-                failed: h.counters.failed.load(Ordering::Relaxed),
-                dropped: h.counters.dropped.load(Ordering::Relaxed),
-                abandoned: 0,
-            })
-            .collect()
+        self.hooks.iter().map(|h| counts(&h.counters)).collect()
     }
 
-    /// Stops accepting notifications and delivers what is queued, for at most `grace`; what is
-    /// still pending then is abandoned (and reported in the stats and the log).
+    /// Stops accepting notifications and delivers what is queued, for at most `grace`; a
+    /// silent hook is not waited for at all. What is still pending then is abandoned, and
+    /// every hook that did not deliver everything is reported once.
     pub async fn close(mut self, grace: Duration) -> NotifyStats {
         for h in &mut self.hooks {
             h.tx = None;
         }
         let deadline = tokio::time::Instant::now() + grace;
         for h in &mut self.hooks {
-            if tokio::time::timeout_at(deadline, &mut h.task)
-                .await
-                .is_err()
+            let wait = !h.counters.silent.load(Ordering::Relaxed);
+            if !wait
+                || tokio::time::timeout_at(deadline, &mut h.task)
+                    .await
+                    .is_err()
             {
                 h.task.abort();
             }
         }
-        let mut s = self.stats();
-        s.abandoned = s.queued.saturating_sub(s.delivered + s.failed);
-        if s.abandoned > 0 || s.dropped > 0 || s.failed > 0 {
-            tracing::warn!(
-                "webhooks: {} delivered, {} failed, {} dropped (queue full), {} abandoned at exit",
-                s.delivered,
-                s.failed,
-                s.dropped,
-                s.abandoned
-            );
+        let mut total = NotifyStats::default();
+        for (i, h) in self.hooks.iter().enumerate() {
+            let mut s = counts(&h.counters);
+            s.abandoned = s.queued.saturating_sub(s.delivered + s.failed);
+            if s.abandoned > 0 || s.dropped > 0 || s.failed > 0 {
+                let why = if h.counters.silent.load(Ordering::Relaxed) {
+                    format!(
+                        " (the endpoint did not answer within {})",
+                        fmt_duration(self.timeout)
+                    )
+                } else if s.abandoned > 0 {
+                    format!(" (still pending after {})", fmt_duration(grace))
+                } else {
+                    String::new()
+                };
+                tracing::warn!(
+                    "webhook #{} ({}): {} of {} notifications not delivered: {} failed, {} dropped (queue full), {} abandoned at exit{why}",
+                    i + 1,
+                    endpoint(&h.notify.url, &self.masker),
+                    s.failed + s.dropped + s.abandoned,
+                    s.queued + s.dropped,
+                    s.failed,
+                    s.dropped,
+                    s.abandoned,
+                );
+            }
+            total.queued += s.queued;
+            total.delivered += s.delivered;
+            total.failed += s.failed;
+            total.dropped += s.dropped;
+            total.abandoned += s.abandoned;
         }
-        s
+        total
+    }
+}
+
+fn counts(c: &Counters) -> NotifyStats {
+    NotifyStats {
+        queued: c.queued.load(Ordering::Relaxed),
+        delivered: c.delivered.load(Ordering::Relaxed),
+        failed: c.failed.load(Ordering::Relaxed),
+        dropped: c.dropped.load(Ordering::Relaxed),
+        abandoned: 0,
     }
 }
 
@@ -242,13 +354,14 @@ fn wants(n: &Notify, event: &str) -> bool {
     n.events.is_empty() || n.events.iter().any(|e| e == event)
 }
 
-/// What a log line may show of a webhook URL: scheme and host only. Webhook URLs (Slack's in
-/// particular) carry their credential in the path.
-fn endpoint(url: &str) -> String {
-    match reqwest::Url::parse(url) {
+/// What a log line may show of a webhook URL: scheme and host only (webhook URLs, Slack's in
+/// particular, carry their credential in the path), masked (a templated host may hold one).
+fn endpoint(url: &str, masker: &Masker) -> String {
+    let shown = match reqwest::Url::parse(url) {
         Ok(u) => format!("{}://{}", u.scheme(), u.host_str().unwrap_or("?")),
         Err(_) => "invalid url".to_string(),
-    }
+    };
+    masker.mask(&shown).into_owned()
 }
 
 fn http_client(timeout: Duration) -> Option<reqwest::Client> {
@@ -277,67 +390,109 @@ async fn worker(
     info: Arc<RunInfo>,
     counters: Arc<Counters>,
 ) {
+    let hook = Arc::new(hook);
+    let slots = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let mut inflight = tokio::task::JoinSet::new();
     while let Some(rec) = rx.recv().await {
-        let body = match hook.format {
-            NotifyFormat::Json => json_payload(&rec, &info.run_id, info.mode, &info.masker),
-            NotifyFormat::Slack => {
-                json!({ "text": slack_text(&rec, &info.run_id, info.mode, &info.masker) })
+        // Bounded: at most `concurrency` requests; the queue holds the rest.
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        while inflight.try_join_next().is_some() {}
+        let (hook, client, opts, info, counters) = (
+            hook.clone(),
+            client.clone(),
+            opts.clone(),
+            info.clone(),
+            counters.clone(),
+        );
+        inflight.spawn(async move {
+            let _permit = permit;
+            let body = match hook.format {
+                NotifyFormat::Json => json_payload(&rec, &info.run_id, info.mode, &info.masker),
+                NotifyFormat::Slack => {
+                    json!({ "text": slack_text(&rec, &info.run_id, info.mode, &info.masker) })
+                }
+            };
+            let outcome = match &client {
+                Some(c) => deliver(c, &hook, &body, &opts, &counters.silent).await,
+                None => Err("no HTTP client".to_string()),
+            };
+            match outcome {
+                Ok(()) => {
+                    counters.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    let first = counters.failed.fetch_add(1, Ordering::Relaxed) == 0;
+                    let line = format!(
+                        "webhook #{} ({}): {} not delivered: {}",
+                        index + 1,
+                        endpoint(&hook.url, &info.masker),
+                        rec.event.name(),
+                        info.masker.mask(&e)
+                    );
+                    // The first failure at once; the others are summed up by `close`.
+                    if first {
+                        tracing::warn!("{line}");
+                    } else {
+                        tracing::debug!("{line}");
+                    }
+                }
             }
-        };
-        let outcome = match &client {
-            Some(c) => deliver(c, &hook.url, &body, &opts).await,
-            None => Err("no HTTP client".to_string()),
-        };
-        match outcome {
-            Ok(()) => counters.delivered.fetch_add(1, Ordering::Relaxed),
-            Err(e) => {
-                tracing::warn!(
-                    "webhook #{} ({}): {} not delivered: {}",
-                    index + 1,
-                    endpoint(&hook.url),
-                    rec.event.name(),
-                    info.masker.mask(&e)
-                );
-                counters.failed.fetch_add(1, Ordering::Relaxed)
-            }
-        };
+        });
     }
+    while inflight.join_next().await.is_some() {}
 }
 
-/// POSTs `body` with retries. Retries network errors, timeouts, 5xx and 429; any other answer
-/// is final (a 4xx will not fix itself).
+/// Whether an answer is worth another attempt: 5xx and 429 may pass, any other answer is final
+/// (a 4xx will not fix itself). Network errors and timeouts are retried too.
+fn retryable(status: reqwest::StatusCode) -> bool {
+    status.is_server_error() || status.as_u16() == 429
+}
+
+/// POSTs `body` with retries (see `retryable`) and the shared backoff. A timeout marks the
+/// hook `silent`; a silent hook gets no retries until it answers again.
 async fn deliver(
     client: &reqwest::Client,
-    url: &str,
+    hook: &Notify,
     body: &Value,
     opts: &NotifyOptions,
+    silent: &AtomicBool,
 ) -> Result<(), String> {
-    let mut delay = opts.backoff;
+    let mut backoff = Backoff::new(opts.backoff);
     let mut attempt = 0;
     loop {
-        let res = client.post(url).json(body).send().await;
-        let err = match res {
-            Ok(r) if r.status().is_success() => return Ok(()),
+        let mut req = client.post(&hook.url).json(body);
+        for (k, v) in &hook.headers {
+            req = req.header(k, v);
+        }
+        let err = match req.send().await {
+            Ok(r) if r.status().is_success() => {
+                silent.store(false, Ordering::Relaxed);
+                return Ok(());
+            }
             Ok(r) => {
+                silent.store(false, Ordering::Relaxed);
                 let s = r.status();
-                let retryable = s.is_server_error() || s.as_u16() == 429;
                 let msg = format!("HTTP {}", s.as_u16());
-                if !retryable {
+                if !retryable(s) {
                     return Err(msg);
                 }
                 msg
             }
             // reqwest's Display includes the URL, which may hold a token: keep the kind only.
-            Err(e) if e.is_timeout() => format!("timed out after {}", fmt_duration(opts.timeout)),
+            Err(e) if e.is_timeout() => {
+                silent.store(true, Ordering::Relaxed);
+                format!("timed out after {}", fmt_duration(opts.timeout))
+            }
             Err(e) if e.is_connect() => "connection failed".to_string(),
             Err(e) => format!("request failed: {}", e.without_url()),
         };
-        if attempt >= opts.retries {
+        if attempt >= opts.retries || silent.load(Ordering::Relaxed) {
             return Err(format!("{err} (after {} attempts)", attempt + 1));
         }
         attempt += 1;
-        tokio::time::sleep(delay).await;
-        delay = delay.saturating_mul(2);
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 
@@ -477,6 +632,25 @@ pub fn slack_text(rec: &Record, run_id: &str, mode: Option<Mode>, masker: &Maske
         Event::RtoBreached { service, rto_s } => {
             format!(":rotating_light: {service} RTO breached ({})", secs(*rto_s))
         }
+        Event::RpoMeasured {
+            service,
+            window_s,
+            rpo_s,
+            ..
+        } => {
+            let icon = if crate::events::rpo_exceeded(*window_s, *rpo_s) {
+                ":rotating_light:"
+            } else {
+                ":floppy_disk:"
+            };
+            format!(
+                "{icon} {service} data-loss window {}",
+                crate::events::rpo_verdict(*window_s, *rpo_s)
+            )
+        }
+        Event::RpoProbeFailed { service, error, .. } => {
+            format!(":warning: {service} RPO not measured: {error}")
+        }
         Event::RunInterrupted { reason } => {
             format!(
                 ":double_vertical_bar: DR run interrupted ({reason}); resume with `meeseeks resume {run_id}`"
@@ -486,6 +660,22 @@ pub fn slack_text(rec: &Record, run_id: &str, mode: Option<Mode>, masker: &Maske
             format!(":wastebasket: DR run abandoned by {by}")
         }
         Event::RunAbandoned { .. } => ":wastebasket: DR run abandoned".to_string(),
+        Event::CleanupStarted { services } => format!(
+            ":broom: cleanup of {} drilled service{} started",
+            services.len(),
+            if services.len() == 1 { "" } else { "s" }
+        ),
+        Event::ServiceCleanedUp { service, failed } if failed.is_empty() => {
+            format!(":broom: {service} cleaned up")
+        }
+        Event::ServiceCleanedUp { service, failed } => format!(
+            ":x: {service}: cleanup failed ({}): check what still runs",
+            failed.join(", ")
+        ),
+        Event::CleanupFinished { steps, failures } => format!(
+            ":broom: cleanup finished: {} of {steps} steps succeeded",
+            steps - failures.len().min(*steps)
+        ),
         Event::RunFinished {
             outcome,
             recovered,
@@ -548,6 +738,8 @@ pub async fn send_once_with(
     within: Duration,
     opts: &NotifyOptions,
 ) -> Vec<Delivery> {
+    // Outside a run: only the environment (and secrets) to render templated hooks with.
+    let hooks = render_hooks(hooks, &BTreeMap::new(), "", None, masker);
     let targets: Vec<&Notify> = hooks.iter().filter(|h| wants(h, &msg.event)).collect();
     if targets.is_empty() {
         return Vec::new();
@@ -556,7 +748,7 @@ pub async fn send_once_with(
         return targets
             .iter()
             .map(|h| Delivery {
-                endpoint: endpoint(&h.url),
+                endpoint: endpoint(&h.url, masker),
                 result: Err("no HTTP client".into()),
             })
             .collect();
@@ -570,8 +762,11 @@ pub async fn send_once_with(
             NotifyFormat::Json => json.clone(),
             NotifyFormat::Slack => slack.clone(),
         };
-        let (client, url, opts) = (client.clone(), h.url.clone(), opts.clone());
-        set.spawn(async move { (i, deliver(&client, &url, &body, &opts).await) });
+        let (client, hook, opts) = (client.clone(), (*h).clone(), opts.clone());
+        set.spawn(async move {
+            let silent = AtomicBool::new(false);
+            (i, deliver(&client, &hook, &body, &opts, &silent).await)
+        });
     }
     let mut results: Vec<Option<Result<(), String>>> = vec![None; targets.len()];
     let _ = tokio::time::timeout(within, async {
@@ -587,8 +782,43 @@ pub async fn send_once_with(
         .iter()
         .zip(results)
         .map(|(h, r)| Delivery {
-            endpoint: endpoint(&h.url),
+            endpoint: endpoint(&h.url, masker),
             result: r.unwrap_or_else(|| Err(format!("no answer within {}", fmt_duration(within)))),
         })
         .collect()
+}
+
+/// Webhooks (`[[notify]]`) as a subscriber of a run; [`NotifySubscriber::close`] delivers what
+/// is queued, within a grace period, once the run ended.
+#[derive(Clone, Default)]
+pub struct NotifySubscriber(Arc<std::sync::Mutex<Option<Notifier>>>);
+
+impl NotifySubscriber {
+    /// Starts the hooks' delivery tasks (needs a tokio runtime).
+    pub fn start(hooks: &[Notify], masker: Masker, run_id: &str, mode: Mode) -> NotifySubscriber {
+        NotifySubscriber(Arc::new(std::sync::Mutex::new(Some(Notifier::new(
+            hooks,
+            masker,
+            run_id,
+            Some(mode),
+        )))))
+    }
+
+    /// Stops accepting records and waits up to `grace` for queued deliveries.
+    pub async fn close(&self, grace: Duration) {
+        let n = self.0.lock().ok().and_then(|mut g| g.take());
+        if let Some(n) = n {
+            n.close(grace).await;
+        }
+    }
+}
+
+impl crate::events::Subscriber for NotifySubscriber {
+    fn on_record(&mut self, rec: &Record) {
+        if let Ok(g) = self.0.lock()
+            && let Some(n) = g.as_ref()
+        {
+            n.send(rec);
+        }
+    }
 }

@@ -13,9 +13,62 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::events::{Event, Record};
-use crate::exec::Subscriber;
-use crate::exec::process::last_lines;
+use crate::events::{Event, Record, Subscriber};
+use crate::util::last_lines;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// indicatif bars (only sensible on a TTY).
+    Bars,
+    /// Plain timestamped lines.
+    Lines,
+    /// Nothing but the final result.
+    Quiet,
+}
+
+impl Display {
+    /// Bars on a TTY unless `--no-progress`; nothing with `-q`.
+    pub fn pick(quiet: bool, no_progress: bool) -> Display {
+        use std::io::IsTerminal;
+        if quiet {
+            Display::Quiet
+        } else if no_progress || !std::io::stderr().is_terminal() {
+            Display::Lines
+        } else {
+            Display::Bars
+        }
+    }
+}
+
+/// Prints one line for the operator (above progress bars when there are some).
+pub type Printer = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The progress subscriber for `display`, and, for bars, the printer that writes above them
+/// (for terminal prompts). A dry-run's action list is its product: it goes to stdout, with
+/// times relative to the RTO clock (virtual time).
+pub fn subscriber(
+    display: Display,
+    rto: HashMap<String, f64>,
+    dry_run: bool,
+) -> (Option<Box<dyn Subscriber>>, Option<Printer>) {
+    match (display, dry_run) {
+        (Display::Quiet, _) => (None, None),
+        (_, true) => (
+            Some(Box::new(Lines::new(std::io::stdout(), rto, true))),
+            None,
+        ),
+        (Display::Lines, false) => (
+            Some(Box::new(Lines::new(std::io::stderr(), rto, false))),
+            None,
+        ),
+        (Display::Bars, false) => {
+            let bars = Bars::new(rto);
+            let p = bars.printer();
+            (Some(Box::new(bars)), Some(p))
+        }
+    }
+}
 
 fn fmt_secs(s: f64) -> String {
     let t = s.max(0.0).round() as u64;
@@ -37,7 +90,7 @@ fn indent(text: &str, lines: usize) -> String {
 }
 
 /// The human sentence for a record, or `None` for records not worth a line.
-fn describe(ev: &Event, rto: &HashMap<String, f64>, dry_run: bool) -> Option<String> {
+pub(crate) fn describe(ev: &Event, rto: &HashMap<String, f64>, dry_run: bool) -> Option<String> {
     Some(match ev {
         Event::RunStarted {
             run_id,
@@ -150,6 +203,24 @@ fn describe(ev: &Event, rto: &HashMap<String, f64>, dry_run: bool) -> Option<Str
             format!("{service}: BLOCKED (depends on {because})")
         }
         Event::RollbackStarted { service } => format!("{service}: rolling back"),
+        Event::RpoMeasured {
+            service,
+            newest,
+            window_s,
+            rpo_s,
+            ..
+        } => format!(
+            "{service}: newest write on the recovered copy {newest}; data-loss window {}",
+            crate::events::rpo_verdict(*window_s, *rpo_s)
+        ),
+        Event::RpoProbeFailed {
+            service,
+            error,
+            output,
+        } => format!(
+            "{service}: RPO not measured: the rpo_probe failed: {error}{}",
+            indent(output, 5)
+        ),
         Event::RtoBreached { service, rto_s } => {
             format!(
                 "{service}: RTO {} BREACHED (not recovered yet)",
@@ -159,6 +230,26 @@ fn describe(ev: &Event, rto: &HashMap<String, f64>, dry_run: bool) -> Option<Str
         Event::RunInterrupted { reason } => format!("run interrupted: {reason}"),
         Event::RunAbandoned { .. } => "run abandoned".into(),
         Event::ServiceSkipped { service, reason } => format!("{service}: skipped: {reason}"),
+        Event::CleanupStarted { services } => {
+            format!(
+                "cleanup: tearing down what the drill started ({} services, dependents first)",
+                services.len()
+            )
+        }
+        Event::ServiceCleanedUp { service, failed } => {
+            if failed.is_empty() {
+                format!("{service}: cleaned up")
+            } else {
+                format!(
+                    "{service}: cleanup FAILED ({}): check what still runs",
+                    failed.join(", ")
+                )
+            }
+        }
+        Event::CleanupFinished { steps, failures } => format!(
+            "cleanup finished: {} of {steps} steps succeeded",
+            steps - failures.len().min(*steps)
+        ),
         Event::RunFinished {
             outcome,
             recovered,
@@ -266,7 +357,7 @@ impl Bars {
     }
 
     /// Prints a line above the bars (for the TTY approval prompt).
-    pub fn printer(&self) -> std::sync::Arc<dyn Fn(&str) + Send + Sync> {
+    pub fn printer(&self) -> Printer {
         let mp = self.mp.clone();
         std::sync::Arc::new(move |line: &str| {
             let _ = mp.println(line);

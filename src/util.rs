@@ -1,17 +1,5 @@
 //! Small shared helpers.
 
-/// The candidate closest to `name` by edit distance, if it is plausibly a typo.
-pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let mut best: Option<(&str, f64)> = None;
-    for c in candidates {
-        let score = strsim::jaro_winkler(name, c);
-        if best.is_none_or(|(_, s)| score > s) {
-            best = Some((c, score));
-        }
-    }
-    best.filter(|(_, s)| *s >= 0.75).map(|(c, _)| c)
-}
-
 /// From this many services on, independent parts of loading, planning, rendering the plan's
 /// JSON and auditing run side by side on two threads (see [`join`]). Starting and joining a
 /// thread costs some tens of microseconds; at this size the overlapped parts take some
@@ -38,4 +26,37 @@ pub fn join<A: Send, B>(
         let a = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (a, b)
     })
+}
+
+/// The last `n` lines of `text` (trailing blank space dropped).
+pub fn last_lines(text: &str, n: usize) -> String {
+    let t = text.trim_end();
+    let mut start = t.len();
+    for _ in 0..n {
+        match t[..start].rfind('\n') {
+            Some(i) => start = i,
+            None => return t.to_string(),
+        }
+    }
+    t[start + 1..].to_string()
+}
+
+/// The host name (gethostname(2)), or "unknown".
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname writes at most that many.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".to_string();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// `user@host` of the current process, for approvals, abandon records and lock holders.
+pub fn whoami() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_string());
+    format!("{user}@{}", hostname())
 }

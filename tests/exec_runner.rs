@@ -10,11 +10,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use meeseeks::events::Event;
-use meeseeks::exec::{
-    Approval, ApprovalSource, OnFailure, RunnerInput, ServiceStatus, SimExecutor,
-};
+use meeseeks::events::{Approval, ApprovalSource, Event};
+use meeseeks::exec::{RunnerInput, SimExecutor};
 use meeseeks::model::{CheckKind, Mode, StepKind};
+use meeseeks::runconfig::OnFailure;
+use meeseeks::runstate::ServiceStatus;
 
 fn log_lines(p: &Path) -> Vec<String> {
     std::fs::read_to_string(p)
@@ -51,7 +51,7 @@ async fn order_and_parallel_limit_from_side_effects() {
         ],
     );
     let mut opts = options(dir.path(), 2);
-    opts.walk = meeseeks::exec::WalkMode::Eager;
+    opts.config.eager = true;
     let out = execute(m, opts, RunnerInput::default(), auto()).await;
     assert_eq!(out.report.exit_code, 0);
     let lines = log_lines(&log);
@@ -92,7 +92,7 @@ async fn timeout_kills_a_grandchild_that_ignores_sigterm() {
     let m = model(dir.path(), vec![svc("a", &[], vec![s])]);
     let out = execute(m, options(dir.path(), 1), RunnerInput::default(), auto()).await;
     assert_eq!(out.status("a"), ServiceStatus::Failed);
-    let err = out.report.services[0].error.clone().unwrap();
+    let err = out.svc("a").error.clone().unwrap();
     assert!(err.contains("timed out"), "{err}");
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
@@ -176,7 +176,7 @@ async fn hanging_health_endpoint_fails_at_the_check_timeout() {
     )
     .await;
     assert_eq!(out.status("api"), ServiceStatus::Failed);
-    let err = out.report.services[0].error.clone().unwrap();
+    let err = out.svc("api").error.clone().unwrap();
     assert!(err.contains("timed out"), "{err}");
     assert_eq!(out.report.exit_code, 1);
 }
@@ -207,8 +207,7 @@ async fn connection_refused_fails_the_check_and_the_tcp_step() {
     .await;
     for name in ["db", "cache"] {
         assert_eq!(out.status(name), ServiceStatus::Failed);
-        let s = out.report.services.iter().find(|s| s.name == name).unwrap();
-        let err = s.error.as_deref().unwrap().to_lowercase();
+        let err = out.svc(name).error.as_deref().unwrap().to_lowercase();
         assert!(err.contains("refused"), "{name}: {err}");
     }
 }
@@ -310,8 +309,8 @@ async fn failure_blocks_dependents_while_independent_services_recover() {
     assert_eq!(out.status("cache"), ServiceStatus::Recovered);
     assert_eq!(out.status("search"), ServiceStatus::Recovered);
     assert_eq!(out.report.exit_code, 1);
-    let db = &out.report.services.iter().find(|s| s.name == "db").unwrap();
-    assert_eq!(db.output, "boom");
+    let db = out.svc("db");
+    assert_eq!(db.steps[0].last_output, "boom");
     assert!(
         out.find(|e| matches!(e, Event::ServiceBlocked { service, because } if service == "web" && because == "api"))
             .is_some()
@@ -333,10 +332,10 @@ async fn on_failure_stop_starts_nothing_new() {
         ],
     );
     let mut opts = options(dir.path(), 1);
-    opts.on_failure = OnFailure::Stop;
+    opts.config.on_failure = OnFailure::Stop;
     let out = execute(m, opts, RunnerInput::default(), auto()).await;
     assert_eq!(out.status("a"), ServiceStatus::Failed);
-    assert_eq!(out.status("b"), ServiceStatus::NotStarted);
+    assert_eq!(out.status("b"), ServiceStatus::Pending);
     assert_eq!(out.report.exit_code, 1);
 }
 
@@ -365,7 +364,7 @@ async fn optional_only_rollback_and_templates() {
     );
     s.rollback = vec![run("undo", &format!("echo undo >> {l}"))];
     let mut opts = options(dir.path(), 1);
-    opts.rollback = true;
+    opts.config.rollback = true;
     let out = execute(
         model(dir.path(), vec![s]),
         opts,
@@ -417,14 +416,18 @@ async fn done_steps_and_recovered_services_are_not_rerun() {
     assert_eq!(log_lines(&log), ["two"]);
     assert_eq!(out.records[0].seq, 41);
     assert!(matches!(out.records[0].event, Event::RunResumed { .. }));
-    assert_eq!(out.status("db"), ServiceStatus::AlreadyRecovered);
+    // Recovered by the earlier attempt: never started again.
+    assert!(
+        out.find(|e| matches!(e, Event::ServiceStarted { service } if service == "db"))
+            .is_none()
+    );
 }
 
 /// Pending for the first polls, then approved.
 struct ApproveAfter(std::sync::atomic::AtomicU32);
 
 impl ApprovalSource for ApproveAfter {
-    fn check(&self, _: &Path, service: &str, _: &str, _: &str) -> Approval {
+    fn check(&self, service: &str, _: &str, _: &str) -> Approval {
         assert_eq!(service, "db");
         if self.0.fetch_add(1, Ordering::SeqCst) < 2 {
             Approval::Pending
@@ -493,7 +496,7 @@ async fn rto_breach_is_emitted_when_it_elapses_not_at_the_end() {
     let breach = names.iter().position(|n| *n == "rto.breached").unwrap();
     let done = names.iter().position(|n| *n == "step.succeeded").unwrap();
     assert!(breach < done, "{names:?}");
-    assert_eq!(out.report.services[0].rto_met, Some(false));
+    assert_eq!(out.report.state.services[0].rto_met(), Some(false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,8 +541,8 @@ async fn two_interrupts_kill_running_steps() {
     )
     .await;
     assert_eq!(out.report.exit_code, 130);
-    assert_eq!(out.status("a"), ServiceStatus::Interrupted);
-    assert_eq!(out.status("b"), ServiceStatus::NotStarted);
+    assert_eq!(out.status("a"), ServiceStatus::Running);
+    assert_eq!(out.status("b"), ServiceStatus::Pending);
     assert!(matches!(
         out.records.last().unwrap().event,
         Event::RunInterrupted { .. }
@@ -573,8 +576,8 @@ fn simulated_walk_runs_in_virtual_time() {
         .build()
         .unwrap();
     let mut opts = options(dir.path(), 0);
-    opts.dry_run = true;
-    opts.walk = meeseeks::exec::WalkMode::Eager;
+    opts.config.dry_run = true;
+    opts.config.eager = true;
     let started = std::time::Instant::now();
     let out = rt.block_on(execute_with(
         m,
@@ -585,19 +588,18 @@ fn simulated_walk_runs_in_virtual_time() {
         |_| {},
     ));
     // Simulated time ran ahead of the real clock: the walk took 960 virtual seconds.
-    assert!(started.elapsed().as_secs_f64() < out.report.makespan_s);
+    let makespan = out.report.state.makespan_s();
+    assert!(started.elapsed().as_secs_f64() < makespan);
     assert_eq!(out.report.exit_code, 0);
-    assert!(
-        (out.report.makespan_s - 960.0).abs() < 0.5,
-        "{}",
-        out.report.makespan_s
-    );
-    let d = out.report.services.iter().find(|s| s.name == "d").unwrap();
+    assert!((makespan - 960.0).abs() < 0.5, "{makespan}");
+    let d = out.svc("d");
     assert!((d.started_s.unwrap() - 900.0).abs() < 0.5);
 }
 
+/// A drill that fails keeps what it started (so that `resume` can continue it); its cleanup
+/// then tears it down, dependents first, and journals that each service was cleaned up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drill_cleans_up_started_services_dependents_first() {
+async fn failed_drill_keeps_its_services_until_cleanup_tears_them_down_dependents_first() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     let l = log.display().to_string();
@@ -624,10 +626,41 @@ async fn drill_cleans_up_started_services_dependents_first() {
         let id = m.id(name).unwrap();
         m.services[id].playbook.as_mut().unwrap().cleanup = vec![run("stop", &line)];
     }
+    let model = m.clone();
     let mut opts = options(dir.path(), 4);
-    opts.mode = Mode::Drill;
-    let out = execute(m, opts, RunnerInput::default(), auto()).await;
+    opts.config.mode = Mode::Drill;
+    let out = execute(m, opts.clone(), RunnerInput::default(), auto()).await;
     assert_eq!(out.report.exit_code, 1);
+    let pid: i32 = std::fs::read_to_string(dir.path().join("db.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Failed: nothing was torn down, and the state says so.
+    assert!(log_lines(&log).is_empty());
+    assert!(!pid_dead(pid));
+    assert_eq!(
+        out.report.state.cleanup,
+        meeseeks::runstate::CleanupStatus::Pending
+    );
+    assert!(out.find(|e| e.name() == "cleanup.started").is_none());
+
+    let collector = meeseeks::events::Collector::default();
+    let exec: Arc<dyn meeseeks::exec::Executor> = Arc::new(
+        meeseeks::exec::RealExecutor::new(dir.path().to_path_buf(), vec![], opts.config.kill_grace)
+            .unwrap(),
+    );
+    let model = Arc::new(model);
+    let state = meeseeks::exec::cleanup_run(
+        model.clone(),
+        out.report.state.clone(),
+        &opts,
+        exec,
+        meeseeks::mask::Masker::new(),
+        vec![Box::new(collector.clone())],
+        None,
+    )
+    .await;
     let lines = log_lines(&log);
     let pos = |s: &str| lines.iter().position(|x| x == s);
     assert!(
@@ -639,17 +672,24 @@ async fn drill_cleans_up_started_services_dependents_first() {
         "dependents first: {lines:?}"
     );
     assert!(pos("bad").is_some());
-    let pid: i32 = std::fs::read_to_string(dir.path().join("db.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(pid_dead(pid));
-    assert!(out.report.cleanup_failures.is_empty());
+    assert!(wait_dead(pid));
+    assert_eq!(state.cleanup, meeseeks::runstate::CleanupStatus::Done);
+    for name in ["db", "api", "bad"] {
+        let s = state.service(name).unwrap();
+        assert!(s.cleaned_up, "{name}");
+        // Torn down: a resume must recover it again.
+        assert!(!s.is_done(), "{name}");
+    }
+    // Records continue the run's numbering.
+    let recs = collector.records();
+    assert_eq!(recs[0].seq, out.records.last().unwrap().seq + 1);
     assert!(
-        out.find(|e| matches!(e, Event::StepSucceeded { step, .. } if step == "cleanup/stop"))
-            .is_some()
+        recs.iter().any(
+            |r| matches!(&r.event, Event::StepSucceeded { step, .. } if step == "cleanup/stop")
+        )
     );
+    // A second cleanup has nothing left to do: no cleanup step runs twice.
+    assert!(meeseeks::exec::pending_cleanup(&model, &state).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -670,9 +710,9 @@ async fn declared_at_in_the_past_counts_against_the_rto() {
     // The RTO elapsed an hour before the run started: breached at once, recovered late.
     let names: Vec<&str> = out.events().iter().map(|e| e.name()).collect();
     assert_eq!(names[1], "rto.breached", "{names:?}");
-    let db = &out.report.services[0];
-    assert!(db.ready_s.unwrap() >= 7200.0);
-    assert_eq!(db.rto_met, Some(false));
+    let db = out.svc("db");
+    assert!(db.recovered_s.unwrap() >= 7200.0);
+    assert_eq!(db.rto_met(), Some(false));
     assert!(
         matches!(&out.records[0].event, Event::RunStarted { declared_at, .. } if *declared_at == declared)
     );
@@ -707,7 +747,7 @@ async fn an_interrupt_cancels_a_retry_backoff() {
     )
     .await;
     assert_eq!(out.report.exit_code, 130);
-    assert_eq!(out.status("a"), ServiceStatus::Interrupted);
+    assert_eq!(out.status("a"), ServiceStatus::Running);
     // (Had the hour-long backoff not been cancelled, this test would never end.)
     assert_eq!(
         log_lines(&marker).len(),
@@ -751,7 +791,7 @@ async fn a_replayed_journal_feeds_the_resumed_runner() {
     assert_eq!(log_lines(&log), ["db", "one", "two"]);
     std::fs::write(format!("{l}.ok"), "").unwrap();
     // Resume from the folded journal.
-    let state = meeseeks::journal::RunState::fold(&first.records);
+    let state = meeseeks::runstate::RunState::fold(&first.records);
     let input = RunnerInput::from_state(&state);
     assert_eq!(input.first_seq, first.records.last().unwrap().seq + 1);
     let second = execute(build(), options(dir.path(), 2), input, auto()).await;

@@ -4,6 +4,9 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
+#[path = "common/chromium.rs"]
+mod chromium;
+
 const OLD: &str = r#"
 [defaults]
 rto = "1h"
@@ -262,8 +265,10 @@ backup = { schedule = "5m" }
 #[test]
 fn audit_drill_stale_from_the_run_history() {
     use meeseeks::events::Event;
-    use meeseeks::journal::{RunMeta, StateDir, writer::append_sync};
     use meeseeks::model::Mode;
+    use meeseeks::runconfig::RunConfig;
+    use meeseeks::store::RunMeta;
+    use meeseeks::store::file::{StateDir, writer::append_sync};
 
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("dr");
@@ -284,16 +289,13 @@ fn audit_drill_stale_from_the_run_history() {
     let sd = StateDir::open(&dir.join(".meeseeks")).unwrap();
     let meta = RunMeta::new::<&str, &[u8]>(
         "20261116T000000Z-abcd",
-        Mode::Drill,
+        &RunConfig::new(Mode::Drill),
         &dir,
         when,
-        false,
-        serde_json::json!({}),
         &[],
     );
     let (rd, lock) = sd.begin_run(&meta).unwrap();
     let masker = meeseeks::mask::Masker::new();
-    std::fs::write(rd.journal_path(), "").unwrap();
     for ev in [
         Event::RunStarted {
             run_id: meta.run_id.clone(),
@@ -301,9 +303,10 @@ fn audit_drill_stale_from_the_run_history() {
             dir: dir.display().to_string(),
             declared_at: when,
             services: vec!["api".into(), "db".into()],
-            options: serde_json::json!({}),
+            options: Box::new(RunConfig::new(Mode::Drill)),
             input_hash: String::new(),
             plan: Vec::new(),
+            holder: None,
         },
         Event::ServiceRecovered {
             service: "db".into(),
@@ -447,4 +450,110 @@ fn dot_export_renders_with_graphviz() {
             "{svg}"
         );
     }
+}
+
+/// `diff --format dot|mermaid|html` draws the change: Graphviz renders the DOT with the
+/// colours, headless Chromium the HTML (each skipped when absent).
+#[test]
+fn diff_drawings_render() {
+    let t = tempfile::tempdir().unwrap();
+    let old = dr_dir(t.path(), "old", OLD);
+    let new = dr_dir(t.path(), "new", &new_graph());
+    let draw = |format: &str, extra: &[&str]| {
+        let (code, out) = stdout(
+            meeseeks()
+                .arg("diff")
+                .arg(&old)
+                .arg(&new)
+                .args(["--no-notify", "--format", format])
+                .args(extra),
+        );
+        assert_eq!(code, 1, "new dependents: exit 1 whatever the format");
+        out
+    };
+    let mermaid = draw("mermaid", &[]);
+    assert!(mermaid.contains("classDef added fill:#dafbe1"), "{mermaid}");
+    assert!(
+        mermaid.contains("fraud<br/>tier 1 · RTO 1h\"]:::added"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("orders<br/>RTO 30m → 25m\"]:::changed"),
+        "{mermaid}"
+    );
+
+    let dot = draw("dot", &["--context", "0"]);
+    assert!(
+        !dot.contains("\"recs\""),
+        "context 0: only what changed\n{dot}"
+    );
+    let dot = draw("dot", &["--context", "all"]);
+    assert!(dot.contains("\"recs\""), "{dot}");
+    if std::process::Command::new("dot").arg("-V").output().is_ok() {
+        let f = t.path().join("diff.dot");
+        std::fs::write(&f, &dot).unwrap();
+        let svg = std::process::Command::new("dot")
+            .arg("-Tsvg")
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            svg.status.success(),
+            "{}",
+            String::from_utf8_lossy(&svg.stderr)
+        );
+        let svg = String::from_utf8_lossy(&svg.stdout);
+        // The added edge is green, the changed service amber.
+        assert!(svg.contains("stroke=\"#1a7f37\""), "{svg}");
+        assert!(svg.contains("fill=\"#fff8c5\""), "{svg}");
+    } else {
+        eprintln!("skipped the Graphviz rendering: `dot` not installed");
+    }
+
+    let html_path = t.path().join("diff.html");
+    let (code, _) = stdout(
+        meeseeks()
+            .arg("diff")
+            .arg(&old)
+            .arg(&new)
+            .args(["--no-notify", "--format", "html", "--out"])
+            .arg(&html_path),
+    );
+    assert_eq!(code, 1);
+    let Some(dom) = chromium::dump_dom(&html_path) else {
+        return;
+    };
+    assert_eq!(dom.matches("<svg").count(), 1, "{dom}");
+    assert_eq!(dom.matches("class=\"node added\"").count(), 1, "{dom}");
+    assert_eq!(dom.matches("class=\"node changed\"").count(), 1, "{dom}");
+    assert!(dom.contains("class=\"edge added essential\""), "{dom}");
+    assert!(dom.contains("<code>payments</code>: fraud"), "{dom}");
+}
+
+/// `verify --suggest` prints TOML that, applied, declares what traffic showed.
+#[test]
+fn verify_suggest_prints_toml() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = dr_dir(t.path(), "dr", OLD);
+    let obs = t.path().join("obs.csv");
+    std::fs::write(
+        &obs,
+        "checkout,orders,10\ncheckout,recs,3\norders,payments,7\n",
+    )
+    .unwrap();
+    let (code, out) = stdout(
+        meeseeks()
+            .arg("verify")
+            .arg("--observed")
+            .arg(&obs)
+            .arg(&dir)
+            .arg("--suggest"),
+    );
+    assert_eq!(code, 1, "{out}");
+    let doc: toml::Table = toml::from_str(&out).unwrap();
+    assert_eq!(
+        doc["services"]["orders"]["depends_on"],
+        toml::Value::Array(vec!["orders-db".into(), "payments".into()])
+    );
+    assert_eq!(doc["services"].as_table().unwrap().len(), 1, "{out}");
 }

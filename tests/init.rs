@@ -38,7 +38,7 @@ fn scaffold_validates_once_todos_are_filled_and_is_never_overwritten() {
     let out = meeseeks().arg("validate").arg(&dir).assert().code(2);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(
-        stderr.contains("placeholder `TODO_data_dir` still to fill in"),
+        stderr.contains("placeholder `TODO_host` still to fill in"),
         "{stderr}"
     );
     assert!(
@@ -49,7 +49,7 @@ fn scaffold_validates_once_todos_are_filled_and_is_never_overwritten() {
 
     fill(
         &dir.join("playbooks/app-db.toml"),
-        &[("\"{{ TODO_data_dir }}\"", "\"/var/lib/postgresql/16/main\"")],
+        &[("\"{{ TODO_host }}\"", "\"pg-dr.internal\"")],
     );
     fill(
         &dir.join("playbooks/app.toml"),

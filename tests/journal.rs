@@ -1,20 +1,22 @@
 //! Journal, replay, store, lock, approvals and run reports working together on real files.
 
+mod common;
+
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use meeseeks::events::{Event, PlannedService, Record};
-use meeseeks::journal::approve::{take_approval, wait_for_approval};
-use meeseeks::journal::cmd;
-use meeseeks::journal::state::{RunStatus, ServiceStatus, StepStatus};
-use meeseeks::journal::store::{InputDigest, input_digests};
-use meeseeks::journal::{
-    RunDir, RunLock, RunMeta, RunState, StateDir, approve, input_hash, new_run_id,
-};
+use common::bin;
+use meeseeks::events::{Approval as Answer, ApprovalSource, Event, PlannedService, Record};
 use meeseeks::mask::Masker;
 use meeseeks::model::Mode;
 use meeseeks::report::run::{self as report, ReportFormat};
+use meeseeks::runconfig::RunConfig;
+use meeseeks::runstate::{RunState, RunStatus, ServiceStatus, StepStatus};
+use meeseeks::store::file::{DropBoxApprovals, RunDir, RunLock, StateDir, take_approval};
+use meeseeks::store::{
+    InputDigest, RunMeta, Store, StoreSpec, input_digests, input_hash, new_run_id,
+};
 
 const T0: i64 = 1_795_680_600; // 2026-11-26T08:10:00Z
 
@@ -52,8 +54,9 @@ fn scenario(run_id: &str) -> Vec<Record> {
                     "payments".into(),
                     "search".into(),
                 ],
-                options: serde_json::json!({"parallel": 8}),
+                options: Box::new(RunConfig::new(Mode::Drill)),
                 input_hash: "abc".into(),
+                holder: None,
                 plan: vec![
                     planned("checkout", 1800.0, 120.0, 300.0, &["enable traffic"]),
                     planned(
@@ -248,7 +251,7 @@ fn meta(run_id: &str) -> RunMeta {
         created_at: jiff::Timestamp::now(),
         declared_at: ts(0.0),
         dry_run: false,
-        options: serde_json::json!({"parallel": 8}),
+        config: RunConfig::new(Mode::Drill),
         input_hash: "abc".into(),
         inputs: vec![],
         version: "test".into(),
@@ -302,7 +305,7 @@ fn fold_gives_statuses_rto_attempts_and_approvals() {
     for r in scenario("r1") {
         inc.apply(&r);
     }
-    assert_eq!(inc.to_status_json(), st.to_status_json());
+    assert_eq!(report::status_json(&inc), report::status_json(&st));
 }
 
 #[test]
@@ -335,6 +338,7 @@ fn fold_tells_resume_what_is_done_unfinished_and_failed() {
         event: Event::RunResumed {
             changes: vec!["playbooks/checkout.toml changed".into()],
             input_hash: "def".into(),
+            holder: None,
         },
     });
     recs.push(Record {
@@ -358,7 +362,7 @@ fn fold_tells_resume_what_is_done_unfinished_and_failed() {
 
 #[test]
 fn status_json_has_the_v1_shape() {
-    let v = RunState::fold(&scenario("r1")).to_status_json();
+    let v = report::status_json(&RunState::fold(&scenario("r1")));
     assert_eq!(v["schema"], "meeseeks.status/v1");
     assert_eq!(v["run_id"], "r1");
     assert_eq!(v["mode"], "drill");
@@ -451,11 +455,9 @@ fn input_hash_is_order_independent_and_changes_are_described() {
 
     let m = RunMeta::new(
         "r",
-        Mode::Drill,
+        &RunConfig::new(Mode::Drill),
         Path::new("/dr"),
         ts(0.0),
-        false,
-        serde_json::json!({}),
         &a,
     );
     assert_eq!(m.input_hash, input_hash(&a));
@@ -478,7 +480,8 @@ async fn run_refuses_while_an_unfinished_run_exists_until_abandoned() {
     let sd = StateDir::open(&root).unwrap();
     let id1 = "20261126T081000Z-0001";
     let (run, lock) = sd.begin_run(&meta(id1)).unwrap();
-    let j = meeseeks::journal::JournalWriter::create(&run.path, Masker::new()).unwrap();
+    let (j, _) =
+        meeseeks::store::file::JournalWriter::append_existing(&run.path, Masker::new()).unwrap();
     let mut first = scenario(id1);
     first.truncate(3);
     for r in first {
@@ -494,7 +497,10 @@ async fn run_refuses_while_an_unfinished_run_exists_until_abandoned() {
     let err = sd.begin_run(&meta("20261126T081001Z-0002")).unwrap_err();
     assert_eq!(err.exit_code(), 3);
     assert!(err.to_string().contains("running (pid"), "{err}");
-    let err = cmd::cmd_abandon(&root, Some(id1)).unwrap_err();
+    let spec = StoreSpec::File(root.clone());
+    let err = meeseeks::session::abandon(&spec, Some(id1))
+        .await
+        .unwrap_err();
     assert_eq!(err.exit_code(), 3);
     assert!(err.to_string().contains("is locked by pid"), "{err}");
 
@@ -513,13 +519,12 @@ async fn run_refuses_while_an_unfinished_run_exists_until_abandoned() {
     );
 
     // Abandoned: journaled with who, and a new run may start.
-    let (out, code) = cmd::cmd_abandon(&root, None).unwrap();
-    assert_eq!(code, 0);
+    let out = meeseeks::session::abandon(&spec, None).await.unwrap();
     assert!(out.contains(id1), "{out}");
     let st = run.load_state().unwrap();
     assert_eq!(st.state, RunStatus::Abandoned);
     assert!(st.abandoned_by.is_some());
-    assert!(cmd::cmd_abandon(&root, Some(id1)).is_err());
+    assert!(meeseeks::session::abandon(&spec, Some(id1)).await.is_err());
     let (run2, _lock2) = sd.begin_run(&meta("20261126T081001Z-0002")).unwrap();
     assert_eq!(sd.latest().unwrap().unwrap(), run2);
 }
@@ -532,18 +537,20 @@ fn finished_runs_do_not_block_and_list_in_runs() {
     let run = sd.create_run(id, &meta(id)).unwrap();
     write_journal(&run, &scenario(id));
     assert!(sd.unfinished_runs().unwrap().is_empty());
-    let (out, code) = cmd::cmd_runs(tmp.path(), "text").unwrap();
+    let state = tmp.path().to_str().unwrap();
+    let (code, out, _) = bin(&["runs", "--state-dir", state]);
     assert_eq!(code, 0);
     assert!(out.starts_with("RUN "), "{out}");
     assert!(
         out.contains(id) && out.contains("failed") && out.contains("2/4"),
         "{out}"
     );
-    let (out, _) = cmd::cmd_runs(tmp.path(), "json").unwrap();
+    let (_, out, _) = bin(&["runs", "--state-dir", state, "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["schema"], "meeseeks.runs/v1");
     assert_eq!(v["runs"][0]["state"], "failed");
-    let (out, _) = cmd::cmd_runs(&tmp.path().join("nothing"), "text").unwrap();
+    let nothing = tmp.path().join("nothing");
+    let (_, out, _) = bin(&["runs", "--state-dir", nothing.to_str().unwrap()]);
     assert_eq!(out, "no runs\n");
 }
 
@@ -554,25 +561,23 @@ fn status_and_report_commands_exit_codes_and_formats() {
     let id = "20261126T081000Z-0001";
     let run = sd.create_run(id, &meta(id)).unwrap();
     write_journal(&run, &scenario(id));
-    let (out, code) = cmd::cmd_status(tmp.path(), None, "json").unwrap();
+    let state = tmp.path().to_str().unwrap();
+    let (code, out, _) = bin(&["status", "--state-dir", state, "--format", "json"]);
     assert_eq!(code, 1, "a failed run is a negative outcome");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["schema"], "meeseeks.status/v1");
-    let (out, _) = cmd::cmd_status(tmp.path(), Some(id), "text").unwrap();
+    let (_, out, _) = bin(&["status", id, "--state-dir", state]);
     assert!(out.contains("enable traffic"), "{out}");
-    assert!(cmd::cmd_status(tmp.path(), None, "junit").is_err());
-    assert_eq!(
-        cmd::cmd_status(tmp.path(), Some("nope"), "text")
-            .unwrap_err()
-            .exit_code(),
-        2
-    );
+    let (code, _, err) = bin(&["status", "--state-dir", state, "--format", "junit"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = bin(&["status", "nope", "--state-dir", state]);
+    assert_eq!(code, 2, "{err}");
     for f in ["text", "json", "markdown", "html", "junit"] {
-        let (out, code) = cmd::cmd_report(tmp.path(), None, f, false).unwrap();
+        let (code, out, _) = bin(&["report", "--state-dir", state, "--format", f]);
         assert_eq!(code, 1);
         assert!(!out.is_empty());
     }
-    let (out, _) = cmd::cmd_report(tmp.path(), None, "json", false).unwrap();
+    let (_, out, _) = bin(&["report", "--state-dir", state, "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["schema"], "meeseeks.report/v1");
     assert_eq!(
@@ -626,20 +631,36 @@ fn approve_drops_a_private_file_the_runner_takes_for_the_waiting_step_only() {
     let run = waiting_run(&sd, id);
 
     // Not live: nobody would see the approval.
-    let err = approve(&run, "orders-db", None).unwrap_err().to_string();
+    let err = run
+        .approve("orders-db", None, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no runner is waiting"), "{err}");
 
     let _lock = RunLock::acquire(&run.path).unwrap();
-    let err = approve(&run, "orders-dbb", None).unwrap_err();
+    let err = run.approve("orders-dbb", None, None).unwrap_err();
     assert!(
         err.to_string().contains("did you mean `orders-db`"),
         "{err}"
     );
-    let err = approve(&run, "payments", None).unwrap_err().to_string();
+    let err = run.approve("payments", None, None).unwrap_err().to_string();
     assert!(err.contains("no manual step waiting"), "{err}");
+    let err = run
+        .approve("orders-db", Some("promote"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("waits on step `DBA confirms`"), "{err}");
 
-    let (out, code) = cmd::cmd_approve(tmp.path(), id, "orders-db", Some("bob@ops")).unwrap();
-    assert_eq!(code, 0);
+    let (code, out, err) = bin(&[
+        "approve",
+        id,
+        "orders-db",
+        "--by",
+        "bob@ops",
+        "--state-dir",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("DBA confirms") && out.contains("bob@ops"),
         "{out}"
@@ -656,7 +677,9 @@ fn approve_drops_a_private_file_the_runner_takes_for_the_waiting_step_only() {
     );
     assert!(!file.exists());
 
-    let a = approve(&run, "orders-db", None).unwrap();
+    let a = run
+        .approve("orders-db", Some("DBA confirms"), None)
+        .unwrap();
     assert!(a.by.contains('@'));
     let got = take_approval(&run.path, "orders-db", "DBA confirms")
         .unwrap()
@@ -675,25 +698,27 @@ async fn waiting_runner_notices_an_approval_from_another_thread() {
     let sd = StateDir::open(tmp.path()).unwrap();
     let run = waiting_run(&sd, "20261126T081000Z-0001");
     let _lock = RunLock::acquire(&run.path).unwrap();
-    let waiter = {
-        let p = run.path.clone();
-        tokio::spawn(async move {
-            wait_for_approval(
-                &p,
-                "orders-db",
-                "DBA confirms",
-                std::time::Duration::from_millis(20),
-            )
-            .await
-        })
+    // What the runner polls while the step waits.
+    let source = DropBoxApprovals {
+        run_dir: run.path.clone(),
     };
+    assert_eq!(
+        source.check("orders-db", "DBA confirms", ""),
+        Answer::Pending
+    );
+    let waiter = tokio::spawn(async move {
+        loop {
+            match source.check("orders-db", "DBA confirms", "") {
+                Answer::Pending => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                other => return other,
+            }
+        }
+    });
     let r2 = run.clone();
-    std::thread::spawn(move || approve(&r2, "orders-db", Some("carol@ops")).unwrap())
+    std::thread::spawn(move || r2.approve("orders-db", None, Some("carol@ops")).unwrap())
         .join()
         .unwrap();
-    let a = waiter.await.unwrap().unwrap();
-    assert_eq!(a.by, "carol@ops");
-    assert_eq!(a.step, "DBA confirms");
+    assert_eq!(waiter.await.unwrap(), Answer::Approved("carol@ops".into()));
 }
 
 #[test]
@@ -779,88 +804,69 @@ fn text_report_snapshot() {
 }
 
 #[tokio::test]
-async fn resume_continues_the_journal_of_an_interrupted_run() {
+async fn a_resumed_run_continues_its_journal_under_its_lock() {
     let tmp = tempfile::tempdir().unwrap();
     let sd = StateDir::open(tmp.path()).unwrap();
     let id = "20261126T081000Z-0001";
     let run = waiting_run(&sd, id);
-    let r = sd.resume_run(None, Masker::new()).unwrap();
-    assert_eq!(r.run, run);
-    assert_eq!(r.meta.run_id, id);
-    assert_eq!(r.state.last_seq, 9);
-    assert!(r.state.service("orders-db").unwrap().step_done("promote"));
-    // While it is resumed, nobody else can take it.
-    let err = sd.resume_run(Some(id), Masker::new()).err().unwrap();
+    let store = Store::open(&StoreSpec::File(tmp.path().to_path_buf()), false)
+        .await
+        .unwrap();
+    let lease = store.acquire(id, false, false).await.unwrap();
+    assert_eq!(lease.run_dir(), run.path);
+    assert_eq!(lease.meta().await.unwrap().run_id, id);
+    let state = lease.state().await.unwrap();
+    assert_eq!(state.last_seq, 9);
+    assert!(state.service("orders-db").unwrap().step_done("promote"));
+    // While it is held, nobody else can take it.
+    let err = store.acquire(id, false, false).await.err().unwrap();
     assert_eq!(err.exit_code(), 3);
-    let rec = r.journal.emit(Event::RunResumed {
+    let journal = lease.journal(Masker::new()).await.unwrap();
+    let rec = journal.emit(Event::RunResumed {
         changes: vec![],
         input_hash: "abc".into(),
+        holder: None,
     });
     assert_eq!(rec.seq, 10);
-    r.journal.emit(Event::RunFinished {
+    journal.emit(Event::RunFinished {
         outcome: "succeeded".into(),
         recovered: 4,
         failed: 0,
         blocked: 0,
     });
-    r.journal.close().await.unwrap();
-    drop(r.lock);
+    journal.close().await.unwrap();
+    drop(lease);
     assert_eq!(run.load_state().unwrap().state, RunStatus::Finished);
-    let err = sd.resume_run(Some(id), Masker::new()).err().unwrap();
-    assert!(err.to_string().contains("nothing to resume"), "{err}");
 }
 
-/// Child half of `sigkill_mid_run_leaves_a_replayable_journal`: does nothing unless spawned
-/// by it. Journals events forever, printing each sequence number once it is durable.
-#[test]
-fn crash_child() {
-    let Some(dir) = std::env::var_os("MEESEEKS_CRASH_CHILD_DIR") else {
-        return;
-    };
-    let run = RunDir {
-        id: "20261126T081000Z-0001".into(),
-        path: dir.into(),
-    };
-    let _lock = RunLock::acquire(&run.path).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let j = meeseeks::journal::JournalWriter::create(&run.path, Masker::new()).unwrap();
-        j.emit(scenario(&run.id).remove(0).event);
-        let mut i = 0u64;
-        loop {
-            i += 1;
-            // Several events per durable wait, so batches and torn tails are likely.
-            let mut last = 0;
-            for k in 0..8 {
-                last = j
-                    .emit(Event::StepAttemptFailed {
-                        service: "orders-db".into(),
-                        step: "promote".into(),
-                        attempt: (i * 8 + k) as u32,
-                        error: "x".repeat(2000),
-                        output: String::new(),
-                    })
-                    .seq;
-            }
-            j.durable(last).await.unwrap();
-            println!("durable {last}");
-        }
-    });
+/// The child of `sigkill_mid_run_leaves_a_replayable_journal` is `examples/journal_writer.rs`
+/// (built by `cargo test` with the other examples): it journals events forever, printing each
+/// sequence number once it is durable.
+fn example_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo test` (which builds the examples) or `cargo build --examples`",
+        p.display()
+    );
+    p
 }
 
 #[test]
 fn sigkill_mid_run_leaves_a_replayable_journal() {
     use std::io::BufRead;
-    if std::env::var_os("MEESEEKS_CRASH_CHILD_DIR").is_some() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let sd = StateDir::open(tmp.path()).unwrap();
     let id = "20261126T081000Z-0001";
     let run = sd.create_run(id, &meta(id)).unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-        .env("MEESEEKS_CRASH_CHILD_DIR", &run.path)
+    let mut child = std::process::Command::new(example_bin("journal_writer"))
+        .arg(&run.path)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -888,32 +894,61 @@ fn sigkill_mid_run_leaves_a_replayable_journal() {
     // And the run can be taken over and continued.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let r = sd.resume_run(Some(id), Masker::new()).unwrap();
-        let rec = r.journal.emit(Event::RunResumed {
+        let store = Store::open(&StoreSpec::File(tmp.path().to_path_buf()), false)
+            .await
+            .unwrap();
+        let lease = store.acquire(id, false, false).await.unwrap();
+        let journal = lease.journal(Masker::new()).await.unwrap();
+        let rec = journal.emit(Event::RunResumed {
             changes: vec![],
             input_hash: "abc".into(),
+            holder: None,
         });
         assert_eq!(rec.seq, st.last_seq + 1);
-        r.journal.close().await.unwrap();
+        journal.close().await.unwrap();
     });
-    let replay = meeseeks::journal::read_journal(&run.journal_path()).unwrap();
+    let replay = meeseeks::store::file::read_journal(&run.journal_path()).unwrap();
     assert!(replay.warnings.is_empty(), "{:?}", replay.warnings);
 }
 
-/// Writes sample reports to `MEESEEKS_REPORT_SAMPLES` for looking at them (no-op otherwise).
+/// A journal deleted, or emptied after the run began, is an error everywhere: never "nothing
+/// happened" (a resume would run the whole failover again).
 #[test]
-fn write_report_samples() {
-    let Some(dir) = std::env::var_os("MEESEEKS_REPORT_SAMPLES") else {
-        return;
-    };
-    let st = RunState::fold(&scenario("20261126T081000Z-3f2a"));
-    for f in ReportFormat::ALL {
-        std::fs::write(
-            Path::new(&dir).join(format!("report.{}", f.as_str())),
-            report::render(&st, *f),
-        )
-        .unwrap();
+fn a_missing_or_emptied_journal_is_an_error_not_a_blank_slate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sd = StateDir::open(tmp.path()).unwrap();
+    let id = "20261126T081000Z-0001";
+    let run = sd.create_run(id, &meta(id)).unwrap();
+    // Created empty with the run: a run that never began reads as such.
+    assert_eq!(run.load_state().unwrap().last_seq, 0);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (j, _) =
+            meeseeks::store::file::JournalWriter::append_existing(&run.path, Masker::new())
+                .unwrap();
+        let rec = j.emit(scenario(id).remove(0).event);
+        j.durable(rec.seq).await.unwrap();
+        j.close().await.unwrap();
+    });
+    assert_eq!(run.load_state().unwrap().last_seq, 1);
+    std::fs::write(run.journal_path(), "").unwrap();
+    let err = run.load_state().unwrap_err().to_string();
+    assert!(err.contains("is empty although the run had begun"), "{err}");
+    std::fs::remove_file(run.journal_path()).unwrap();
+    let err = run.load_state().unwrap_err();
+    assert!(err.to_string().contains("is missing"), "{err}");
+    let state = tmp.path().to_str().unwrap();
+    for args in [
+        &["status", "--state-dir", state][..],
+        &["resume", "--state-dir", state][..],
+    ] {
+        let (code, _, stderr) = bin(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains("is missing"), "{stderr}");
     }
+    // ... and it blocks a new run rather than being forgotten.
+    let err = sd.begin_run(&meta("20261126T081001Z-0002")).unwrap_err();
+    assert_eq!(err.exit_code(), 3, "{err}");
 }
 
 #[test]

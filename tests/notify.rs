@@ -105,6 +105,7 @@ impl Server {
             url: format!("{}/hooks/{kind}", self.base),
             events: events.iter().map(|s| s.to_string()).collect(),
             format,
+            ..Default::default()
         }
     }
 
@@ -354,8 +355,11 @@ async fn a_hanging_hook_delays_neither_send_nor_the_other_hooks() {
     // Only now release the dead hook.
     srv.release.send(true).unwrap();
     srv.log_tx.send(Seen::Released).unwrap();
+    // Deliveries to one hook are concurrent: more requests to the dead hook may be held.
     assert!(
-        order.iter().all(|s| *s == Seen::SendReturned),
+        order
+            .iter()
+            .all(|s| *s == Seen::SendReturned || *s == Seen::Held),
         "all sends returned before the held request was released: {order:?}"
     );
     let stats = n.close(Duration::from_secs(30)).await;
@@ -400,6 +404,7 @@ async fn refused_endpoint_fails_after_retries_without_blocking() {
             url,
             events: vec![],
             format: NotifyFormat::Json,
+            ..Default::default()
         }],
         Masker::new(),
         RUN,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use meeseeks::exec::{RunnerInput, SimExecutor, WalkMode};
+use meeseeks::exec::{RunnerInput, SimExecutor};
 use meeseeks::model::{Model, Step, StepKind};
 use meeseeks::plan::{PlanOptions, build_plan};
 
@@ -28,12 +28,8 @@ fn compare(model: &Model, eager: bool, parallel: usize) {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path(), parallel);
-    opts.dry_run = true;
-    opts.walk = if eager {
-        WalkMode::Eager
-    } else {
-        WalkMode::Waves
-    };
+    opts.config.dry_run = true;
+    opts.config.eager = eager;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -52,8 +48,8 @@ fn compare(model: &Model, eager: bool, parallel: usize) {
     let mut mismatches = Vec::new();
     for p in &plan.services {
         let name = model.name(p.id);
-        let r = out.report.services.iter().find(|s| s.name == name).unwrap();
-        let got = (ms(r.started_s), ms(r.ready_s));
+        let r = out.report.state.services.iter().find(|s| s.name == name).unwrap();
+        let got = (ms(r.started_s), ms(r.recovered_s));
         if got != (p.start, p.ready) {
             mismatches.push(format!(
                 "{name}: planned {}–{}, dry-run {}–{}",

@@ -1,6 +1,8 @@
 //! `meeseeks resume` end to end: the real binary, temp DR directories, real processes killed
 //! with SIGKILL at arbitrary moments.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -467,6 +469,7 @@ fn one_process_per_run_and_abandon() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let _kill = common::KillOnDrop(live.id());
     wait_for_event(&state, "manual.waiting");
     let pid = live.id();
     let (code, so, se) = out(meeseeks().args(["resume", "-C"]).arg(dir));
@@ -579,6 +582,7 @@ fn an_in_flight_step_that_is_not_idempotent_needs_a_decision() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let _kill = common::KillOnDrop(live.id());
     wait_for_event(&state, "step.started");
     while log_lines(&log).is_empty() {
         std::thread::sleep(Duration::from_millis(10));
@@ -648,6 +652,7 @@ fn a_resumed_drill_cleans_up_what_the_first_attempt_started() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let _kill = common::KillOnDrop(live.id());
     wait_for_event(&state, "step.started");
     while !log_lines(&log).contains(&"b/up".to_string()) {
         std::thread::sleep(Duration::from_millis(10));
@@ -700,6 +705,7 @@ fn a_failed_run_being_resumed_blocks_a_new_run() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let _kill = common::KillOnDrop(live.id());
     wait_for_event(&state, "manual.waiting");
     let (code, _, se) = out(meeseeks().args(["run"]).arg(dir));
     assert_eq!(code, 3, "{se}");

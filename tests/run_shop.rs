@@ -45,7 +45,7 @@ fn drill_of_the_shop_demo_recovers_everything_and_leaves_nothing_running() {
     assert!(stdout.contains("SUCCEEDED — 27/27 recovered"), "{stdout}");
     assert!(stdout.contains("RTO: 27 met, 0 breached"), "{stdout}");
     assert!(
-        stdout.contains("Cleanup: 27 of 27 steps succeeded"),
+        stdout.contains("Cleanup: done, 27 of 27 steps succeeded"),
         "{stdout}"
     );
     // Real checks ran against the stand-ins.

@@ -435,6 +435,7 @@ fn every_shipped_template_expands() {
                     Some(meeseeks::load::library::ParamType::Integer) => "3".to_string(),
                     Some(meeseeks::load::library::ParamType::Bool) => "true".to_string(),
                     Some(meeseeks::load::library::ParamType::Duration) => "\"1m\"".to_string(),
+                    _ if p.name == "url" => "\"http://127.0.0.1:1/x\"".to_string(),
                     _ => "\"x\"".to_string(),
                 };
                 (p.name.clone(), v)

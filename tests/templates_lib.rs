@@ -3,6 +3,7 @@
 //! (small scripts that record their argv and answer like the real tool) and, for the HTTP
 //! templates, a real HTTP server on 127.0.0.1. The exact argv / request each template
 //! produces is asserted, and the secrets they send never appear in any output or journal.
+//! (tests/lab.rs runs the database, HAProxy and DNS templates against the real servers.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,13 +28,29 @@ esac"#,
     ),
     ("psql", "echo 1"),
     (
+        // MySQL 8's field names (the lab's MariaDB says Master_ instead).
         "mysql",
-        r#"case "$*" in *"SELECT @@global.read_only"*) echo 0 ;; esac"#,
+        r#"case "$*" in
+  *"SHOW REPLICA STATUS"*) printf '*** 1. row ***\n  Source_Log_File: binlog.000002\n  Read_Source_Log_Pos: 1234\n  Relay_Source_Log_File: binlog.000002\n  Exec_Source_Log_Pos: 1234\n  Replica_SQL_Running: Yes\n  Last_SQL_Error: \n' ;;
+  *"SELECT @@global.read_only"*) echo 0 ;;
+esac"#,
     ),
     (
         "redis-cli",
         r#"case "$*" in *ROLE*) printf 'master\n0\n' ;; *) echo OK ;; esac"#,
     ),
+    (
+        // HAProxy's runtime API: what it reads on stdin is logged too; `set server` answers
+        // nothing on success.
+        "socat",
+        r#"cmd=$(cat); printf 'stdin: %s\n' "$cmd" >> "$FAKE_LOG"
+case "$cmd" in "show servers state"*)
+  printf '1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state\n3 app 1 primary 10.0.0.1 0 1 1 1\n3 app 2 dr 10.0.0.2 2 4 1 1\n' ;;
+esac"#,
+    ),
+    // The update (with the TSIG secret) arrives on stdin: kept apart from the argv log.
+    ("nsupdate", r#"cat > "$FAKE_LOG.nsupdate""#),
+    ("dig", "echo 203.0.113.10"),
     ("systemctl", "exit 0"),
     (
         "kafka-consumer-groups",
@@ -117,6 +134,10 @@ tier = 0
 tier = 1
 [services.billing]
 tier = 1
+[services.edge]
+tier = 0
+[services.zone]
+tier = 0
 "#;
 
 fn playbooks(base: &str) -> Vec<(&'static str, String)> {
@@ -145,8 +166,12 @@ with = {{ url = "{base}/healthz", retries = 2, retry_delay = "100ms" }}
             "orders-db",
             r#"
 [[steps]]
+uses = "postgres/replication-lag"
+with = { host = "pg-dr", port = 5433, max_lag_seconds = 10 }
+
+[[steps]]
 uses = "postgres/promote-replica"
-with = { data_dir = "/var/lib/postgresql/16/main", host = "pg-dr", port = 5433 }
+with = { host = "pg-dr", port = 5433 }
 "#
             .into(),
         ),
@@ -187,6 +212,25 @@ uses = "lb/enable-pool"
 with = {{ url = "{base}/api/pools/shop-dr" }}
 "#
             ),
+        ),
+        (
+            "edge",
+            format!(
+                r#"
+[[steps]]
+uses = "haproxy/set-server-state"
+with = {{ socket = "/run/haproxy/admin.sock", backend = "app", from = "primary", to = "dr", url = "{base}/healthz", expect_body = "ok" }}
+"#
+            ),
+        ),
+        (
+            "zone",
+            r#"
+[[steps]]
+uses = "dns/nsupdate"
+with = { server = "ns1.example.com", zone = "example.com", record = "shop.example.com", address = "203.0.113.10", key_name = "dr-key" }
+"#
+            .into(),
         ),
         (
             "nginx",
@@ -277,6 +321,7 @@ fn every_shipped_template_runs_for_real() {
             .env("FAKE_LOG", &log)
             .env("DNS_API_TOKEN", "dns-s3cret")
             .env("LB_API_TOKEN", "lb-s3cret")
+            .env("TSIG_SECRET", "tsig-s3cret")
             .env("NO_COLOR", "1")
             .output()
             .unwrap()
@@ -287,10 +332,29 @@ fn every_shipped_template_runs_for_real() {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("8/8 recovered"), "{stdout}");
+    assert!(stdout.contains("10/10 recovered"), "{stdout}");
 
-    let argv = std::fs::read_to_string(&log).unwrap().replace('\t', " ⇥ ");
+    // The run id (redis/promote-replica writes it) varies from run to run.
+    let run_id = std::fs::read_dir(state.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .unwrap();
+    let argv = std::fs::read_to_string(&log)
+        .unwrap()
+        .replace('\t', " ⇥ ")
+        .replace(&run_id, "RUN_ID");
     insta::assert_snapshot!("argv", argv);
+    // The TSIG secret reached nsupdate on its standard input, in the key line, and no argv.
+    let update = std::fs::read_to_string(format!("{}.nsupdate", log.display())).unwrap();
+    assert_eq!(
+        update,
+        "server ns1.example.com 53\nkey hmac-sha256:dr-key tsig-s3cret\nzone example.com\n\
+         update delete shop.example.com A\nupdate add shop.example.com 60 A 203.0.113.10\n\
+         send\nanswer\n"
+    );
+    assert!(!argv.contains("s3cret"), "{argv}");
 
     // The HTTP templates: the exact requests, with the real token on the wire...
     let reqs: Vec<Seen> = seen

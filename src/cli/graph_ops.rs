@@ -8,29 +8,39 @@ use clap::{Args, ValueEnum};
 use super::{DirArg, DirFlag, Global, emit, load_model};
 use crate::error::Result;
 use crate::graph_ops::{
-    ReportFormat, audit, deps, diff,
+    Render, ReportFormat, audit, deps, diff,
     export::{self, Direction, ExportOptions, GraphFormat},
     impact, verify,
 };
 use crate::load::LoadOptions;
 use crate::model::Model;
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FormatArg {
-    Text,
-    Json,
-    Markdown,
+/// A clap `ValueEnum` of the formats one command accepts, mapped onto [`ReportFormat`], so
+/// that `--help` and the error for a wrong value list exactly that command's formats.
+macro_rules! formats {
+    ($(#[$m:meta])* $name:ident { $($v:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($v),* }
+
+        impl From<$name> for $crate::graph_ops::ReportFormat {
+            fn from(f: $name) -> $crate::graph_ops::ReportFormat {
+                match f { $($name::$v => $crate::graph_ops::ReportFormat::$v),* }
+            }
+        }
+    };
 }
 
-impl From<FormatArg> for ReportFormat {
-    fn from(f: FormatArg) -> ReportFormat {
-        match f {
-            FormatArg::Text => ReportFormat::Text,
-            FormatArg::Json => ReportFormat::Json,
-            FormatArg::Markdown => ReportFormat::Markdown,
-        }
-    }
-}
+pub(crate) use formats;
+
+formats!(
+    /// `deps`, `impact`, `audit`, `verify`.
+    FormatArg { Text, Json, Markdown }
+);
+formats!(
+    /// `diff`: the reports plus drawings of what changed.
+    DiffFormatArg { Text, Json, Markdown, Html, Mermaid, Dot }
+);
 
 /// `--format` and `--out`, shared by the report commands.
 #[derive(Args, Debug, Clone)]
@@ -41,6 +51,16 @@ pub struct OutputArgs {
     /// Write the report to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// Writes a report in `format` to `out` (or stdout) and returns its exit code.
+pub fn emit_report(
+    r: &impl Render,
+    format: impl Into<ReportFormat>,
+    out: Option<&Path>,
+) -> Result<i32> {
+    emit(out, &r.render(format.into())?)?;
+    Ok(r.exit_code())
 }
 
 /// Graph-only commands need no playbooks: a lone graph.toml is enough.
@@ -123,8 +143,7 @@ pub struct DepsArgs {
 pub fn deps(g: &Global, a: &DepsArgs) -> Result<i32> {
     let m = load_graph(g, &a.dir.path())?;
     let r = deps::deps(&m, &a.service)?;
-    emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
-    Ok(crate::error::exit::OK)
+    emit_report(&r, a.output.format, a.output.out.as_deref())
 }
 
 #[derive(Args, Debug)]
@@ -141,8 +160,7 @@ pub struct ImpactArgs {
 pub fn impact(g: &Global, a: &ImpactArgs) -> Result<i32> {
     let m = load_graph(g, &a.dir.path())?;
     let r = impact::impact(&m, &a.services)?;
-    emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
-    Ok(crate::error::exit::OK)
+    emit_report(&r, a.output.format, a.output.out.as_deref())
 }
 
 #[derive(Args, Debug)]
@@ -160,24 +178,38 @@ pub struct AuditArgs {
     /// Accept a finding kind (repeatable or comma-separated): not reported, never fails.
     #[arg(long, value_name = "ID", value_delimiter = ',')]
     pub allow: Vec<String>,
-    /// State directory with the run history (default: DIR/.meeseeks).
-    #[arg(long, value_name = "PATH")]
-    pub state_dir: Option<PathBuf>,
+    /// The run store with the run and preflight history (default: graph.toml's [state]
+    /// store, else DIR/.meeseeks).
+    #[command(flatten)]
+    pub store: super::run::StoreArgs,
+    /// A service whose last recorded `meeseeks preflight` is older than this is `preflight-stale`.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub preflight_max_age: std::time::Duration,
 }
 
 /// The run history `drill-stale` needs, replayed from the state directory's journals
 /// (`journal::history`, which leaves dry runs out). `None` — the check is skipped with a note —
 /// while no run was ever recorded there; unreadable runs are left out with a warning.
-pub fn drill_history(state_dir: &Path) -> Option<audit::DrillHistory> {
-    crate::journal::StateDir::open_existing(state_dir).ok()?;
-    match crate::journal::history::History::read(state_dir) {
-        Ok(h) => {
+pub fn drill_history(spec: &crate::store::StoreSpec) -> Option<audit::DrillHistory> {
+    match crate::store::history::History::read_spec(spec) {
+        Ok(None) => None,
+        Ok(Some(h)) => {
             for w in &h.warnings {
                 tracing::warn!("drill-stale: {w}");
             }
             let mut d = audit::DrillHistory::new();
             for (svc, at) in h.last_drill {
                 d.record(&svc, at);
+            }
+            for (svc, (m, run_id)) in h.last_rpo {
+                let (window_s, newest, until) = (m.window_s, m.newest, m.until);
+                let m = audit::MeasuredRpo {
+                    window_s,
+                    newest,
+                    until,
+                    run_id,
+                };
+                d.record_rpo(&svc, m);
             }
             Some(d)
         }
@@ -201,14 +233,12 @@ pub fn audit(g: &Global, a: &AuditArgs) -> Result<i32> {
     opts.drill_max_age = a.drill_max_age;
     opts.spof_share = a.spof_share;
     opts.allow = a.allow.clone();
-    let state_dir = a
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| a.dir.path().join(".meeseeks"));
-    let history = drill_history(&state_dir);
+    let spec = a.store.spec_for(&m)?;
+    let history = drill_history(&spec);
+    opts.preflight = super::preflight::audit_input(&spec);
+    opts.preflight_max_age = a.preflight_max_age;
     let r = audit::audit(&m, &opts, history.as_ref())?;
-    emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
-    Ok(r.exit_code())
+    emit_report(&r, a.output.format, a.output.out.as_deref())
 }
 
 #[derive(Args, Debug)]
@@ -223,8 +253,31 @@ pub struct DiffArgs {
     /// Do not send the `graph.new_dependents` webhooks of NEW.
     #[arg(long)]
     pub no_notify: bool,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    /// Output format; html, mermaid and dot draw what changed (added green, removed red,
+    /// changed amber).
+    #[arg(long, value_enum, default_value_t = DiffFormatArg::Text)]
+    pub format: DiffFormatArg,
+    /// Drawings: unchanged services within N hops of a change are drawn as context; `all`
+    /// draws the whole graph.
+    #[arg(long, value_name = "N|all", default_value = "1", value_parser = parse_context)]
+    pub context: Context,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `--context N|all`: `None` is the whole graph.
+#[derive(Debug, Clone, Copy)]
+pub struct Context(pub Option<usize>);
+
+fn parse_context(s: &str) -> std::result::Result<Context, String> {
+    match s {
+        "all" => Ok(Context(None)),
+        n => n
+            .parse()
+            .map(|n| Context(Some(n)))
+            .map_err(|_| format!("`{s}` is not a number of hops or `all`")),
+    }
 }
 
 pub fn diff(g: &Global, a: &DiffArgs) -> Result<i32> {
@@ -257,11 +310,18 @@ pub fn diff(g: &Global, a: &DiffArgs) -> Result<i32> {
             watch: a.watch.clone(),
         },
     )?;
-    emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
+    let picture = matches!(
+        a.format,
+        DiffFormatArg::Html | DiffFormatArg::Mermaid | DiffFormatArg::Dot
+    )
+    .then(|| crate::graph_ops::draw::picture(&old, &new, &r, a.context.0));
+    let view = crate::graph_ops::draw::DiffView { report: r, picture };
+    let code = emit_report(&view, a.format, a.out.as_deref())?;
+    let r = view.report;
     if !a.no_notify {
         send_new_dependents(&new, &r, g.quiet);
     }
-    Ok(r.exit_code())
+    Ok(code)
 }
 
 /// Sends `graph.new_dependents` once to each of NEW's webhooks that subscribe to it, waiting
@@ -324,6 +384,10 @@ pub struct VerifyArgs {
     /// Ignore observed edges with fewer calls (noise).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub min_calls: u64,
+    /// Print the TOML that declares the undeclared dependencies (per service, merged with
+    /// its declared ones) instead of the report.
+    #[arg(long, conflicts_with = "format")]
+    pub suggest: bool,
     #[command(flatten)]
     pub dir: DirArg,
     #[command(flatten)]
@@ -345,6 +409,9 @@ pub fn verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
             min_calls: a.min_calls,
         },
     );
-    emit(a.output.out.as_deref(), &r.render(a.output.format.into()))?;
-    Ok(r.exit_code())
+    if a.suggest {
+        emit(a.output.out.as_deref(), &verify::suggest(&m, &r))?;
+        return Ok(r.exit_code());
+    }
+    emit_report(&r, a.output.format, a.output.out.as_deref())
 }

@@ -11,13 +11,17 @@ use crate::error::{Error, Result};
 use crate::load::{LoadOptions, Loaded};
 use crate::model::{Model, VarValue};
 
-pub mod cleanup;
+pub mod completions;
 pub mod graph_ops;
+pub mod history;
+pub mod import;
 pub mod init;
 pub mod plan;
-pub mod resume;
+pub mod preflight;
 pub mod run;
 pub mod runs;
+pub mod schema;
+pub mod serve;
 pub mod templates;
 pub mod validate;
 
@@ -83,9 +87,11 @@ pub enum Command {
     /// A drill: same as `run --drill`.
     Drill(run::RunArgs),
     /// Continue an interrupted, crashed or failed run from its journal.
-    Resume(resume::ResumeArgs),
+    Resume(run::ResumeArgs),
+    /// Would a failover work now? Read-only readiness checks of every service in scope.
+    Preflight(preflight::PreflightArgs),
     /// Run the cleanup steps of a drill's services, dependents first.
-    Cleanup(cleanup::CleanupArgs),
+    Cleanup(runs::CleanupArgs),
     /// State of a run, per service and step, from its journal.
     Status(runs::StatusArgs),
     /// List runs in the state directory.
@@ -96,6 +102,8 @@ pub enum Command {
     Approve(runs::ApproveArgs),
     /// A stand-in HTTP/TCP service for rehearsals, demos and tests.
     Stub(crate::stub::StubArgs),
+    /// The war room: a live web page of every run, approvals, Prometheus metrics.
+    Serve(serve::ServeArgs),
     /// Export the graph: --format dot|mermaid|json, --focus SVC --depth N.
     Graph(graph_ops::GraphArgs),
     /// What SERVICE needs, transitively, with the paths.
@@ -108,6 +116,17 @@ pub enum Command {
     Diff(graph_ops::DiffArgs),
     /// Declared graph vs dependencies observed in traffic; exit 1 on undeclared ones.
     Verify(graph_ops::VerifyArgs),
+    /// How the graph evolved in git: per commit, services and edges added/removed, tier/RTO
+    /// changes, new dependents of watched services.
+    History(history::HistoryArgs),
+    /// Shell completions generated from the command definitions (bash, zsh, fish, …).
+    Completions(completions::CompletionsArgs),
+    /// The man page (roff) on stdout; `meeseeks man COMMAND` for one command's page.
+    Man(completions::ManArgs),
+    /// JSON Schema (draft 2020-12) of graph.toml or playbooks, for TOML language servers.
+    Schema(schema::SchemaArgs),
+    /// Import services from where the graph already lives (a Backstage catalog) as a fragment.
+    Import(import::ImportArgs),
 }
 
 /// The DR directory of a command with no other positional argument: `meeseeks plan DIR`,
@@ -251,19 +270,26 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Plan(a) => plan::run(g, &a),
         Command::Run(a) => run::run(g, &a, false),
         Command::Drill(a) => run::run(g, &a, true),
-        Command::Resume(a) => resume::run(g, &a),
-        Command::Cleanup(a) => cleanup::run(g, &a),
+        Command::Resume(a) => run::resume(g, &a),
+        Command::Cleanup(a) => runs::cleanup(g, &a),
+        Command::Preflight(a) => preflight::run(g, &a),
         Command::Status(a) => runs::status(g, &a),
         Command::Runs(a) => runs::runs(g, &a),
         Command::Report(a) => runs::report(g, &a),
         Command::Approve(a) => runs::approve(g, &a),
         Command::Stub(a) => crate::stub::run(&a),
+        Command::Serve(a) => serve::run(g, &a),
         Command::Graph(a) => graph_ops::graph(g, &a),
         Command::Deps(a) => graph_ops::deps(g, &a),
         Command::Impact(a) => graph_ops::impact(g, &a),
         Command::Audit(a) => graph_ops::audit(g, &a),
         Command::Diff(a) => graph_ops::diff(g, &a),
         Command::Verify(a) => graph_ops::verify(g, &a),
+        Command::Import(a) => import::run(g, &a),
+        Command::History(a) => history::run(g, &a),
+        Command::Completions(a) => completions::completions(&a),
+        Command::Man(a) => completions::man(&a),
+        Command::Schema(a) => schema::run(g, &a),
     }
 }
 

@@ -31,9 +31,10 @@ pub enum EstimatesFrom {
 pub struct PlanArgs {
     #[command(flatten)]
     pub dir: DirArg,
-    /// State directory holding past runs, for --estimates history (default: DIR/.meeseeks).
-    #[arg(long, value_name = "PATH")]
-    pub state_dir: Option<std::path::PathBuf>,
+    /// The run store with past runs (for --estimates history) and the last preflight
+    /// (default: graph.toml's [state] store, else DIR/.meeseeks).
+    #[command(flatten)]
+    pub store: super::run::StoreArgs,
     #[command(flatten)]
     pub scope: ScopeArgs,
     #[command(flatten)]
@@ -72,14 +73,11 @@ pub fn run(g: &Global, a: &PlanArgs) -> Result<i32> {
         graph_only: false,
     };
     let model = load_model(g, &a.dir.path(), &load)?;
+    let spec = a.store.spec_for(&model)?;
     let history = match a.estimates {
         EstimatesFrom::Playbook => None,
         EstimatesFrom::History => {
-            let state = a
-                .state_dir
-                .clone()
-                .unwrap_or_else(|| a.dir.path().join(".meeseeks"));
-            let h = crate::journal::history::History::read(&state)?;
+            let h = crate::store::history::History::read_spec(&spec)?.unwrap_or_default();
             if !g.quiet {
                 for w in &h.warnings {
                     eprintln!("warning: {w}");
@@ -87,7 +85,7 @@ pub fn run(g: &Global, a: &PlanArgs) -> Result<i32> {
                 if h.durations.is_empty() {
                     eprintln!(
                         "note: no finished run in {} measured any service; every estimate comes from the playbooks",
-                        state.display()
+                        spec
                     );
                 }
             }
@@ -104,12 +102,16 @@ pub fn run(g: &Global, a: &PlanArgs) -> Result<i32> {
         ..Default::default()
     };
     let plan = build_plan(&model, &opts)?;
-    let text = match a.format {
+    let mut text = match a.format {
         PlanFormat::Text => Some(render::render_text(&plan, &model)),
         PlanFormat::Json => None,
         PlanFormat::Markdown => Some(render::render_markdown(&plan, &model)),
         PlanFormat::Html => Some(render::render_html(&plan, &model)),
     };
+    if let Some(t) = text.as_mut().filter(|_| a.format != PlanFormat::Html) {
+        let md = a.format == PlanFormat::Markdown;
+        crate::preflight::render::append_to_plan(t, &spec, &plan, &model, md);
+    }
     match &text {
         Some(text) => emit(a.out.as_deref(), text)?,
         // JSON is rendered straight into the output: a large plan is written while the rest

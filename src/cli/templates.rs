@@ -86,7 +86,7 @@ fn show(g: &Global, dir: &std::path::Path, name: &str) -> Result<String> {
     }
     let Some(def) = def else {
         let names = library::all_names(Some(dir));
-        let hint = crate::util::closest(name, names.iter().map(|(n, _)| n.as_str()));
+        let hint = crate::suggest::closest(name, names.iter().map(|(n, _)| n.as_str()));
         return Err(Error::Usage(match hint {
             Some(h) => format!(
                 "unknown template `{name}` (did you mean `{h}`?); `meeseeks templates` lists them"

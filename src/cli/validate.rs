@@ -49,7 +49,7 @@ pub fn run(g: &Global, a: &ValidateArgs) -> Result<i32> {
         let soft: usize = m.services.iter().map(|s| s.soft_depends_on.len()).sum();
         let playbooks = m.services.iter().filter(|s| s.playbook.is_some()).count();
         println!(
-            "ok: {} services, {edges} dependencies ({soft} optional), {playbooks} playbooks — {}",
+            "ok: {} services, {edges} essential + {soft} optional dependencies, {playbooks} playbooks — {}",
             m.services.len(),
             count_line(diags.errors(), diags.warnings())
         );

@@ -1,44 +1,43 @@
-//! The event bus: stamps every `Event` with a sequence number and a UTC timestamp, and hands the
-//! resulting `Record` to each subscriber in order. The runner owns the bus, so there is exactly
-//! one writer and `seq` is strictly increasing.
-//!
-//! Subscribers must not block: the journal writer queues the record for its group-commit task,
-//! the progress display draws, webhooks enqueue into a bounded queue.
+//! The event bus: stamps every `Event` with a sequence number and a UTC timestamp, masks it,
+//! folds it into the run's live `RunState`, and hands the resulting `Record` to each
+//! subscriber in order. The runner owns the bus, so there is exactly one writer and `seq` is
+//! strictly increasing.
 
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
-
-use crate::events::{Event, Record};
+use crate::events::{Event, Record, Subscriber};
 use crate::mask::Masker;
-
-/// Anything that watches a run.
-pub trait Subscriber: Send {
-    fn on_record(&mut self, rec: &Record);
-    /// Called once after the last record (flush, clear progress bars, ...).
-    fn finish(&mut self) {}
-}
-
-/// Lets the runner wait until the record with sequence number `seq` is durable (the journal's
-/// fsync), before it reports the run as finished.
-pub trait Durability: Send + Sync {
-    fn durable(&self, seq: u64) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send + '_>>;
-}
+use crate::runstate::RunState;
 
 pub struct Bus {
     next_seq: u64,
     subscribers: Vec<Box<dyn Subscriber>>,
     masker: Masker,
+    /// The run's outcome so far: every record is folded in as it is emitted.
+    state: RunState,
 }
 
 impl Bus {
     /// `first_seq` is 1 for a new run; resume continues after the journal's last record.
     pub fn new(first_seq: u64, masker: Masker) -> Bus {
+        Bus::with_state(first_seq, masker, RunState::default())
+    }
+
+    /// A bus whose live state continues from `state` (a resumed run's replayed journal).
+    pub fn with_state(first_seq: u64, masker: Masker, state: RunState) -> Bus {
         Bus {
             next_seq: first_seq.max(1),
             subscribers: Vec::new(),
             masker,
+            state,
         }
+    }
+
+    /// The live fold of everything emitted (plus the prior state it started from).
+    pub fn state(&self) -> &RunState {
+        &self.state
+    }
+
+    pub fn into_state(self) -> RunState {
+        self.state
     }
 
     pub fn subscribe(&mut self, sub: Box<dyn Subscriber>) {
@@ -56,6 +55,7 @@ impl Bus {
             ts,
             event: mask_event(&self.masker, event),
         };
+        self.state.apply(&rec);
         for s in &mut self.subscribers {
             s.on_record(&rec);
         }
@@ -87,7 +87,8 @@ fn mask_event(m: &Masker, mut ev: Event) -> Event {
             action: Some(a), ..
         } => fix(a),
         Event::StepAttemptFailed { error, output, .. }
-        | Event::StepFailed { error, output, .. } => {
+        | Event::StepFailed { error, output, .. }
+        | Event::RpoProbeFailed { error, output, .. } => {
             fix(error);
             fix(output);
         }
@@ -98,42 +99,10 @@ fn mask_event(m: &Masker, mut ev: Event) -> Event {
     ev
 }
 
-/// Forwards every record to `tracing` (target `meeseeks::event`, level info),
-/// so `RUST_LOG` and `--log-format json` give a machine-readable event log on stderr.
-pub struct TracingSubscriber;
-
-impl Subscriber for TracingSubscriber {
-    fn on_record(&mut self, rec: &Record) {
-        let json = serde_json::to_string(&rec.event).unwrap_or_default();
-        let name = rec.event.name();
-        let service = rec.event.service().unwrap_or("");
-        // Info, not warn: failures already reach the operator through the progress display;
-        // this is the machine log, on demand (`-v`, `RUST_LOG`).
-        tracing::info!(target: "meeseeks::event", seq = rec.seq, event = name, service, "{json}");
-    }
-}
-
-/// A subscriber that keeps every record; for tests and for building the end-of-run summary.
-#[derive(Clone, Default)]
-pub struct Collector(pub std::sync::Arc<std::sync::Mutex<Vec<Record>>>);
-
-impl Collector {
-    pub fn records(&self) -> Vec<Record> {
-        self.0.lock().map(|v| v.clone()).unwrap_or_default()
-    }
-}
-
-impl Subscriber for Collector {
-    fn on_record(&mut self, rec: &Record) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(rec.clone());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::Collector;
 
     #[test]
     fn seq_increases_and_secrets_are_masked() {
@@ -165,5 +134,11 @@ mod tests {
         let json = serde_json::to_string(&recs[1]).unwrap();
         assert!(!json.contains("hunter2"), "{json}");
         assert_eq!(bus.last_seq(), 2);
+        // The live fold saw both records.
+        assert_eq!(bus.state().last_seq, 2);
+        assert_eq!(
+            bus.state().service("a").unwrap().steps[0].status,
+            crate::runstate::StepStatus::Failed
+        );
     }
 }

@@ -45,14 +45,26 @@ impl Attempt {
     }
 }
 
+/// Whom an attempt is for, and how it may be cut short.
+#[derive(Clone, Copy)]
+pub struct Call<'a> {
+    pub service: &'a str,
+    /// The step's label in the journal (`rollback/NAME`, `cleanup/NAME` in those sections).
+    pub label: &'a str,
+    /// The operator's first interrupt: running commands finish, but a `wait` ends (it has no
+    /// effect to complete; it runs again on resume).
+    pub stop: &'a CancellationToken,
+    /// The second interrupt: abort at once.
+    pub kill: &'a CancellationToken,
+}
+
 pub trait Executor: Send + Sync + 'static {
     /// One attempt of `step` (never `manual`, which the runner handles), bounded by `timeout`.
-    /// `kill` asks to abort at once (the operator's second interrupt).
     fn step<'a>(
         &'a self,
         step: &'a Step,
         timeout: Duration,
-        kill: &'a CancellationToken,
+        call: Call<'a>,
     ) -> BoxFuture<'a, Attempt>;
 
     /// One probe of `check`, bounded by `timeout`.
@@ -95,10 +107,26 @@ impl RealExecutor {
     async fn process(
         &self,
         program: process::Program<'_>,
+        extra_env: &[(String, String)],
+        tag: process::Tag<'_>,
         timeout: Duration,
         kill: &CancellationToken,
     ) -> Attempt {
-        let r = process::run(program, &self.cwd, &self.env, timeout, self.grace, kill).await;
+        let env: std::borrow::Cow<'_, [(String, String)]> = if extra_env.is_empty() {
+            self.env.as_slice().into()
+        } else {
+            [self.env.as_slice(), extra_env].concat().into()
+        };
+        let r = process::run(
+            program,
+            &self.cwd,
+            &env,
+            Some(tag),
+            timeout,
+            self.grace,
+            kill,
+        )
+        .await;
         Attempt {
             ok: r.success(),
             error: if r.success() {
@@ -138,16 +166,18 @@ impl RealExecutor {
     async fn act(
         &self,
         action: Action<'_>,
+        env: &[(String, String)],
+        tag: process::Tag<'_>,
         timeout: Duration,
         kill: &CancellationToken,
     ) -> Attempt {
         match action {
             Action::Shell(line) => {
-                self.process(process::Program::Shell(line), timeout, kill)
+                self.process(process::Program::Shell(line), env, tag, timeout, kill)
                     .await
             }
             Action::Argv(argv) => {
-                self.process(process::Program::Argv(argv), timeout, kill)
+                self.process(process::Program::Argv(argv), env, tag, timeout, kill)
                     .await
             }
             Action::Http(h) => {
@@ -178,26 +208,16 @@ impl Executor for RealExecutor {
         &'a self,
         step: &'a Step,
         timeout: Duration,
-        kill: &'a CancellationToken,
+        call: Call<'a>,
     ) -> BoxFuture<'a, Attempt> {
         Box::pin(async move {
+            let kill = call.kill;
             let action = match &step.kind {
                 StepKind::Run(line) => Action::Shell(line),
                 StepKind::Cmd(argv) => Action::Argv(argv),
                 StepKind::Http(h) => Action::Http(h),
                 StepKind::Tcp(addr) => Action::Tcp(addr),
-                StepKind::Wait(d) => {
-                    let d = *d;
-                    return self
-                        .net(
-                            async move {
-                                tokio::time::sleep(d).await;
-                                Attempt::ok()
-                            },
-                            kill,
-                        )
-                        .await;
-                }
+                StepKind::Wait(d) => return wait(*d, step.timeout, call).await,
                 StepKind::Manual(_) => {
                     return Attempt::fail(
                         "manual steps are handled by the runner".into(),
@@ -205,7 +225,11 @@ impl Executor for RealExecutor {
                     );
                 }
             };
-            self.act(action, timeout, kill).await
+            let tag = process::Tag {
+                service: call.service,
+                step: call.label,
+            };
+            self.act(action, &step.env, tag, timeout, kill).await
         })
     }
 
@@ -222,13 +246,40 @@ impl Executor for RealExecutor {
                 CheckKind::Http(h) => Action::Http(h),
                 CheckKind::Tcp(addr) => Action::Tcp(addr),
             };
-            self.act(action, timeout, kill).await
+            let label = format!("check:{}", check.name);
+            let tag = process::Tag {
+                service: "",
+                step: &label,
+            };
+            self.act(action, &[], tag, timeout, kill).await
         })
     }
 
     fn is_simulated(&self) -> bool {
         false
     }
+}
+
+/// A `wait` step: its duration, cut short by an explicit `timeout` (a failure) or by the
+/// operator's first interrupt (an interruption: the wait runs again on resume).
+async fn wait(d: Duration, timeout: Option<Duration>, call: Call<'_>) -> Attempt {
+    let limit = timeout.map_or(d, |t| t.min(d));
+    let interrupted = Attempt {
+        killed: true,
+        ..Attempt::fail("interrupted".into(), String::new())
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(limit) => {}
+        _ = call.stop.cancelled() => return interrupted,
+        _ = call.kill.cancelled() => return interrupted,
+    }
+    if limit < d {
+        return Attempt::fail(
+            format!("timed out after {}", crate::model::fmt_duration(limit)),
+            String::new(),
+        );
+    }
+    Attempt::ok()
 }
 
 /// Simulates in virtual time: every step succeeds after its planning estimate, every probe
@@ -243,7 +294,7 @@ impl Executor for SimExecutor {
         &'a self,
         step: &'a Step,
         _timeout: Duration,
-        _kill: &'a CancellationToken,
+        _call: Call<'a>,
     ) -> BoxFuture<'a, Attempt> {
         Box::pin(async move {
             let secs = crate::plan::step_estimate(step).secs;

@@ -98,12 +98,48 @@ fn killpg(pgid: i32, sig: i32) -> bool {
     unsafe { libc::killpg(pgid, sig) == 0 }
 }
 
+fn kill_pid(pid: i32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions; a stale pid only yields ESRCH.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Environment variables that mark every process an attempt starts, grandchildren included
+/// (the environment is inherited through fork, exec and `setsid`). A process that escaped its
+/// process group is still found by them (the way Jenkins' process tree killer finds a build's
+/// daemons), and `resume` finds what a crashed runner left behind (see `kill_orphans`).
+pub const ATTEMPT_VAR: &str = "MEESEEKS_ATTEMPT";
+pub const SERVICE_VAR: &str = "MEESEEKS_SERVICE";
+pub const STEP_VAR: &str = "MEESEEKS_STEP";
+/// Already set for every command by the executor; `kill_orphans` matches on it (run ids are
+/// unique: a timestamp and a random part).
+pub const RUN_ID_VAR: &str = "MEESEEKS_RUN_ID";
+
+/// What an attempt belongs to, for the variables above. Checks' probes use `step = "check:NAME"`.
+#[derive(Debug, Clone, Copy)]
+pub struct Tag<'a> {
+    pub service: &'a str,
+    pub step: &'a str,
+}
+
+/// A unique value of `MEESEEKS_ATTEMPT`: this runner's pid, and a counter.
+fn attempt_token() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}.{n}", std::process::id())
+}
+
 /// Runs `program` in a new process group with `cwd` as working directory and `env` added.
-/// `kill` kills the group at once (SIGKILL).
+/// `kill` kills everything the attempt started at once (SIGKILL).
+///
+/// A step outlives a runner that is killed (it is not tied to it with `PR_SET_PDEATHSIG`: that
+/// needs a `pre_exec` hook, which makes std fork the whole runner for every step instead of
+/// `posix_spawn`, and doubled the cost of a 2 000-step run). `resume` finds what an in-flight
+/// step left running by its `MEESEEKS_*` variables and stops it before the step runs again.
 pub async fn run(
     program: Program<'_>,
     cwd: &Path,
     env: &[(String, String)],
+    tag: Option<Tag<'_>>,
     timeout: Duration,
     grace: Duration,
     kill: &CancellationToken,
@@ -126,8 +162,10 @@ pub async fn run(
             c
         }
     };
+    let token = attempt_token();
     cmd.current_dir(cwd)
         .envs(env.iter().map(|(k, v)| (k, v)))
+        .env(ATTEMPT_VAR, &token)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -135,6 +173,9 @@ pub async fn run(
         // reaches only us, so the runner decides what happens to running steps.
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(t) = tag {
+        cmd.env(SERVICE_VAR, t.service).env(STEP_VAR, t.step);
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -150,8 +191,11 @@ pub async fn run(
     };
     let pgid = child.id().map(|p| p as i32).unwrap_or(0);
     // If this future is dropped mid-attempt (a check aborted because another one failed), the
-    // whole group goes, not only the leader `kill_on_drop` would kill.
-    let mut guard = GroupGuard(pgid);
+    // whole tree goes, not only the leader `kill_on_drop` would kill.
+    let mut guard = TreeGuard(Some(Tree {
+        pgid,
+        token: token.clone(),
+    }));
     let ring = Arc::new(Mutex::new(Ring::default()));
     let mut readers = tokio::task::JoinSet::new();
     if let Some(o) = child.stdout.take() {
@@ -169,24 +213,20 @@ pub async fn run(
         _ = tokio::time::sleep(timeout) => Exit::TimedOut,
         _ = kill.cancelled() => Exit::Killed,
     };
+    let tree = Tree { pgid, token };
     match exit {
         Exit::TimedOut => {
-            if pgid > 0 {
-                killpg(pgid, libc::SIGTERM);
-                terminate_group(pgid, grace, kill).await;
-            }
-            let _ = child.wait().await;
+            tree.signal(libc::SIGTERM);
+            tree.terminate(&mut child, grace, kill).await;
         }
         Exit::Killed => {
-            if pgid > 0 {
-                killpg(pgid, libc::SIGKILL);
-            }
+            tree.signal(libc::SIGKILL);
             let _ = child.wait().await;
         }
         _ => {}
     }
     // The leader is gone: what is left in the group was started on purpose (a daemon).
-    guard.0 = 0;
+    guard.0 = None;
     // Drain the pipes. A background grandchild may hold them open forever: bound the wait.
     let drained = tokio::time::timeout(Duration::from_millis(250), async {
         while readers.join_next().await.is_some() {}
@@ -206,48 +246,223 @@ pub async fn run(
     ProcResult { exit, output }
 }
 
-struct GroupGuard(i32);
+/// Everything one attempt started: its process group, and every process carrying its
+/// `MEESEEKS_ATTEMPT` token (those that left the group with `setsid` or `setpgid`).
+struct Tree {
+    pgid: i32,
+    token: String,
+}
 
-impl Drop for GroupGuard {
+impl Tree {
+    /// Live (not zombie) members.
+    fn members(&self) -> Vec<i32> {
+        let want = format!("{ATTEMPT_VAR}={}", self.token);
+        scan_procs(|p| (self.pgid > 0 && p.pgrp == self.pgid) || p.env_has(&want))
+    }
+
+    fn signal(&self, sig: i32) {
+        if self.pgid > 0 {
+            killpg(self.pgid, sig);
+        }
+        for pid in self.members() {
+            kill_pid(pid, sig);
+        }
+    }
+
+    /// After SIGTERM: reaps the leader as soon as it exits (a zombie leader would keep the
+    /// group "alive" for the whole grace), waits until no member is left, at most `grace`, then
+    /// SIGKILLs what remains.
+    async fn terminate(
+        &self,
+        child: &mut tokio::process::Child,
+        grace: Duration,
+        kill: &CancellationToken,
+    ) {
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut tick = Duration::from_millis(5);
+        let mut reaped = false;
+        loop {
+            if !reaped && let Ok(Some(_)) = child.try_wait() {
+                reaped = true;
+            }
+            if reaped && self.members().is_empty() {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::select! {
+                r = child.wait(), if !reaped => { reaped = r.is_ok(); }
+                _ = tokio::time::sleep(tick) => {}
+                _ = kill.cancelled() => break,
+            }
+            tick = (tick * 2).min(Duration::from_millis(100));
+        }
+        self.signal(libc::SIGKILL);
+        let _ = child.wait().await;
+    }
+}
+
+struct TreeGuard(Option<Tree>);
+
+impl Drop for TreeGuard {
     fn drop(&mut self) {
-        if self.0 > 0 {
-            killpg(self.0, libc::SIGKILL);
+        if let Some(t) = &self.0 {
+            t.signal(libc::SIGKILL);
         }
     }
 }
 
-/// After SIGTERM: wait until every member of the group is gone, at most `grace`, then SIGKILL
-/// the group. The leader may exit at once while a grandchild ignores SIGTERM, so this watches the
-/// group, not the leader.
-async fn terminate_group(pgid: i32, grace: Duration, kill: &CancellationToken) {
-    let deadline = tokio::time::Instant::now() + grace;
-    let mut tick = Duration::from_millis(10);
-    while tokio::time::Instant::now() < deadline {
-        // Signal 0 probes for existence; ESRCH means the group is empty.
-        if !killpg(pgid, 0) {
-            return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
-            _ = kill.cancelled() => break,
-        }
-        tick = (tick * 2).min(Duration::from_millis(100));
-    }
-    killpg(pgid, libc::SIGKILL);
+/// One process as `/proc` shows it.
+struct ProcInfo {
+    pgrp: i32,
+    environ: Option<Vec<u8>>,
+    pid: i32,
 }
 
-/// The last `n` lines of `text` (for showing the operator why a step failed).
-pub fn last_lines(text: &str, n: usize) -> String {
-    let t = text.trim_end();
-    let mut start = t.len();
-    for _ in 0..n {
-        match t[..start].rfind('\n') {
-            Some(i) => start = i,
-            None => return t.to_string(),
+impl ProcInfo {
+    fn environ(&mut self) -> &[u8] {
+        if self.environ.is_none() {
+            self.environ =
+                Some(std::fs::read(format!("/proc/{}/environ", self.pid)).unwrap_or_default());
+        }
+        self.environ.as_deref().unwrap_or_default()
+    }
+
+    fn env_has(&mut self, entry: &str) -> bool {
+        self.environ()
+            .split(|&b| b == 0)
+            .any(|e| e == entry.as_bytes())
+    }
+
+    fn env_var(&mut self, name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        self.environ()
+            .split(|&b| b == 0)
+            .find_map(|e| e.strip_prefix(prefix.as_bytes()))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// The pids of the live (not zombie) processes, other than this one, for which `want` holds.
+/// Processes of other users are skipped (their environment cannot be read, and a step cannot
+/// have started them without privileges we would then have anyway).
+fn scan_procs(mut want: impl FnMut(&mut ProcInfo) -> bool) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may contain spaces and parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next().unwrap_or("");
+        let pgrp = f.nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+        if state == "Z" || state == "X" {
+            continue;
+        }
+        let mut p = ProcInfo {
+            pgrp,
+            environ: None,
+            pid,
+        };
+        if want(&mut p) {
+            out.push(pid);
         }
     }
-    t[start + 1..].to_string()
+    out
 }
+
+/// A process left running by a runner that died (see `kill_orphans`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    pub pid: i32,
+    pub service: String,
+    pub step: String,
+    /// Its command line, for the operator.
+    pub command: String,
+}
+
+/// Finds the processes that attempts of run `run_id` started and that still run
+/// although their runner is gone, for the steps in `in_flight` ((service, step label) pairs
+/// whose `step.started` has no outcome in the journal) and for health-check probes; sends them
+/// SIGTERM, waits at most `grace` for them to exit, then SIGKILLs the rest. Processes started
+/// by steps that finished (a daemon a step brought up on purpose) are left alone.
+///
+/// `resume` calls this before anything runs, so that a step is never running twice.
+pub fn kill_orphans(run_id: &str, in_flight: &[(String, String)], grace: Duration) -> Vec<Orphan> {
+    let run_entry = format!("{RUN_ID_VAR}={run_id}");
+    let me = format!("{}.", std::process::id());
+    let mut found = Vec::new();
+    let pids = scan_procs(|p| {
+        if !p.env_has(&run_entry) {
+            return false;
+        }
+        // Our own attempts (none yet when resume starts, but be exact).
+        if p.env_var(ATTEMPT_VAR).is_some_and(|t| t.starts_with(&me)) {
+            return false;
+        }
+        let service = p.env_var(SERVICE_VAR).unwrap_or_default();
+        let step = p.env_var(STEP_VAR).unwrap_or_default();
+        let hit = step.starts_with("check:")
+            || in_flight.iter().any(|(s, l)| *s == service && *l == step);
+        if hit {
+            let command = std::fs::read(format!("/proc/{}/cmdline", p.pid))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .trim_end_matches('\0')
+                        .replace('\0', " ")
+                })
+                .unwrap_or_default();
+            found.push(Orphan {
+                pid: p.pid,
+                service,
+                step,
+                command,
+            });
+        }
+        hit
+    });
+    if pids.is_empty() {
+        return found;
+    }
+    for &pid in &pids {
+        kill_pid(pid, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + grace;
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rfind(')')
+                    .map(|i| s[i + 1..].trim_start().starts_with(['Z', 'X']))
+            })
+            .is_some_and(|zombie| !zombie)
+    };
+    while std::time::Instant::now() < deadline && pids.iter().any(|&p| alive(p)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for &pid in &pids {
+        if alive(pid) {
+            kill_pid(pid, libc::SIGKILL);
+        }
+    }
+    found
+}
+
+pub use crate::util::last_lines;
 
 #[cfg(test)]
 mod tests {

@@ -6,20 +6,23 @@
 //! |---|---|---|
 //! | `stateful-no-backup` | error | `stateful = true` and no `backup` |
 //! | `backup-exceeds-rpo` | error | `backup.schedule` > `rpo` (the RPO cannot be met) |
+//! | `rpo-exceeded` | error | the last data-loss window a run measured (`[rpo_probe]`) > `rpo` |
 //! | `rto-inversion` | error | RTO < the RTO of a transitive essential dependency |
 //! | `rto-unachievable` | error | longest chain of estimated durations ending at it > RTO |
-//! | `spof` | error | its loss takes down ≥ `spof_share` of the *other* tier-0 services (and ≥ 2) |
+//! | `spof` | error | its loss takes down ≥ 2 services and ≥ `spof_share` of the rest of the graph weighted by tier, or of the *other* tier-0 services |
 //! | `no-playbook` | warning | no playbook |
 //! | `no-health-check` | warning | a playbook with zero checks: "recovered" would mean nothing |
 //! | `drill-stale` | warning | has a playbook, no successful drill within `drill_max_age` |
+//! | `not-ready` | error | the last recorded `meeseeks preflight` found it not ready (or unknown) |
+//! | `preflight-stale` | warning | has a playbook, no recorded preflight within `preflight_max_age` |
 //!
 //! Errors are targets that contradict each other or cannot be met; warnings are gaps in the
-//! preparation. `drill-stale` needs the run history (`DrillHistory`); without it one `info`
-//! note says the check was skipped.
+//! preparation. `drill-stale` and `rpo-exceeded` need the run history (`DrillHistory`); without
+//! it one `info` note says `drill-stale` was skipped.
 //!
-//! Complexity: O(V+E) for everything but `spof`, which is O((V+E)·⌈T/256⌉) for T tier-0
-//! services (bitsets of 256 tier-0 services per pass, see `spof_counts`); plus the size of the
-//! printed chains.
+//! Complexity: O(V+E) for everything but `spof`, which counts every service's transitive
+//! dependents with bitsets of 512 services per pass, O((V+E)·V/1024) word operations (see
+//! `spof_losses`); plus the size of the printed chains.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -27,7 +30,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{ReportFormat, chain_names, dur, dur_s, md_cell, secs, table};
+use super::{Render, chain_names, dur, dur_s, md_cell, secs, table};
 use crate::model::{Mode, Model, SvcId};
 use crate::plan::{Scope, estimate, topo_order};
 
@@ -51,23 +54,29 @@ impl Severity {
 
 pub const STATEFUL_NO_BACKUP: &str = "stateful-no-backup";
 pub const BACKUP_EXCEEDS_RPO: &str = "backup-exceeds-rpo";
+pub const RPO_EXCEEDED: &str = "rpo-exceeded";
 pub const RTO_INVERSION: &str = "rto-inversion";
 pub const RTO_UNACHIEVABLE: &str = "rto-unachievable";
 pub const SPOF: &str = "spof";
 pub const NO_PLAYBOOK: &str = "no-playbook";
 pub const NO_HEALTH_CHECK: &str = "no-health-check";
 pub const DRILL_STALE: &str = "drill-stale";
+pub const NOT_READY: &str = "not-ready";
+pub const PREFLIGHT_STALE: &str = "preflight-stale";
 
 /// Every finding kind with its severity (the table in the module doc).
 pub const KINDS: &[(&str, Severity)] = &[
     (STATEFUL_NO_BACKUP, Severity::Error),
     (BACKUP_EXCEEDS_RPO, Severity::Error),
+    (RPO_EXCEEDED, Severity::Error),
     (RTO_INVERSION, Severity::Error),
     (RTO_UNACHIEVABLE, Severity::Error),
     (SPOF, Severity::Error),
     (NO_PLAYBOOK, Severity::Warning),
     (NO_HEALTH_CHECK, Severity::Warning),
     (DRILL_STALE, Severity::Warning),
+    (NOT_READY, Severity::Error),
+    (PREFLIGHT_STALE, Severity::Warning),
 ];
 
 fn kind_index(id: &str) -> usize {
@@ -120,6 +129,17 @@ impl Finding {
 #[derive(Debug, Clone, Default)]
 pub struct DrillHistory {
     last_success: HashMap<String, jiff::Timestamp>,
+    last_rpo: HashMap<String, MeasuredRpo>,
+}
+
+/// A data-loss window a run measured (`rpo.measured`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasuredRpo {
+    pub window_s: f64,
+    pub newest: jiff::Timestamp,
+    /// Where the window ended (the disaster, or when a drill read it).
+    pub until: jiff::Timestamp,
+    pub run_id: String,
 }
 
 impl DrillHistory {
@@ -138,6 +158,21 @@ impl DrillHistory {
     pub fn last(&self, service: &str) -> Option<jiff::Timestamp> {
         self.last_success.get(service).copied()
     }
+
+    /// Records a measured data-loss window of `service`; the latest (by `until`) is kept.
+    pub fn record_rpo(&mut self, service: &str, m: MeasuredRpo) {
+        match self.last_rpo.get_mut(service) {
+            Some(e) if e.until > m.until => {}
+            Some(e) => *e = m,
+            None => {
+                self.last_rpo.insert(service.to_string(), m);
+            }
+        }
+    }
+
+    pub fn last_rpo(&self, service: &str) -> Option<&MeasuredRpo> {
+        self.last_rpo.get(service)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +187,11 @@ pub struct AuditOptions {
     pub now: jiff::Timestamp,
     /// Estimates used by `rto-unachievable` (a failover is what the RTO is for).
     pub mode: Mode,
+    /// Recorded preflight statuses, for `not-ready` / `preflight-stale`; `None`: no
+    /// evaluation was ever recorded, and both are skipped.
+    pub preflight: Option<PreflightSeen>,
+    /// `--preflight-max-age` (default 24h).
+    pub preflight_max_age: Duration,
 }
 
 impl AuditOptions {
@@ -162,6 +202,72 @@ impl AuditOptions {
             allow: Vec::new(),
             now,
             mode: Mode::Failover,
+            preflight: None,
+            preflight_max_age: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// The last recorded preflight of each service: when, its status, and the first reason.
+/// Filled by the caller from the state directory (see `cli::preflight::audit_input`).
+#[derive(Debug, Clone, Default)]
+pub struct PreflightSeen {
+    last: HashMap<String, (jiff::Timestamp, String, String)>,
+}
+
+impl PreflightSeen {
+    pub fn new() -> PreflightSeen {
+        PreflightSeen::default()
+    }
+
+    /// `status` as people read it (`ready`, `not ready`, `unknown`); `why` empty when ready.
+    pub fn record(&mut self, service: &str, at: jiff::Timestamp, status: &str, why: String) {
+        self.last
+            .insert(service.to_string(), (at, status.to_string(), why));
+    }
+}
+
+/// `not-ready` and `preflight-stale`, from the recorded preflight history. Services without
+/// a playbook are `no-playbook` already.
+fn preflight_findings(model: &Model, opts: &AuditOptions, sink: &mut Sink) {
+    let Some(seen) = &opts.preflight else { return };
+    let max_age = opts.preflight_max_age.as_secs() as i64;
+    for (id, s) in model.services.iter().enumerate() {
+        if s.playbook.is_none() {
+            continue;
+        }
+        let Some((at, status, why)) = seen.last.get(&s.name) else {
+            sink.push(
+                PREFLIGHT_STALE,
+                id,
+                "never checked by `meeseeks preflight`".into(),
+                Vec::new(),
+                String::new(),
+            );
+            continue;
+        };
+        let age = (opts.now.as_second() - at.as_second()).max(0);
+        let ago = dur(Duration::from_secs(age as u64));
+        if status != "ready" {
+            sink.push(
+                NOT_READY,
+                id,
+                format!("the last preflight ({ago} ago) found it {status}"),
+                Vec::new(),
+                why.clone(),
+            );
+        }
+        if age > max_age {
+            sink.push(
+                PREFLIGHT_STALE,
+                id,
+                format!(
+                    "last preflight {ago} ago (max {})",
+                    dur(opts.preflight_max_age)
+                ),
+                Vec::new(),
+                format!("last preflight: {at}"),
+            );
         }
     }
 }
@@ -187,15 +293,6 @@ pub struct AuditReport {
 impl AuditReport {
     pub fn has_errors(&self) -> bool {
         self.counts.error > 0
-    }
-
-    /// 1 when any error finding remains (SPEC §3), else 0.
-    pub fn exit_code(&self) -> i32 {
-        if self.has_errors() {
-            crate::error::exit::NEGATIVE
-        } else {
-            crate::error::exit::OK
-        }
     }
 }
 
@@ -260,9 +357,7 @@ fn audit_with(
         match KINDS.iter().position(|(k, _)| k == a) {
             Some(k) => allow[k] = true,
             None => {
-                let hint = crate::util::closest(a, KINDS.iter().map(|(k, _)| *k))
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
+                let hint = crate::suggest::did_you_mean(a, KINDS.iter().map(|(k, _)| *k));
                 return Err(crate::Error::Usage(format!(
                     "--allow: unknown finding `{a}`{hint}"
                 )));
@@ -290,6 +385,7 @@ fn audit_with(
         || {
             let mut sink = new_sink();
             per_service(model, opts, drills, &mut sink);
+            preflight_findings(model, opts, &mut sink);
             rto_inversion(model, &topo, &mut sink);
             sink
         },
@@ -362,6 +458,25 @@ fn per_service(model: &Model, opts: &AuditOptions, drills: Option<&DrillHistory>
                 ),
                 Vec::new(),
                 String::new(),
+            );
+        }
+        if let (Some(h), Some(rpo)) = (drills, s.rpo)
+            && let Some(m) = h.last_rpo(&s.name)
+            && m.window_s > rpo.as_secs_f64()
+        {
+            sink.push(
+                RPO_EXCEEDED,
+                id,
+                format!(
+                    "the last measured data-loss window, {}, exceeds its RPO of {}",
+                    crate::events::fmt_rpo_window(m.window_s),
+                    dur(rpo)
+                ),
+                Vec::new(),
+                format!(
+                    "run {}: newest write on the recovered copy {}, until {}",
+                    m.run_id, m.newest, m.until
+                ),
             );
         }
         match &s.playbook {
@@ -515,47 +630,46 @@ fn rto_unachievable(model: &Model, topo: &[SvcId], mode: Mode, sink: &mut Sink) 
     }
 }
 
-/// Tier-0 services per bitset pass: 8 × 64 bits, one cache line per service.
+/// Services per bitset pass: 8 × 64 bits, one cache line per service.
 const SPOF_WORDS: usize = 8;
 
 #[derive(Clone, Copy)]
 #[repr(align(64))]
 struct Line([u64; SPOF_WORDS]);
 
-/// For each service X, how many tier-0 services other than X go down when X is lost, i.e. have
-/// X among their transitive essential dependencies, plus up to `sample` of them.
+/// Weight of a service of `tier` in the SPOF share: 8 for tier 0, 4, 2, then 1 from tier 3 on
+/// (each tier counts half the one above it).
+pub fn spof_weight(tier: u32) -> u64 {
+    8 >> tier.min(3)
+}
+
+/// What losing one service takes down: its transitive essential dependents (itself excluded).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loss {
+    /// How many services go down.
+    pub down: usize,
+    /// Their summed [`spof_weight`].
+    pub weight: u64,
+    /// How many of them are tier 0.
+    pub tier0: usize,
+    /// Up to `sample` of them, most critical tier first.
+    pub sample: Vec<SvcId>,
+}
+
+/// For each service X, what its loss takes down ([`Loss`]).
 ///
 /// Exact counting is a reachability problem, so a BFS per service would be O(V·(V+E)). Instead,
-/// tier-0 services are taken 512 at a time: each service gets a 512-bit set of the tier-0
-/// services (of this batch) that depend on it, computed dependents-first as the OR of its
-/// essential dependents' sets (and their own bits). Popcounts accumulate across batches.
-/// Time O((V+E)·⌈T/512⌉) for T tier-0 services, memory O(V+E); only services that some tier-0
-/// service needs take part, in a compact array ordered so that a batch starts at its first
-/// tier-0 service (nothing before it can get a bit).
-pub fn spof_counts(model: &Model, topo: &[SvcId], sample: usize) -> (Vec<usize>, Vec<Vec<SvcId>>) {
+/// services are taken 512 at a time: each service gets a 512-bit set of the services (of this
+/// batch) that depend on it, computed dependents-first as the OR of its essential dependents'
+/// sets (and their own bits). Weighted popcounts (one mask per weight class) accumulate across
+/// batches. In dependents-first order a service's bits can only come from services before it,
+/// so a batch starts at its own first position: the passes cost Σ (V − 512·b)·d̄, i.e.
+/// O((V+E)·V/1024) word operations, 8 words at a time, and O(V+E) memory. Services that no
+/// service depends on are left out.
+pub fn spof_losses(model: &Model, topo: &[SvcId], sample: usize) -> Vec<Loss> {
     let n = model.services.len();
-    let mut count = vec![0usize; n];
-    let mut names: Vec<Vec<SvcId>> = vec![Vec::new(); n];
-    let mut relevant = vec![false; n];
-    let mut stack: Vec<SvcId> = (0..n).filter(|&i| model.services[i].tier == 0).collect();
-    for &t in &stack {
-        relevant[t] = true;
-    }
-    while let Some(id) = stack.pop() {
-        for &d in &model.services[id].depends_on {
-            if !relevant[d] {
-                relevant[d] = true;
-                stack.push(d);
-            }
-        }
-    }
     // Dependents first; `pos` is the index in this order.
-    let order: Vec<SvcId> = topo
-        .iter()
-        .rev()
-        .copied()
-        .filter(|&i| relevant[i])
-        .collect();
+    let order: Vec<SvcId> = topo.iter().rev().copied().collect();
     let mut pos = vec![u32::MAX; n];
     for (p, &id) in order.iter().enumerate() {
         pos[id] = p as u32;
@@ -565,96 +679,157 @@ pub fn spof_counts(model: &Model, topo: &[SvcId], sample: usize) -> (Vec<usize>,
     let mut adj: Vec<u32> = Vec::new();
     off.push(0usize);
     for &id in &order {
-        adj.extend(
-            model.dependents[id]
-                .iter()
-                .filter(|&&t| relevant[t])
-                .map(|&t| pos[t]),
-        );
+        adj.extend(model.dependents[id].iter().map(|&t| pos[t]));
         off.push(adj.len());
     }
-    let tier0: Vec<usize> = (0..order.len())
-        .filter(|&p| model.services[order[p]].tier == 0)
-        .collect();
-    let mut bits = vec![Line([0; SPOF_WORDS]); order.len()];
     let per_pass = SPOF_WORDS * 64;
-    // Positions before a batch's first tier-0 service hold no bit of it: they are not
-    // recomputed, only cleared of the previous batch's bits.
-    let mut clean_upto = 0;
-    for (batch, chunk) in tier0.chunks(per_pass).enumerate() {
-        let first = chunk[0];
-        for line in &mut bits[clean_upto..first] {
-            *line = Line([0; SPOF_WORDS]);
-        }
-        clean_upto = first;
-        let mut next_slot = 0;
-        for p in first..order.len() {
-            let mut b = [0u64; SPOF_WORDS];
-            for &q in &adj[off[p]..off[p + 1]] {
-                let x = &bits[q as usize].0;
-                for w in 0..SPOF_WORDS {
-                    b[w] |= x[w];
-                }
+    let tier_of = |p: usize| model.services[order[p]].tier.min(3) as usize;
+    // The batches of one parity (the two halves run on two threads on a big graph; they
+    // alternate so that each gets early, long batches and late, short ones alike).
+    let half = |parity: usize| -> Vec<Loss> {
+        let mut loss = vec![Loss::default(); n];
+        // Every service is a target: the bits are positions of `order`.
+        let mut bits = vec![Line([0; SPOF_WORDS]); order.len()];
+        // Positions before a batch hold no bit of it: only cleared of the previous batch's bits.
+        let mut clean_upto = 0;
+        for (batch, first) in (0..order.len()).step_by(per_pass).enumerate() {
+            if batch % 2 != parity {
+                continue;
             }
-            let c: u32 = b.iter().map(|w| w.count_ones()).sum();
-            if c > 0 {
-                let id = order[p];
-                count[id] += c as usize;
-                if names[id].len() < sample {
-                    'words: for (wi, &w) in b.iter().enumerate() {
-                        let mut w = w;
-                        while w != 0 {
-                            let bit = w.trailing_zeros() as usize;
-                            w &= w - 1;
-                            let k = batch * per_pass + wi * 64 + bit;
-                            names[id].push(order[tier0[k]]);
-                            if names[id].len() >= sample {
-                                break 'words;
+            let last = (first + per_pass).min(order.len());
+            // Bits of this batch by weight class (tier 0, 1, 2, 3+).
+            let mut class = [[0u64; SPOF_WORDS]; 4];
+            for p in first..last {
+                let k = p - first;
+                class[tier_of(p)][k / 64] |= 1 << (k % 64);
+            }
+            for line in &mut bits[clean_upto..first] {
+                *line = Line([0; SPOF_WORDS]);
+            }
+            clean_upto = first;
+            for p in first..order.len() {
+                let mut b = [0u64; SPOF_WORDS];
+                for &q in &adj[off[p]..off[p + 1]] {
+                    let x = &bits[q as usize].0;
+                    for w in 0..SPOF_WORDS {
+                        b[w] |= x[w];
+                    }
+                }
+                if b != [0; SPOF_WORDS] {
+                    let l = &mut loss[order[p]];
+                    for (c, mask) in class.iter().enumerate() {
+                        let k: u32 = b.iter().zip(mask).map(|(x, m)| (x & m).count_ones()).sum();
+                        l.down += k as usize;
+                        l.weight += u64::from(k) * spof_weight(c as u32);
+                        if c == 0 {
+                            l.tier0 += k as usize;
+                        }
+                    }
+                    // Most critical first, across batches: a later batch's tier-0 service
+                    // replaces an earlier batch's tier-2 one.
+                    let tier3 = |id: SvcId| model.services[id].tier.min(3) as usize;
+                    'classes: for (c, mask) in class.iter().enumerate() {
+                        for (wi, (&x, &m)) in b.iter().zip(mask).enumerate() {
+                            let mut w = x & m;
+                            while w != 0 {
+                                let slot = if l.sample.len() < sample {
+                                    l.sample.len()
+                                } else {
+                                    match l
+                                        .sample
+                                        .iter()
+                                        .enumerate()
+                                        .max_by_key(|(_, t)| tier3(**t))
+                                    {
+                                        Some((i, &t)) if tier3(t) > c => i,
+                                        // Later classes are less critical still.
+                                        _ => break 'classes,
+                                    }
+                                };
+                                let bit = w.trailing_zeros() as usize;
+                                w &= w - 1;
+                                let id = order[batch * per_pass + wi * 64 + bit];
+                                if slot == l.sample.len() {
+                                    l.sample.push(id);
+                                } else {
+                                    l.sample[slot] = id;
+                                }
                             }
                         }
                     }
                 }
+                // Its own bit after counting: X's loss taking X down is not news.
+                if p < last {
+                    let k = p - first;
+                    b[k / 64] |= 1 << (k % 64);
+                }
+                bits[p].0 = b;
             }
-            // Its own bit after counting: X's loss taking X down is not news.
-            if next_slot < chunk.len() && chunk[next_slot] == p {
-                b[next_slot / 64] |= 1 << (next_slot % 64);
-                next_slot += 1;
-            }
-            bits[p].0 = b;
+        }
+        loss
+    };
+    let (mut loss, other) =
+        crate::util::join(n >= crate::util::PARALLEL_MIN_SCOPE, || half(0), || half(1));
+    let tier3 = |id: &SvcId| model.services[*id].tier.min(3);
+    for (l, o) in loss.iter_mut().zip(other) {
+        l.down += o.down;
+        l.weight += o.weight;
+        l.tier0 += o.tier0;
+        if !o.sample.is_empty() {
+            // Each half sampled its most critical; together, the most critical of both.
+            l.sample.extend(o.sample);
+            l.sample.sort_by_key(tier3);
+            l.sample.truncate(sample);
         }
     }
-    (count, names)
+    loss
 }
-
+/// `spof` (see docs/graph-ops.md): X is a single point of failure when its loss takes down at
+/// least 2 services and either at least `share` of the rest of the graph, weighted by tier
+/// ([`spof_weight`]), or at least `share` of the *other* tier-0 services.
 fn spof(model: &Model, topo: &[SvcId], share: f64, sink: &mut Sink) {
-    let total = model.services.iter().filter(|s| s.tier == 0).count();
-    if total == 0 {
-        return;
-    }
-    // A loss that takes down a single other service is an ordinary dependency, not a shared
-    // point of failure: require at least two.
-    let threshold = ((share * total as f64).ceil() as usize).max(2);
-    let (count, sample) = spof_counts(model, topo, 5);
-    for (id, &c) in count.iter().enumerate() {
-        if c >= threshold {
-            let mut shown: Vec<&str> = sample[id].iter().map(|&i| model.name(i)).collect();
-            shown.sort_unstable();
-            let more = if c > shown.len() {
-                format!(", … ({} more)", c - shown.len())
-            } else {
-                String::new()
-            };
-            sink.push(
-                SPOF,
-                id,
-                format!(
-                    "its loss takes down {c} of {total} tier-0 services ({:.0}%)",
-                    100.0 * c as f64 / total as f64
-                ),
-                shown.iter().map(|s| s.to_string()).collect(),
-                format!("down with it: {}{more}", shown.join(", ")),
-            );
+    let total: u64 = model.services.iter().map(|s| spof_weight(s.tier)).sum();
+    let tier0 = model.services.iter().filter(|s| s.tier == 0).count();
+    let losses = spof_losses(model, topo, 5);
+    for (id, l) in losses.iter().enumerate() {
+        // A loss that takes down a single other service is an ordinary dependency, not a
+        // shared point of failure.
+        if l.down < 2 {
+            continue;
         }
+        let own = &model.services[id];
+        let rest = total - spof_weight(own.tier);
+        let other_tier0 = tier0 - usize::from(own.tier == 0);
+        let weighted = l.weight as f64 / rest.max(1) as f64;
+        let t0 = if other_tier0 > 0 {
+            l.tier0 as f64 / other_tier0 as f64
+        } else {
+            0.0
+        };
+        // Shares are compared with a little tolerance: 3 of 10 is 30%, whatever f64 says.
+        if weighted + 1e-9 < share && (t0 + 1e-9 < share || l.tier0 < 2) {
+            continue;
+        }
+        let mut shown: Vec<&str> = l.sample.iter().map(|&i| model.name(i)).collect();
+        shown.sort_unstable();
+        let more = if l.down > shown.len() {
+            format!(", … ({} more)", l.down - shown.len())
+        } else {
+            String::new()
+        };
+        sink.push(
+            SPOF,
+            id,
+            format!(
+                "its loss takes down {} service(s), {:.0}% of the rest of the graph weighted by \
+                 tier, and {} of {other_tier0} other tier-0 services",
+                l.down,
+                100.0 * weighted,
+                l.tier0
+            ),
+            shown.iter().map(|s| s.to_string()).collect(),
+            format!("down with it: {}{more}", shown.join(", ")),
+        );
     }
 }
 
@@ -662,14 +837,6 @@ fn spof(model: &Model, topo: &[SvcId], share: f64, sink: &mut Sink) {
 const SHOWN_PER_KIND: usize = 20;
 
 impl AuditReport {
-    pub fn render(&self, format: ReportFormat) -> String {
-        match format {
-            ReportFormat::Json => super::to_json(self),
-            ReportFormat::Text => self.text(),
-            ReportFormat::Markdown => self.markdown(),
-        }
-    }
-
     fn summary(&self) -> String {
         let mut s = format!(
             "audit of {} services: {} error(s), {} warning(s), {} note(s)",
@@ -706,6 +873,17 @@ impl AuditReport {
             i = j;
         }
         out
+    }
+}
+
+impl Render for AuditReport {
+    /// 1 when any error finding remains (SPEC §3), else 0.
+    fn exit_code(&self) -> i32 {
+        if self.has_errors() {
+            crate::error::exit::NEGATIVE
+        } else {
+            crate::error::exit::OK
+        }
     }
 
     fn text(&self) -> String {
@@ -813,6 +991,7 @@ mod tests {
         p.0.backup = backup.map(|b| Backup {
             schedule: minutes(b),
             retention: None,
+            check: None,
         });
         p.0.rpo = rpo.map(minutes);
         p
@@ -914,15 +1093,17 @@ mod tests {
             pb(s("e", 0, 60, &[], &["db"]), 1),
             pb(s("lonely", 1, 60, &[], &[]), 1),
         ]);
-        // 5 tier-0 services; 30% → 2 needed. db takes a, b, c (3); mid takes a, b (2);
-        // lonely takes only d; e only soft-depends on db.
+        // Weights: tier 0 = 8, tier 1 = 4; 52 in all. db takes mid, a, b, c: 28 of the other
+        // 48 (58%), 3 of 5 tier-0 (60%); mid takes a, b: 16 of 48 (33%); lonely takes only d;
+        // e only soft-depends on db.
         let r = run(&m);
         assert_eq!(fired(&r, SPOF), ["db", "mid"]);
         let f = r.findings.iter().find(|f| f.id == SPOF).unwrap();
-        assert_eq!(f.chain, ["a", "b", "c"]);
+        assert_eq!(f.chain, ["a", "b", "c", "mid"]);
         assert_eq!(
             f.message,
-            "its loss takes down 3 of 5 tier-0 services (60%)"
+            "its loss takes down 4 service(s), 58% of the rest of the graph weighted by tier, \
+             and 3 of 5 other tier-0 services"
         );
         let mut o = AuditOptions::new(now());
         o.spof_share = 0.6;
@@ -970,8 +1151,58 @@ mod tests {
         }
     }
 
+    /// Shared infrastructure (issue 10): with tier 0 for datastores, a tier-1 service
+    /// registry that ten services need is a SPOF although no tier-0 service depends on it;
+    /// and a tier-0 service is not counted in its own tier-0 share.
     #[test]
-    fn spof_counts_match_brute_force() {
+    fn spof_finds_shared_infrastructure() {
+        let mut parts = vec![
+            pb(s("db-a", 0, 30, &[], &[]), 1),
+            pb(s("db-b", 0, 30, &[], &[]), 1),
+            pb(s("registry", 1, 30, &[], &[]), 1),
+            pb(s("gateway", 1, 60, &["svc1", "svc2", "svc3"], &[]), 1),
+        ];
+        for i in 1..=10 {
+            let db = if i % 2 == 1 { "db-a" } else { "db-b" };
+            let tier = if i <= 5 { 1 } else { 2 };
+            parts.push(pb(
+                s(&format!("svc{i}"), tier, 60, &["registry", db], &[]),
+                1,
+            ));
+        }
+        let m = model(parts);
+        let r = run(&m);
+        let spofs = fired(&r, SPOF);
+        assert!(spofs.contains(&"registry".to_string()), "{spofs:?}");
+        assert!(!spofs.iter().any(|s| s.starts_with("svc")), "{spofs:?}");
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.id == SPOF && f.service.as_deref() == Some("registry"))
+            .unwrap();
+        assert!(
+            f.message
+                .starts_with("its loss takes down 11 service(s), 68%"),
+            "{}",
+            f.message
+        );
+
+        // Two tier-0 services, one needing the other: 1 of 1 *other* tier-0 service is 100%,
+        // but one service down is an ordinary dependency, not a SPOF.
+        let m = model(vec![
+            pb(s("core", 0, 30, &[], &[]), 1),
+            pb(s("api", 0, 30, &["core"], &[]), 1),
+            pb(s("x", 3, 30, &[], &[]), 1),
+            pb(s("y", 3, 30, &[], &[]), 1),
+            pb(s("z", 3, 30, &[], &[]), 1),
+        ]);
+        assert!(fired(&run(&m), SPOF).is_empty());
+    }
+
+    /// Deterministic pseudo-random DAGs of more than 512 services (several bitset batches),
+    /// every loss checked against one BFS per service.
+    #[test]
+    fn spof_losses_match_brute_force() {
         let mut rnd = rng(0x9e3779b97f4a7c15);
         let n = 1400;
         let name = |i: usize| format!("s{i:04}");
@@ -981,32 +1212,53 @@ mod tests {
                 .filter(|_| i > 0)
                 .map(|_| name(rnd(i as u64) as usize))
                 .collect();
-            let mut p = s(&name(i), (rnd(2)) as u32, 60, &[], &[]);
+            let mut p = s(&name(i), rnd(5) as u32, 60, &[], &[]);
             p.1 = deps;
             parts.push(p);
         }
         let m = model(parts);
         let topo = topo_order(&m, &Scope::all(&m));
-        let (count, sample) = spof_counts(&m, &topo, 3);
-        assert!(m.services.iter().filter(|s| s.tier == 0).count() > 512);
+        let losses = spof_losses(&m, &topo, 3);
+        let mut big = 0;
         for x in 0..n {
             let mut seen = vec![false; n];
             let mut stack = vec![x];
             seen[x] = true;
-            let mut c = 0;
+            let mut want = Loss::default();
             while let Some(id) = stack.pop() {
                 for &t in &m.dependents[id] {
                     if !seen[t] {
                         seen[t] = true;
-                        c += usize::from(m.services[t].tier == 0);
+                        let tier = m.services[t].tier;
+                        want.down += 1;
+                        want.weight += spof_weight(tier);
+                        want.tier0 += usize::from(tier == 0);
                         stack.push(t);
                     }
                 }
             }
-            assert_eq!(count[x], c, "service {}", m.name(x));
-            assert_eq!(sample[x].len(), c.min(3));
-            assert!(sample[x].iter().all(|&t| seen[t] && t != x));
+            let got = &losses[x];
+            assert_eq!(
+                (got.down, got.weight, got.tier0),
+                (want.down, want.weight, want.tier0),
+                "service {}",
+                m.name(x)
+            );
+            assert_eq!(got.sample.len(), want.down.min(3));
+            assert!(got.sample.iter().all(|&t| seen[t] && t != x));
+            // Most critical first: no sampled service of a lower tier than one left out.
+            if let Some(worst) = got.sample.iter().map(|&t| m.services[t].tier.min(3)).max() {
+                let better_left_out = (0..n).any(|t| {
+                    seen[t]
+                        && t != x
+                        && !got.sample.contains(&t)
+                        && m.services[t].tier.min(3) < worst
+                });
+                assert!(!better_left_out, "service {}", m.name(x));
+            }
+            big += usize::from(want.down > 512);
         }
+        assert!(big >= 5, "the test must cross batches: {big}");
     }
 
     #[test]
@@ -1077,7 +1329,8 @@ mod tests {
         let m = model(vec![
             pb(stateful(s("db", 0, 30, &[], &[]), Some(5), Some(15)), 5),
             pb(s("api", 0, 60, &["db"], &[]), 5),
-            pb(s("web", 1, 90, &["api"], &["recs"]), 5),
+            // Optional: with `web -> api`, db would take down the rest of this small graph.
+            pb(s("web", 1, 90, &[], &["api", "recs"]), 5),
             pb(s("recs", 2, 240, &[], &[]), 5),
         ]);
         let mut h = DrillHistory::new();
@@ -1087,7 +1340,7 @@ mod tests {
         let r = audit(&m, &AuditOptions::new(now()), Some(&h)).unwrap();
         assert!(r.findings.is_empty(), "{:?}", r.findings);
         assert_eq!(r.exit_code(), 0);
-        insta::assert_snapshot!(r.render(ReportFormat::Text), @r"
+        insta::assert_snapshot!(r.text(), @r"
         audit of 4 services: 0 error(s), 0 warning(s), 0 note(s)
         no findings
         ");
@@ -1107,14 +1360,14 @@ mod tests {
     #[test]
     fn text_snapshot() {
         let r = audit(&messy(), &AuditOptions::new(now()), None).unwrap();
-        insta::assert_snapshot!(r.render(ReportFormat::Text));
+        insta::assert_snapshot!(r.text());
     }
 
     #[test]
     fn markdown_and_json() {
         let r = audit(&messy(), &AuditOptions::new(now()), None).unwrap();
-        insta::assert_snapshot!(r.render(ReportFormat::Markdown));
-        let v: serde_json::Value = serde_json::from_str(&r.render(ReportFormat::Json)).unwrap();
+        insta::assert_snapshot!(r.markdown());
+        let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
         assert_eq!(v["schema"], "meeseeks.audit/v1");
         let f = &v["findings"][0];
         for k in ["id", "severity", "service", "message"] {

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::export::EdgeKind;
-use super::{ReportFormat, dur, md_cell, secs, table};
+use super::{Render, dur, md_cell, secs, table};
 use crate::model::{Model, SvcId};
 
 #[derive(Debug, Clone, Serialize)]
@@ -124,15 +124,7 @@ pub fn path_text(n: &Need) -> String {
     out
 }
 
-impl DepsReport {
-    pub fn render(&self, format: ReportFormat) -> String {
-        match format {
-            ReportFormat::Json => super::to_json(self),
-            ReportFormat::Text => self.text(),
-            ReportFormat::Markdown => self.markdown(),
-        }
-    }
-
+impl Render for DepsReport {
     fn text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -216,7 +208,7 @@ mod tests {
         );
         let opt: Vec<String> = r.optional.iter().map(path_text).collect();
         assert_eq!(opt, ["web -> checkout ~> recs"]);
-        let v: serde_json::Value = serde_json::from_str(&r.render(ReportFormat::Json)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
         assert_eq!(v["schema"], "meeseeks.deps/v1");
         assert_eq!(
             v["essential"][3]["path"],
@@ -254,6 +246,6 @@ mod tests {
 
     #[test]
     fn text_snapshot() {
-        insta::assert_snapshot!(deps(&shop(), "web").unwrap().render(ReportFormat::Text));
+        insta::assert_snapshot!(deps(&shop(), "web").unwrap().text());
     }
 }

@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::export::EdgeKind;
-use super::{ReportFormat, dur, md_cell, secs};
+use super::{Render, dur, md_cell, secs};
 use crate::model::{Model, Notify, SvcId};
 use crate::plan::{Scope, topo_order};
 
@@ -320,6 +320,21 @@ fn with_soft(reach: &Line, soft: &[SvcId], slot: &[u32]) -> [u64; WORDS] {
     b
 }
 
+/// `RTO 1h30m → 45m`, `tier 1 → 0`, `RPO none → 5m`.
+pub(crate) fn change_text(c: &FieldChange) -> String {
+    let v = |x: &serde_json::Value| match (c.field, x.as_f64()) {
+        ("rto_s" | "rpo_s", Some(s)) => dur(std::time::Duration::from_secs_f64(s)),
+        (_, _) if x.is_null() => "none".into(),
+        _ => x.to_string(),
+    };
+    let f = match c.field {
+        "rto_s" => "RTO",
+        "rpo_s" => "RPO",
+        f => f,
+    };
+    format!("{f} {} → {}", v(&c.old), v(&c.new))
+}
+
 fn field_changes(o: &crate::model::Service, n: &crate::model::Service) -> Vec<FieldChange> {
     let mut v = Vec::new();
     if o.tier != n.tier {
@@ -366,15 +381,6 @@ pub fn new_dependents_webhooks(new: &Model) -> Vec<&Notify> {
 const SHOWN: usize = 100;
 
 impl DiffReport {
-    /// 1 when a watched service gained dependents (SPEC §3), else 0.
-    pub fn exit_code(&self) -> i32 {
-        if self.new_dependents.is_empty() {
-            crate::error::exit::OK
-        } else {
-            crate::error::exit::NEGATIVE
-        }
-    }
-
     /// The webhook payload for `graph.new_dependents`, or `None` when there is nothing to say.
     pub fn notification(&self) -> Option<serde_json::Value> {
         if self.new_dependents.is_empty() {
@@ -395,15 +401,8 @@ impl DiffReport {
         }))
     }
 
-    pub fn render(&self, format: ReportFormat) -> String {
-        match format {
-            ReportFormat::Json => super::to_json(self),
-            ReportFormat::Text => self.text(),
-            ReportFormat::Markdown => self.markdown(),
-        }
-    }
-
-    fn summary(&self) -> String {
+    /// One line: how many services and edges were added, removed, changed.
+    pub(crate) fn summary(&self) -> String {
         format!(
             "{} service(s) added, {} removed, {} changed; {} edge(s) added, {} removed, {} changed kind",
             self.added_services.len(),
@@ -424,19 +423,6 @@ impl DiffReport {
             };
             format!("{} {arrow} {}", e.from, e.to)
         };
-        let change = |c: &FieldChange| {
-            let v = |x: &serde_json::Value| match (c.field, x.as_f64()) {
-                ("rto_s" | "rpo_s", Some(s)) => dur(std::time::Duration::from_secs_f64(s)),
-                (_, _) if x.is_null() => "none".into(),
-                _ => x.to_string(),
-            };
-            let f = match c.field {
-                "rto_s" => "RTO",
-                "rpo_s" => "RPO",
-                f => f,
-            };
-            format!("{f} {} → {}", v(&c.old), v(&c.new))
-        };
         let all = vec![
             ("services added", self.added_services.clone()),
             ("services removed", self.removed_services.clone()),
@@ -445,7 +431,7 @@ impl DiffReport {
                 self.changed_services
                     .iter()
                     .map(|s| {
-                        let c: Vec<String> = s.changes.iter().map(change).collect();
+                        let c: Vec<String> = s.changes.iter().map(change_text).collect();
                         format!("{}: {}", s.name, c.join(", "))
                     })
                     .collect(),
@@ -485,6 +471,17 @@ impl DiffReport {
                 "NEW DEPENDENTS of {} watched service(s) (transitive essential or direct optional):",
                 self.new_dependents.len()
             )
+        }
+    }
+}
+
+impl Render for DiffReport {
+    /// 1 when a watched service gained dependents (SPEC §3), else 0.
+    fn exit_code(&self) -> i32 {
+        if self.new_dependents.is_empty() {
+            crate::error::exit::OK
+        } else {
+            crate::error::exit::NEGATIVE
         }
     }
 
@@ -735,16 +732,19 @@ mod tests {
                 url: "http://a".into(),
                 events: vec!["run.started".into()],
                 format: crate::model::NotifyFormat::Json,
+                ..Default::default()
             },
             Notify {
                 url: "http://b".into(),
                 events: vec![NEW_DEPENDENTS_EVENT.into()],
                 format: crate::model::NotifyFormat::Json,
+                ..Default::default()
             },
             Notify {
                 url: "http://c".into(),
                 events: vec![],
                 format: crate::model::NotifyFormat::Slack,
+                ..Default::default()
             },
         ];
         let urls: Vec<&str> = new_dependents_webhooks(&m)
@@ -757,14 +757,14 @@ mod tests {
     #[test]
     fn text_snapshot() {
         let r = diff(&shop(), &new_shop(), &DiffOptions::default()).unwrap();
-        insta::assert_snapshot!(r.render(ReportFormat::Text));
+        insta::assert_snapshot!(r.text());
     }
 
     #[test]
     fn markdown_snapshot() {
         let r = diff(&shop(), &new_shop(), &DiffOptions::default()).unwrap();
-        insta::assert_snapshot!(r.render(ReportFormat::Markdown));
-        let v: serde_json::Value = serde_json::from_str(&r.render(ReportFormat::Json)).unwrap();
+        insta::assert_snapshot!(r.markdown());
+        let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
         assert_eq!(v["schema"], "meeseeks.diff/v1");
         assert_eq!(
             v["new_dependents"]["payments"],

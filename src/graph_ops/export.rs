@@ -23,19 +23,6 @@ pub enum GraphFormat {
     Json,
 }
 
-impl GraphFormat {
-    pub fn parse(s: &str) -> crate::Result<GraphFormat> {
-        match s {
-            "dot" => Ok(GraphFormat::Dot),
-            "mermaid" => Ok(GraphFormat::Mermaid),
-            "json" => Ok(GraphFormat::Json),
-            other => Err(crate::Error::Usage(format!(
-                "unknown graph format `{other}` (expected dot, mermaid or json)"
-            ))),
-        }
-    }
-}
-
 /// Layout direction of the picture (DOT and Mermaid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Direction {
@@ -249,7 +236,7 @@ fn tier_colour(tier: u32) -> &'static str {
     }
 }
 
-fn dot_quote(s: &str) -> String {
+pub(crate) fn dot_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -331,7 +318,7 @@ fn dot(view: &View, dir: Direction) -> String {
 }
 
 /// Mermaid labels: quotes become `#quot;`; node ids are `s<N>` so names need no escaping.
-fn mermaid_label(s: &str) -> String {
+pub(crate) fn mermaid_label(s: &str) -> String {
     s.replace('"', "#quot;")
 }
 

@@ -9,7 +9,8 @@
 //!   degraded service is degraded as well (it relies on something that is up but impaired), but
 //!   never down: degradation propagates, outage does not cross an optional edge.
 //! - **tightest RTO**: the smallest RTO among failed and down services (the ones that need a
-//!   recovery); degraded services do not need one.
+//!   recovery); degraded services do not need one. On a tie a failed service is named before a
+//!   down one (then by name).
 //!
 //! Two multi-source BFS passes over reverse edges: O(V+E).
 
@@ -18,7 +19,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{ReportFormat, dur, md_cell, secs, table};
+use super::{Render, dur, md_cell, secs, table};
 use crate::model::{Model, SvcId};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -124,7 +125,10 @@ pub fn impact<S: AsRef<str>>(model: &Model, failed: &[S]) -> crate::Result<Impac
                 continue;
             }
         }
-        if tightest.is_none_or(|t| s.rto < model.services[t].rto) {
+        // On a tie, a lost service itself is named before a dependent that goes down with
+        // it: its RTO is the one that binds first.
+        let key = |i: SvcId| (model.services[i].rto, state[i] != State::Failed);
+        if tightest.is_none_or(|t| key(id) < key(t)) {
             tightest = Some(id);
         }
     }
@@ -136,14 +140,6 @@ pub fn impact<S: AsRef<str>>(model: &Model, failed: &[S]) -> crate::Result<Impac
 }
 
 impl ImpactReport {
-    pub fn render(&self, format: ReportFormat) -> String {
-        match format {
-            ReportFormat::Json => super::to_json(self),
-            ReportFormat::Text => self.text(),
-            ReportFormat::Markdown => self.markdown(),
-        }
-    }
-
     /// Tiers in numeric order (the string keys would sort "10" before "2").
     fn tiers(&self) -> Vec<(u32, &TierImpact)> {
         let mut v: Vec<(u32, &TierImpact)> = self
@@ -172,7 +168,9 @@ impl ImpactReport {
         }
         s
     }
+}
 
+impl Render for ImpactReport {
     fn text(&self) -> String {
         let mut out = self.summary();
         out.push_str("\n\n");
@@ -260,10 +258,32 @@ mod tests {
         assert_eq!(r.degraded, ["y"]);
         assert_eq!(r.tightest_rto.unwrap().service, "x");
         let v: serde_json::Value =
-            serde_json::from_str(&impact(&m, &["a"]).unwrap().render(ReportFormat::Json)).unwrap();
+            serde_json::from_str(&impact(&m, &["a"]).unwrap().json()).unwrap();
         assert_eq!(v["schema"], "meeseeks.impact/v1");
         assert_eq!(v["degraded"], serde_json::json!(["x", "y"]));
         assert_eq!(v["by_tier"]["0"]["degraded"], serde_json::json!(["x", "y"]));
+    }
+
+    /// Issue 10: `impact S` names S itself when a dependent has the same RTO (here `api`,
+    /// which sorts first).
+    #[test]
+    fn tightest_rto_prefers_the_lost_service_on_a_tie() {
+        let m = model(vec![
+            s("db", 0, 30, &[], &[]),
+            s("api", 0, 30, &["db"], &[]),
+            s("web", 1, 60, &["api"], &[]),
+        ]);
+        let t = impact(&m, &["db"]).unwrap().tightest_rto.unwrap();
+        assert_eq!((t.service.as_str(), t.rto_s), ("db", 1800.0));
+        // A strictly tighter dependent still wins.
+        let m = model(vec![
+            s("db", 0, 30, &[], &[]),
+            s("api", 0, 20, &["db"], &[]),
+        ]);
+        assert_eq!(
+            impact(&m, &["db"]).unwrap().tightest_rto.unwrap().service,
+            "api"
+        );
     }
 
     #[test]
@@ -275,10 +295,6 @@ mod tests {
 
     #[test]
     fn text_snapshot() {
-        insta::assert_snapshot!(
-            impact(&shop(), &["orders-db", "recs"])
-                .unwrap()
-                .render(ReportFormat::Text)
-        );
+        insta::assert_snapshot!(impact(&shop(), &["orders-db", "recs"]).unwrap().text());
     }
 }

@@ -11,31 +11,71 @@
 pub mod audit;
 pub mod deps;
 pub mod diff;
+pub mod draw;
 pub mod export;
+pub mod history;
 pub mod impact;
+pub mod import;
 pub mod verify;
 
 use std::time::Duration;
 
 use crate::model::{Model, SvcId, fmt_duration};
 
-/// Output format of a report (`--format`).
+/// Output format of a graph report (`--format`). Every report has text, JSON and Markdown;
+/// the ones that draw (`diff`, `history`) have more. Each command's clap `ValueEnum` lists
+/// exactly the formats it accepts (see `cli::graph_ops`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportFormat {
     Text,
     Json,
     Markdown,
+    Html,
+    Mermaid,
+    Dot,
 }
 
 impl ReportFormat {
-    pub fn parse(s: &str) -> crate::Result<ReportFormat> {
-        match s {
-            "text" => Ok(ReportFormat::Text),
-            "json" => Ok(ReportFormat::Json),
-            "markdown" | "md" => Ok(ReportFormat::Markdown),
-            other => Err(crate::Error::Usage(format!(
-                "unknown format `{other}` (expected text, json or markdown)"
-            ))),
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportFormat::Text => "text",
+            ReportFormat::Json => "json",
+            ReportFormat::Markdown => "markdown",
+            ReportFormat::Html => "html",
+            ReportFormat::Mermaid => "mermaid",
+            ReportFormat::Dot => "dot",
+        }
+    }
+}
+
+/// A report of a graph operation (`deps`, `impact`, `audit`, `diff`, `verify`, `history`):
+/// one way to render it in every format and to turn it into an exit code, so that the CLI
+/// handles every report alike.
+pub trait Render: serde::Serialize {
+    /// Aligned, uncoloured text for a terminal.
+    fn text(&self) -> String;
+    /// For a pull-request comment or a wiki page.
+    fn markdown(&self) -> String;
+    /// `"schema": "meeseeks.<kind>/v1"`, every list sorted.
+    fn json(&self) -> String {
+        to_json(self)
+    }
+    /// The drawing formats (html, mermaid, dot), for the reports that have them.
+    fn drawing(&self, _format: ReportFormat) -> Option<String> {
+        None
+    }
+    /// The command's exit code for this outcome (SPEC §3): 0 unless the report says so.
+    fn exit_code(&self) -> i32 {
+        crate::error::exit::OK
+    }
+    fn render(&self, format: ReportFormat) -> crate::Result<String> {
+        match format {
+            ReportFormat::Text => Ok(self.text()),
+            ReportFormat::Json => Ok(self.json()),
+            ReportFormat::Markdown => Ok(self.markdown()),
+            other => self.drawing(other).ok_or_else(|| {
+                crate::Error::Usage(format!("this report has no `{}` format", other.as_str()))
+            }),
         }
     }
 }
@@ -93,7 +133,7 @@ pub(crate) fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     // Serialising plain structs of strings and numbers cannot fail.
     let mut s =
         serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
@@ -144,7 +184,9 @@ pub(crate) mod fixtures {
                 only: None,
                 optional: false,
                 idempotent: true,
+                preflight: true,
                 line: 1,
+                env: Vec::new(),
             }],
             checks: (0..checks)
                 .map(|i| Check {
@@ -153,6 +195,7 @@ pub(crate) mod fixtures {
                     interval: Check::DEFAULT_INTERVAL,
                     timeout: Check::DEFAULT_TIMEOUT,
                     healthy_after: 1,
+                    preflight: true,
                     line: 1,
                 })
                 .collect(),

@@ -23,7 +23,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::export::EdgeKind;
-use super::{ReportFormat, md_cell, table};
+use super::{Render, md_cell, table};
 use crate::model::{Model, SvcId};
 
 /// One observed caller → callee edge.
@@ -243,7 +243,8 @@ pub fn verify(model: &Model, observed: &[Observed], opts: &VerifyOptions) -> Ver
                 if t.is_none() {
                     unknown.insert(o.to.as_str());
                 }
-                other.entry((&o.from, &o.to)).or_insert((f, 0)).1 += o.calls;
+                let e = other.entry((&o.from, &o.to)).or_insert((f, 0));
+                e.1 = e.1.saturating_add(o.calls);
             }
         }
     }
@@ -251,7 +252,8 @@ pub fn verify(model: &Model, observed: &[Observed], opts: &VerifyOptions) -> Ver
     let mut edges: Vec<(u32, u32, u64)> = Vec::with_capacity(known.len());
     for (f, t, c) in known {
         match edges.last_mut() {
-            Some(last) if last.0 == f && last.1 == t => last.2 += c,
+            // Summed exports of a busy mesh can pass u64: saturate rather than wrap.
+            Some(last) if last.0 == f && last.1 == t => last.2 = last.2.saturating_add(c),
             _ => edges.push((f, t, c)),
         }
     }
@@ -336,6 +338,117 @@ pub fn verify(model: &Model, observed: &[Observed], opts: &VerifyOptions) -> Ver
     }
 }
 
+/// `verify --suggest`: the TOML that declares the undeclared dependencies, one
+/// `[services.NAME]` block per caller with its whole new `depends_on` (the declared entries
+/// kept, the observed ones added), to replace the line in graph.toml.
+///
+/// Observed calls become *essential* dependencies (what the plan must order), except where
+/// that would close a cycle of essential edges (the loader would refuse the graph): those are
+/// suggested as `soft_depends_on`, with the reason in a comment. Calls into services missing
+/// from the graph are comments only: declaring them needs the service (and its tier) first.
+/// Cycles are found once, with the strongly connected components of the declared essential
+/// graph plus every suggested edge: O(V+E).
+pub fn suggest(model: &Model, r: &VerifyReport) -> String {
+    use petgraph::graph::{DiGraph, NodeIndex};
+    let n = model.services.len();
+    let mut g: DiGraph<(), ()> = DiGraph::with_capacity(n, 0);
+    for _ in 0..n {
+        g.add_node(());
+    }
+    for (id, s) in model.services.iter().enumerate() {
+        for &d in &s.depends_on {
+            g.add_edge(NodeIndex::new(id), NodeIndex::new(d), ());
+        }
+    }
+    let mut per_caller: std::collections::BTreeMap<&str, Vec<&Undeclared>> = Default::default();
+    for u in &r.undeclared {
+        per_caller.entry(u.from.as_str()).or_default().push(u);
+        if let (Some(f), Some(t)) = (model.id(&u.from), model.id(&u.to)) {
+            g.add_edge(NodeIndex::new(f), NodeIndex::new(t), ());
+        }
+    }
+    let mut comp = vec![0usize; n];
+    for (c, scc) in petgraph::algo::tarjan_scc(&g).iter().enumerate() {
+        for v in scc {
+            comp[v.index()] = c;
+        }
+    }
+    let names =
+        |ids: &[SvcId]| -> Vec<String> { ids.iter().map(|&d| model.name(d).to_string()).collect() };
+    let list = |v: &[String]| -> String {
+        let q: Vec<String> = v.iter().map(|x| format!("\"{x}\"")).collect();
+        format!("[{}]", q.join(", "))
+    };
+    let mut out = String::from(
+        "# Undeclared dependencies observed in traffic (meeseeks verify --suggest).\n\
+         # In graph.toml, replace each service's depends_on / soft_depends_on with the line below\n\
+         # (declared entries are kept).\n",
+    );
+    if per_caller.is_empty() {
+        out.push_str("# Nothing to add: every observed dependency is declared.\n");
+    }
+    for (caller, list_u) in per_caller {
+        let Some(id) = model.id(caller) else { continue };
+        let s = &model.services[id];
+        let mut hard = names(&s.depends_on);
+        let mut soft = names(&s.soft_depends_on);
+        let (mut added_hard, mut added_soft, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+        for u in list_u {
+            match model.id(&u.to) {
+                None => notes.push(format!(
+                    "# {caller} calls {} ({} calls), which is not in the graph: add [services.{}] first",
+                    u.to, u.calls, u.to
+                )),
+                Some(t) if comp[t] == comp[id] => {
+                    soft.push(u.to.clone());
+                    added_soft.push(format!("{} ({} calls)", u.to, u.calls));
+                    notes.push(format!(
+                        "# {caller} -> {} as essential would close a cycle of essential dependencies: suggested as optional",
+                        u.to
+                    ));
+                }
+                Some(_) => {
+                    hard.push(u.to.clone());
+                    added_hard.push(format!("{} ({} calls)", u.to, u.calls));
+                }
+            }
+        }
+        hard.sort();
+        soft.sort();
+        // A header with nothing under it would only duplicate the table when pasted.
+        let only_notes = added_hard.is_empty() && added_soft.is_empty();
+        let _ = write!(
+            out,
+            "\n{}[services.{caller}]",
+            if only_notes { "# " } else { "" }
+        );
+        if s.line > 0 {
+            let _ = write!(out, "  # graph.toml line {}", s.line);
+        }
+        out.push('\n');
+        for n in &notes {
+            let _ = writeln!(out, "{n}");
+        }
+        if !added_hard.is_empty() {
+            let _ = writeln!(
+                out,
+                "depends_on = {}  # added: {}",
+                list(&hard),
+                added_hard.join(", ")
+            );
+        }
+        if !added_soft.is_empty() {
+            let _ = writeln!(
+                out,
+                "soft_depends_on = {}  # added: {}",
+                list(&soft),
+                added_soft.join(", ")
+            );
+        }
+    }
+    out
+}
+
 /// At most this many entries per list in text and Markdown (JSON has them all); undeclared
 /// dependencies are never cut: they are what fails the command.
 const SHOWN: usize = 100;
@@ -354,23 +467,6 @@ fn capped(list: &[String]) -> String {
 }
 
 impl VerifyReport {
-    /// 1 when undeclared dependencies were observed (SPEC §3), else 0.
-    pub fn exit_code(&self) -> i32 {
-        if self.undeclared.is_empty() {
-            crate::error::exit::OK
-        } else {
-            crate::error::exit::NEGATIVE
-        }
-    }
-
-    pub fn render(&self, format: ReportFormat) -> String {
-        match format {
-            ReportFormat::Json => super::to_json(self),
-            ReportFormat::Text => self.text(),
-            ReportFormat::Markdown => self.markdown(),
-        }
-    }
-
     fn summary(&self) -> String {
         let mut s = format!(
             "{} observed edge(s): {} undeclared, {} declared but unobserved",
@@ -395,6 +491,17 @@ impl VerifyReport {
             format!("graph declares the reverse: {} -> {}", u.to, u.from)
         } else {
             String::new()
+        }
+    }
+}
+
+impl Render for VerifyReport {
+    /// 1 when undeclared dependencies were observed (SPEC §3), else 0.
+    fn exit_code(&self) -> i32 {
+        if self.undeclared.is_empty() {
+            crate::error::exit::OK
+        } else {
+            crate::error::exit::NEGATIVE
         }
     }
 
@@ -652,12 +759,85 @@ web,web,5
         assert_eq!(e.exit_code(), 2);
     }
 
+    /// Issue 12: call counts summed over duplicate pairs saturate instead of wrapping
+    /// (a wrapped sum fell below --min-calls and hid the dependency).
+    #[test]
+    fn call_counts_saturate() {
+        let big = u64::MAX - 1;
+        let csv =
+            format!("checkout,fraud,{big}\ncheckout,fraud,5\nweb,search,{big}\nweb,search,5\n");
+        let obs = parse_observed(&csv, "f", ObservedFormat::Csv).unwrap();
+        let r = verify(&shop(), &obs, &VerifyOptions { min_calls: 10 });
+        let calls: Vec<(&str, u64)> = r
+            .undeclared
+            .iter()
+            .map(|u| (u.to.as_str(), u.calls))
+            .collect();
+        assert_eq!(calls, [("fraud", u64::MAX), ("search", u64::MAX)]);
+        assert_eq!(r.below_min_calls, 0);
+    }
+
+    #[test]
+    fn suggest_merges_with_declared_and_avoids_cycles() {
+        let obs = parse_observed(JAEGER, "deps.json", ObservedFormat::Auto).unwrap();
+        let m = shop();
+        let r = verify(&m, &obs, &VerifyOptions::default());
+        let toml = suggest(&m, &r);
+        insta::assert_snapshot!(toml);
+        // What it suggests, applied, loads: no cycle, no unknown service.
+        let mut parts = Vec::new();
+        let doc: toml::Table = toml::from_str(&toml).unwrap();
+        for s in &m.services {
+            let mut deps: Vec<String> = s
+                .depends_on
+                .iter()
+                .map(|&d| m.name(d).to_string())
+                .collect();
+            let mut soft: Vec<String> = s
+                .soft_depends_on
+                .iter()
+                .map(|&d| m.name(d).to_string())
+                .collect();
+            if let Some(t) = doc.get("services").and_then(|x| x.get(&s.name)) {
+                let get = |k: &str| -> Option<Vec<String>> {
+                    t.get(k).map(|v| {
+                        v.as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|x| x.as_str().unwrap().to_string())
+                            .collect()
+                    })
+                };
+                deps = get("depends_on").unwrap_or(deps);
+                soft = get("soft_depends_on").unwrap_or(soft);
+            }
+            let mut p = crate::graph_ops::fixtures::s(&s.name, s.tier, 60, &[], &[]);
+            p.1 = deps;
+            p.2 = soft;
+            parts.push(p);
+        }
+        let fixed = crate::graph_ops::fixtures::model(parts);
+        let topo = crate::plan::topo_order(&fixed, &crate::plan::Scope::all(&fixed));
+        assert_eq!(
+            topo.len(),
+            fixed.services.len(),
+            "the suggestion closed a cycle"
+        );
+        let again = verify(&fixed, &obs, &VerifyOptions::default());
+        let left: Vec<&str> = again.undeclared.iter().map(|u| u.to.as_str()).collect();
+        assert_eq!(
+            left,
+            ["fraud"],
+            "only the service missing from the graph is left"
+        );
+    }
+
     #[test]
     fn text_snapshot() {
         let obs = parse_observed(JAEGER, "deps.json", ObservedFormat::Auto).unwrap();
         let r = verify(&shop(), &obs, &VerifyOptions { min_calls: 5 });
-        insta::assert_snapshot!(r.render(ReportFormat::Text));
-        let v: serde_json::Value = serde_json::from_str(&r.render(ReportFormat::Json)).unwrap();
+        insta::assert_snapshot!(r.text());
+        let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
         assert_eq!(v["schema"], "meeseeks.verify/v1");
         assert_eq!(v["undeclared"][0]["from"], "checkout");
     }

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource,
+    SourceCode as _,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -31,6 +34,11 @@ pub struct SourceFile {
     scans: AtomicU32,
 }
 
+/// Largest graph file (graph.toml or a fragment) read: a 100 000-service graph is 12 MB.
+pub const MAX_GRAPH_BYTES: u64 = 256 << 20;
+/// Largest playbook or template read.
+pub const MAX_PLAYBOOK_BYTES: u64 = 16 << 20;
+
 /// Positions before this offset may be looked up by scanning, [`SCANS`] times per file.
 const SCAN_BELOW: usize = 256 * 1024;
 const SCANS: u32 = 64;
@@ -43,6 +51,73 @@ impl SourceFile {
             line_starts: OnceLock::new(),
             scans: AtomicU32::new(0),
         })
+    }
+
+    /// Reads a file for the loader: a regular file (a FIFO would block the load, a device might
+    /// never end), at most `limit` bytes, valid UTF-8. Each refusal is a diagnostic saying
+    /// why; invalid UTF-8 points at the first bad byte. `missing` is the help for a file that
+    /// does not exist.
+    pub fn read(path: &Path, limit: u64, missing: &str) -> Result<Arc<SourceFile>, Box<Diag>> {
+        use std::io::Read as _;
+        use std::os::unix::fs::FileTypeExt as _;
+        let cannot =
+            |why: String| Diag::error("io", format!("cannot read {}: {why}", path.display()));
+        let io = |e: std::io::Error| {
+            let d = cannot(e.to_string());
+            match e.kind() {
+                std::io::ErrorKind::NotFound => d.help(missing),
+                std::io::ErrorKind::PermissionDenied => d.help("check the file's permissions"),
+                _ => d,
+            }
+        };
+        // `metadata` follows links: a link to /dev/zero is a device.
+        let meta = std::fs::metadata(path).map_err(|e| Box::new(io(e)))?;
+        let ft = meta.file_type();
+        if !ft.is_file() {
+            let what = if ft.is_dir() {
+                "a directory"
+            } else if ft.is_fifo() {
+                "a FIFO"
+            } else if ft.is_char_device() || ft.is_block_device() {
+                "a device"
+            } else if ft.is_socket() {
+                "a socket"
+            } else {
+                "not a regular file"
+            };
+            return Err(Box::new(cannot(format!("it is {what}, not a regular file")).help(
+                "graph and playbook files must be plain files (a FIFO or device could block or never end)",
+            )));
+        }
+        let too_big = || {
+            cannot(format!("larger than {} MiB", limit >> 20))
+                .help("split the graph into fragments (`include` in graph.toml), or check that this is the right file")
+        };
+        if meta.len() > limit {
+            return Err(Box::new(too_big()));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+            .map_err(|e| Box::new(io(e)))?;
+        if bytes.len() as u64 > limit {
+            return Err(Box::new(too_big()));
+        }
+        match String::from_utf8(bytes) {
+            Ok(text) => Ok(SourceFile::new(path.to_path_buf(), text)),
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let byte = e.as_bytes()[at];
+                // The text before the bad byte is the same in the lossy copy: the diagnostic
+                // points into it, at the replacement character.
+                let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                let file = SourceFile::new(path.to_path_buf(), text);
+                Err(Box::new(Diag::error("utf8", format!("invalid UTF-8 (byte 0x{byte:02X})"))
+                    .at(&file, at..at + char::REPLACEMENT_CHARACTER.len_utf8())
+                    .label("not UTF-8")
+                    .help("TOML files must be UTF-8: re-save this file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")))
+            }
+        }
     }
 
     /// 1-based (line, column) of a byte offset; columns count characters.
@@ -143,21 +218,29 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// A file's text as miette source code, shared rather than copied: a 12 MB graph.toml used
-/// to be cloned for every diagnostic rendered.
-struct SharedText(Arc<SourceFile>);
+/// What miette reads a diagnostic's source from: a file's text, shared rather than copied (a
+/// 12 MB graph.toml used to be cloned for every diagnostic rendered), or a window of one of
+/// its lines.
+enum Source {
+    File(Arc<SourceFile>),
+    Excerpt(Excerpt),
+}
 
-impl miette::SourceCode for SharedText {
+impl miette::SourceCode for Source {
     fn read_span<'a>(
         &'a self,
         span: &miette::SourceSpan,
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
-        self.0
-            .text
-            .as_str()
-            .read_span(span, context_lines_before, context_lines_after)
+        match self {
+            Source::File(f) => {
+                f.text
+                    .as_str()
+                    .read_span(span, context_lines_before, context_lines_after)
+            }
+            Source::Excerpt(x) => x.read_span(span, context_lines_before, context_lines_after),
+        }
     }
 }
 
@@ -172,6 +255,21 @@ pub struct Diag {
     pub span: Range<usize>,
     pub label: Option<String>,
     pub help: Option<String>,
+    /// A "did you mean" to fill in when the load is over (see [`Diagnostics::fill_hints`]).
+    pub pending: Option<Box<PendingHint>>,
+}
+
+/// The help of a diagnostic about an unknown service name, left to fill in once every
+/// diagnostic is known and sorted: only those printed first get a "did you mean" (each costs a
+/// pass over every service name: 200 000 of them on a big graph would be quadratic).
+/// The `render` of diagnostics whose hints were not filled in shows no help for them.
+#[derive(Debug, Clone)]
+pub struct PendingHint {
+    pub name: String,
+    /// The help when a close name is found, `{}` standing for it.
+    pub found: String,
+    /// The help otherwise.
+    pub otherwise: String,
 }
 
 impl Diag {
@@ -184,6 +282,7 @@ impl Diag {
             span: 0..0,
             label: None,
             help: None,
+            pending: None,
         }
     }
 
@@ -210,6 +309,16 @@ impl Diag {
         self
     }
 
+    /// A help naming the service closest to `name`, computed later (see [`PendingHint`]).
+    pub fn hint(mut self, name: &str, found: String, otherwise: String) -> Diag {
+        self.pending = Some(Box::new(PendingHint {
+            name: name.to_string(),
+            found,
+            otherwise,
+        }));
+        self
+    }
+
     /// `path:line:col`, or just the path / nothing when the problem has no position.
     pub fn location(&self) -> Option<String> {
         let f = self.file.as_ref()?;
@@ -222,40 +331,44 @@ impl Diag {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
+        let message = shorten(&self.message, MAX_MESSAGE);
         // A grep-able first line, then miette's picture of the source line.
         match self.location() {
             Some(loc) => {
-                let _ = writeln!(out, "{sev}[{}]: {loc}: {}", self.code, self.message);
+                let _ = writeln!(out, "{sev}[{}]: {loc}: {message}", self.code);
             }
             None => {
-                let _ = writeln!(out, "{sev}[{}]: {}", self.code, self.message);
+                let _ = writeln!(out, "{sev}[{}]: {message}", self.code);
             }
         }
+        let help = self.help.as_deref().map(|h| shorten(h, MAX_MESSAGE));
         let Some(file) = &self.file else {
-            if let Some(h) = &self.help {
+            if let Some(h) = &help {
                 let _ = writeln!(out, "  help: {h}");
             }
             out.push('\n');
             return;
         };
-        let mut d =
-            MietteDiagnostic::new(self.message.clone()).with_severity(match self.severity {
-                Severity::Error => miette::Severity::Error,
-                Severity::Warning => miette::Severity::Warning,
-            });
-        let len = self.span.end.saturating_sub(self.span.start);
+        let mut d = MietteDiagnostic::new(message).with_severity(match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        });
+        let shown = Shown::new(&file.text, self.span.clone());
+        let name = file.path.display().to_string();
+        let (span, source) = match shown.excerpt {
+            None => (shown.span, Source::File(file.clone())),
+            Some(x) => (x.span.clone(), Source::Excerpt(x)),
+        };
         d = d.with_label(LabeledSpan::new(
             Some(self.label.clone().unwrap_or_else(|| "here".into())),
-            self.span.start.min(file.text.len()),
-            len.min(file.text.len().saturating_sub(self.span.start)),
+            span.start,
+            span.end - span.start,
         ));
-        if let Some(h) = &self.help {
-            d = d.with_help(h.clone());
+        if let Some(h) = help {
+            d = d.with_help(h);
         }
-        let report = miette::Report::new(d).with_source_code(
-            NamedSource::new(file.path.display().to_string(), SharedText(file.clone()))
-                .with_language("toml"),
-        );
+        let report = miette::Report::new(d)
+            .with_source_code(NamedSource::new(name, source).with_language("toml"));
         let mut s = String::new();
         if handler.render_report(&mut s, report.as_ref()).is_ok() {
             // miette repeats the message as its first line; we already printed it.
@@ -263,6 +376,114 @@ impl Diag {
             out.push_str(body);
         }
         out.push('\n');
+    }
+}
+
+/// Messages and helps are cut to this many characters when printed (a 10 MB key would
+/// otherwise be printed whole in "unknown key `…`").
+const MAX_MESSAGE: usize = 400;
+/// Source lines are shown whole up to this many characters; a longer one around the problem
+/// is shown as a window of this width (miette's renderer panics from column 65 536 on, and a
+/// 10 MB line helps no one).
+const MAX_COLUMNS: usize = 160;
+/// A span over more lines than this (an unterminated string running to the end of the file)
+/// is shown by its first line.
+const MAX_SPAN_LINES: usize = 8;
+
+fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
+}
+
+/// What of a file a diagnostic shows: its span (cut to its first line when it covers too
+/// many), and when a line to show is too long, a window of the span's line instead.
+struct Shown {
+    span: Range<usize>,
+    excerpt: Option<Excerpt>,
+}
+
+impl Shown {
+    fn new(text: &str, span: Range<usize>) -> Shown {
+        let start = floor_char_boundary(text, span.start.min(text.len()));
+        let mut end = floor_char_boundary(text, span.end.min(text.len())).max(start);
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = |from: usize| text[from..].find('\n').map_or(text.len(), |i| from + i);
+        if count_newlines(&text.as_bytes()[start..end]) as usize > MAX_SPAN_LINES {
+            end = line_end(start);
+        }
+        // The lines miette shows: one before, the span's, one after.
+        let from = text[..line_start.saturating_sub(1)]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let last = line_end(end);
+        let to = if last < text.len() {
+            line_end(last + 1)
+        } else {
+            last
+        };
+        let long = text[from..to]
+            .split('\n')
+            .any(|l| l.len() > MAX_COLUMNS && l.chars().count() > MAX_COLUMNS);
+        if !long {
+            return Shown {
+                span: start..end,
+                excerpt: None,
+            };
+        }
+        let line = &text[line_start..line_end(start)];
+        let col = text[line_start..start].chars().count();
+        let first = col.saturating_sub(MAX_COLUMNS / 3);
+        let byte_at = |c: usize| line.char_indices().nth(c).map_or(line.len(), |(i, _)| i);
+        let (a, b) = (byte_at(first), byte_at(first + MAX_COLUMNS));
+        let prefix = if a > 0 { "…" } else { "" };
+        let suffix = if b < line.len() { "…" } else { "" };
+        let s0 = prefix.len() + (start - line_start - a);
+        let s1 = prefix.len() + (end.min(line_start + b).max(start) - line_start - a);
+        Shown {
+            span: start..end,
+            excerpt: Some(Excerpt {
+                line: count_newlines(&text.as_bytes()[..line_start]) as usize,
+                column_shift: a as isize - prefix.len() as isize,
+                // The newline lets a point just past the last character be shown.
+                text: format!("{prefix}{}{suffix}\n", &line[a..b]),
+                span: s0..s1,
+            }),
+        }
+    }
+}
+
+/// A window of one long source line, shown by miette at the line's real number and columns.
+struct Excerpt {
+    text: String,
+    /// The span in `text`.
+    span: Range<usize>,
+    /// 0-based line number of the line in its file.
+    line: usize,
+    /// Byte column in the line of a byte column in `text`: plus this.
+    column_shift: isize,
+}
+
+impl Excerpt {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let inner =
+            self.text
+                .as_str()
+                .read_span(span, context_lines_before, context_lines_after)?;
+        let column = (inner.column() as isize + self.column_shift).max(0) as usize;
+        Ok(Box::new(miette::MietteSpanContents::new(
+            inner.data(),
+            *inner.span(),
+            self.line + inner.line(),
+            column,
+            inner.line_count(),
+        )))
     }
 }
 
@@ -292,6 +513,27 @@ impl Diagnostics {
             .iter()
             .filter(|d| d.severity == Severity::Warning)
             .count()
+    }
+
+    /// Fills in the pending hints of the diagnostics that [`Diagnostics::render`] prints (the
+    /// first [`SUMMARISE_AFTER`] of each kind, once sorted) with the closest of `names`; the
+    /// others, never printed, get the help without a suggestion. So the cost is a few passes
+    /// over `names`, however many names are unknown.
+    pub fn fill_hints(&mut self, names: &[&str]) {
+        let mut shown: BTreeMap<(Severity, &str), usize> = BTreeMap::new();
+        for d in &mut self.items {
+            let n = shown.entry((d.severity, d.code)).or_default();
+            *n += 1;
+            if let Some(p) = d.pending.take() {
+                let hint = (*n <= SUMMARISE_AFTER)
+                    .then(|| crate::suggest::closest(&p.name, names.iter().copied()))
+                    .flatten();
+                d.help = Some(match hint {
+                    Some(h) => p.found.replace("{}", h),
+                    None => p.otherwise,
+                });
+            }
+        }
     }
 
     pub fn has_errors(&self) -> bool {

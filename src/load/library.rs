@@ -6,15 +6,14 @@
 //! and `[[checks]]` are read by the playbook loader when a `uses` step is expanded (see
 //! `load::uses`), with the same rules and diagnostics as a playbook's own steps.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use toml::de::DeValue;
-
 use super::diag::{Diag, Diagnostics, SourceFile};
-use super::value::{Reader, SV};
+use super::read::{Reader, SV};
+use super::tree::Value;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/library.rs"));
@@ -220,25 +219,20 @@ pub fn all_names(dr_dir: Option<&Path>) -> Vec<(String, Origin)> {
     out
 }
 
-/// The source of template `name`: local first, then the library. `Ok(None)` when unknown.
-pub fn find_source(
+/// The source of template `name`: local first, then the library. `Ok(None)` when unknown;
+/// a local file that cannot be read is a diagnostic.
+fn find_source(
     dr_dir: Option<&Path>,
     name: &str,
-) -> std::io::Result<Option<(Origin, Arc<SourceFile>)>> {
+) -> Result<Option<(Origin, Arc<SourceFile>)>, Box<Diag>> {
     if !valid_name(name) {
         return Ok(None);
     }
     if let Some(d) = dr_dir {
         let path = local_root(d).join(format!("{name}.toml"));
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                return Ok(Some((
-                    Origin::Local(path.clone()),
-                    SourceFile::new(path, text),
-                )));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        if std::fs::symlink_metadata(&path).is_ok() {
+            let file = SourceFile::read(&path, super::diag::MAX_PLAYBOOK_BYTES, "")?;
+            return Ok(Some((Origin::Local(path), file)));
         }
     }
     Ok(builtin().iter().find(|(n, _)| *n == name).map(|(n, text)| {
@@ -252,17 +246,21 @@ pub fn find_source(
     }))
 }
 
-/// Finds and reads template `name`'s header. `Ok(None)`: no such template. Problems in the
-/// template file are diagnostics pointing into it.
+/// Finds and reads template `name`'s header. `Ok(None)`: no such template, or one that cannot
+/// be used; problems in (or reading) the template file are diagnostics pointing into it.
 pub fn load(
     dr_dir: Option<&Path>,
     name: &str,
     diags: &mut Diagnostics,
 ) -> std::io::Result<Option<TemplateDef>> {
-    let Some((origin, file)) = find_source(dr_dir, name)? else {
-        return Ok(None);
-    };
-    Ok(read_header(name, origin, &file, diags))
+    match find_source(dr_dir, name) {
+        Ok(Some((origin, file))) => Ok(read_header(name, origin, &file, diags)),
+        Ok(None) => Ok(None),
+        Err(d) => {
+            diags.push(*d);
+            Ok(None)
+        }
+    }
 }
 
 /// Reads `description` and `[params]`; `None` when the file is too broken to use.
@@ -416,22 +414,22 @@ pub(super) fn check_value(
     v: &SV<'_>,
 ) -> Result<Scalar, ()> {
     let scalar = match v.get_ref() {
-        DeValue::String(s) => Scalar::String(s.to_string()),
-        DeValue::Integer(i) => match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
-            Ok(n) => Scalar::Integer(n),
-            Err(_) => {
+        Value::String(s) => Scalar::String(s.to_string()),
+        Value::Integer(i) => match i.to_i64() {
+            Some(n) => Scalar::Integer(n),
+            None => {
                 r.err("type", v.span(), format!("`{name}`: integer out of range"));
                 return Err(());
             }
         },
-        DeValue::Float(f) => match f.as_str().replace('_', "").parse::<f64>() {
+        Value::Float(f) => match f.as_str().parse::<f64>() {
             Ok(x) => Scalar::Float(x),
             Err(_) => {
                 r.err("type", v.span(), format!("`{name}`: invalid float"));
                 return Err(());
             }
         },
-        DeValue::Boolean(b) => Scalar::Bool(*b),
+        Value::Boolean(b) => Scalar::Bool(*b),
         other => {
             r.err(
                 "param-type",
@@ -453,7 +451,7 @@ pub(super) fn check_value(
         (Scalar::Integer(_), ParamType::Integer) => true,
         (Scalar::Bool(_), ParamType::Bool) => true,
         (Scalar::String(s), ParamType::Duration) => {
-            if let Err(e) = humantime::parse_duration(s.trim()) {
+            if let Err(e) = crate::model::duration::parse(s) {
                 r.err(
                     "param-type",
                     v.span(),
@@ -493,6 +491,64 @@ pub(super) fn check_value(
         return Err(());
     }
     Ok(scalar)
+}
+
+/// Templates read during one load, and the diagnostics already reported inside template files
+/// (a broken template used by fifty playbooks is reported once).
+#[derive(Debug, Default)]
+pub(super) struct Cache {
+    pub dir: PathBuf,
+    pub defs: HashMap<String, Option<Arc<TemplateDef>>>,
+    reported: HashSet<(PathBuf, usize, usize, String)>,
+}
+
+impl Cache {
+    pub fn new(dir: PathBuf) -> Cache {
+        Cache {
+            dir,
+            ..Default::default()
+        }
+    }
+
+    pub fn get(&mut self, name: &str, diags: &mut Diagnostics) -> Option<Arc<TemplateDef>> {
+        if let Some(d) = self.defs.get(name) {
+            return d.clone();
+        }
+        let mut scratch = Diagnostics::default();
+        let def = match load(Some(&self.dir), name, &mut scratch) {
+            Ok(d) => d,
+            Err(e) => {
+                scratch.push(Diag::error(
+                    "io",
+                    format!("cannot read template `{name}`: {e}"),
+                ));
+                None
+            }
+        };
+        // A template that exists but is broken must not also be reported as unknown.
+        let found = def.is_some() || scratch.has_errors();
+        self.merge(scratch, diags);
+        let def = def.map(Arc::new);
+        if found {
+            self.defs.insert(name.to_string(), def.clone());
+        }
+        def
+    }
+
+    /// Moves diagnostics pointing into template files to `diags`, each at most once.
+    pub fn merge(&mut self, scratch: Diagnostics, diags: &mut Diagnostics) {
+        for d in scratch.items {
+            let key = (
+                d.file.as_ref().map(|f| f.path.clone()).unwrap_or_default(),
+                d.span.start,
+                d.span.end,
+                d.message.clone(),
+            );
+            if self.reported.insert(key) {
+                diags.push(d);
+            }
+        }
+    }
 }
 
 /// Renders the header for `meeseeks templates NAME`.
@@ -563,7 +619,7 @@ pub fn usage_snippet(def: &TemplateDef, values: &[(String, String)]) -> String {
 /// A diagnostic for `uses = NAME` naming no template, with the closest name as a hint.
 pub(super) fn unknown(name: &str, dr_dir: Option<&Path>) -> Diag {
     let names = all_names(dr_dir);
-    let hint = crate::util::closest(name, names.iter().map(|(n, _)| n.as_str()));
+    let hint = crate::suggest::closest(name, names.iter().map(|(n, _)| n.as_str()));
     let d = Diag::error("unknown-template", format!("unknown template `{name}`"))
         .label("no such template");
     match hint {

@@ -1,18 +1,24 @@
 //! Loading a DR directory: `graph.toml` + `playbooks/*.toml` → `Model`, with every problem
 //! reported at once as a diagnostic pointing at file, line and column.
 //!
-//! Files are parsed into a span-preserving tree (`tree`, the same semantics and syntax errors
-//! as `toml`'s `DeTable`, at a fraction of its cost on big graphs) and walked by hand instead
-//! of `#[serde(deny_unknown_fields)]`, because serde stops at the first error and one broken
+//! Every file (graph, playbook, template) is parsed into the one span-preserving tree (`tree`,
+//! the same semantics and syntax errors as `toml`'s `DeTable`, at a fraction of its cost on big
+//! graphs) and read through the one typed reader (`read`), by hand instead of
+//! `#[serde(deny_unknown_fields)]`, because serde stops at the first error and one broken
 //! service must not hide the problems of the next.
+//!
+//! Modules, each using only those below it: `playbook` (the playbooks of a directory) →
+//! `uses` (template expansion) → `steps` (steps and checks, template strings checked) →
+//! `library` (finding templates) → `read` → `tree`, `diag`.
 
 pub mod diag;
-mod gvalue;
+mod fragments;
 pub mod library;
 mod playbook;
+mod read;
+mod steps;
 pub mod tree;
 mod uses;
-mod value;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
@@ -20,35 +26,19 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use diag::{Diag, Diagnostics, Severity, SourceFile};
-use gvalue::{Reader, SV};
+use read::{Reader, SV};
 
 use crate::model::{Backup, Defaults, Model, Notify, NotifyFormat, Service, SvcId, VarValue};
 use crate::util::{PARALLEL_MIN_SCOPE, join};
 
-/// Event names a `[[notify]]` hook may subscribe to.
-pub const NOTIFY_EVENTS: &[&str] = &[
-    "run.started",
-    "run.resumed",
-    "service.started",
-    "step.started",
-    "step.attempt_failed",
-    "step.succeeded",
-    "step.failed",
-    "step.skipped",
-    "manual.waiting",
-    "manual.approved",
-    "check.passed",
-    "check.failed",
-    "service.recovered",
-    "service.failed",
-    "service.blocked",
-    "rollback.started",
-    "rto.breached",
-    "run.interrupted",
-    "run.abandoned",
-    "run.finished",
-    "graph.new_dependents",
-];
+/// Event names a `[[notify]]` hook may subscribe to: every run event, and those sent outside
+/// a run.
+pub fn notify_events() -> impl Iterator<Item = &'static str> + Clone {
+    crate::events::Event::NAMES
+        .iter()
+        .chain(crate::events::WEBHOOK_ONLY)
+        .copied()
+}
 
 /// Template variables every playbook sees (SPEC §2.2), besides `env` and `secret`.
 pub const BUILTIN_VARS: &[&str] = &["service", "run_id", "mode", "run_dir", "dr_dir", "meeseeks"];
@@ -81,57 +71,125 @@ impl Loaded {
 }
 
 /// Loads `dir` (a DR directory) or, when `path` is a file, that graph file alone.
+/// Diagnostics name files as the user typed them; the model's paths (`dir`, playbook and
+/// template files) are absolute, decided once here: steps run with the DR directory as their
+/// working directory, so a relative `{{ dr_dir }}` or `{{ run_dir }}` would point elsewhere.
 pub fn load(path: &Path, opts: &LoadOptions) -> Loaded {
-    if path.is_file() {
+    let mut loaded = if path.is_file() {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let o = LoadOptions {
             graph_only: true,
             ..opts.clone()
         };
-        return load_files(&dir, path, &o);
+        load_files(&dir, path, &o)
+    } else {
+        load_files(path, &path.join("graph.toml"), opts)
+    };
+    if let Some(m) = loaded.model.as_mut() {
+        absolutize(m);
     }
-    load_files(path, &path.join("graph.toml"), opts)
+    loaded
+}
+
+/// `[state] store = "URL"`: an etcd URL, `file://PATH` or a path (relative to the DR
+/// directory). Checked for shape here; the store itself is opened by the command.
+fn read_state(r: &mut Reader<'_>, root: &tree::Table<'_>) -> Option<String> {
+    let v = root.get("state")?;
+    let t = r.table("state", v)?;
+    r.unknown_keys(t, &["store"], "[state]");
+    let v = t.get("store")?;
+    let url = r.string("store", v)?;
+    let scheme_ok =
+        !url.contains("://") || url.starts_with("etcd://") || url.starts_with("file://");
+    if url.trim().is_empty() || !scheme_ok {
+        r.err("value", v.span(), format!("unknown store `{url}`"))
+            .label("here")
+            .help(
+                "a state directory path (relative to this directory), file://PATH, or \
+                 etcd://HOST:PORT[,HOST:PORT...]/PREFIX",
+            );
+        return None;
+    }
+    // An etcd URL is checked whole here (endpoints, prefix, options), so that its mistakes
+    // point at this line rather than surface when a command connects.
+    if url.starts_with("etcd://")
+        && let Err(e) = crate::store::etcd::EtcdSpec::parse(&url, std::path::PathBuf::new())
+    {
+        let why = e.to_string();
+        let why = why.split_once(": ").map_or(why.as_str(), |(_, w)| w);
+        r.err("value", v.span(), format!("invalid etcd store: {why}"))
+            .label("here");
+        return None;
+    }
+    Some(url)
+}
+
+/// The store `dir`'s graph.toml declares (`[state] store`), for commands that do not load the
+/// model (`status`, `runs`, `report`, `approve`, `cleanup`, `resume`, `serve`). No graph.toml:
+/// none. The file is parsed only when a line could declare it (a big graph costs nothing).
+pub fn declared_store(dir: &Path) -> crate::Result<Option<String>> {
+    let path = dir.join("graph.toml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let could = text.lines().any(|l| {
+        let l = l.trim_start();
+        l.starts_with("[state") || l.starts_with("state") || l.starts_with("\"state")
+    });
+    if !could {
+        return Ok(None);
+    }
+    let mut diags = Diagnostics::default();
+    let Some(file) = read_file(&path, &mut diags) else {
+        return Err(crate::Error::Invalid(diags.render(false)));
+    };
+    let table = parse(&file, &mut diags);
+    let mut r = Reader {
+        file: &file,
+        diags: &mut diags,
+    };
+    let store = read_state(&mut r, table.get_ref());
+    if diags.has_errors() {
+        return Err(crate::Error::Invalid(diags.render(false)));
+    }
+    Ok(store)
+}
+
+/// Makes the model's paths absolute (see [`load`]); the DR directory canonical, so that a
+/// run's meta names it the same way from any working directory.
+fn absolutize(m: &mut Model) {
+    let typed = m.dir.clone();
+    let dir = if typed.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        typed.as_path()
+    };
+    let canonical = std::fs::canonicalize(dir)
+        .unwrap_or_else(|_| std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()));
+    // Files inside the DR directory keep their place under its canonical path.
+    let abs = |p: &Path| match p.strip_prefix(&typed) {
+        Ok(rel) if !typed.as_os_str().is_empty() || p.is_relative() => canonical.join(rel),
+        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+    };
+    for s in &mut m.services {
+        if let Some(pb) = s.playbook.as_mut() {
+            pb.file = abs(&pb.file);
+            pb.templates = pb.templates.iter().map(|t| abs(t)).collect();
+        }
+    }
+    m.dir = canonical;
 }
 
 fn read_file(path: &Path, diags: &mut Diagnostics) -> Option<Arc<SourceFile>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Some(SourceFile::new(path.to_path_buf(), text)),
-        Err(e) => {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                "a DR directory needs a graph.toml (see `meeseeks init`), or pass the directory as an argument"
-            } else {
-                "check the file's permissions"
-            };
-            diags
-                .push(Diag::error("io", format!("cannot read {}: {e}", path.display())).help(hint));
-            None
-        }
-    }
+    let missing = "a DR directory needs a graph.toml (see `meeseeks init`), or pass the directory as an argument";
+    SourceFile::read(path, diag::MAX_GRAPH_BYTES, missing)
+        .map_err(|d| diags.push(*d))
+        .ok()
 }
 
-/// Parses a playbook or template: `toml`'s `DeTable`, which `uses` expansion builds on.
-fn parse<'i>(
-    file: &'i Arc<SourceFile>,
-    diags: &mut Diagnostics,
-) -> toml::Spanned<toml::de::DeTable<'i>> {
-    let (table, errors) = toml::de::DeTable::parse_recoverable(&file.text);
-    for e in errors {
-        let span = e.span().unwrap_or(0..0);
-        diags.push(
-            Diag::error(
-                "syntax",
-                format!("TOML syntax error: {}", e.message().trim()),
-            )
-            .at(file, span)
-            .label("here"),
-        );
-    }
-    table
-}
-
-/// Parses graph.toml into the compact tree (same syntax errors as [`parse`], a fraction of
-/// its time and memory on a 100 000-service graph).
-fn parse_graph<'i>(file: &'i Arc<SourceFile>, diags: &mut Diagnostics) -> tree::Doc<'i> {
+/// Parses any file the loader reads (graph, playbook, template) into the one spanned tree,
+/// every syntax error a diagnostic.
+fn parse<'i>(file: &'i Arc<SourceFile>, diags: &mut Diagnostics) -> tree::Doc<'i> {
     let (table, errors) = tree::parse(&file.text);
     for e in errors {
         let span = e.span.unwrap_or(0..0);
@@ -149,7 +207,7 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     let Some(gfile) = read_file(graph_path, &mut diags) else {
         return Loaded { model: None, diags };
     };
-    let table = parse_graph(&gfile, &mut diags);
+    let table = parse(&gfile, &mut diags);
     let mut r = Reader {
         file: &gfile,
         diags: &mut diags,
@@ -157,9 +215,10 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     let root = table.get_ref();
     r.unknown_keys(
         root,
-        &["defaults", "vars", "notify", "services"],
+        &["defaults", "vars", "notify", "services", "include", "state"],
         "graph.toml",
     );
+    let store = read_state(&mut r, root);
 
     let mut defaults = Defaults::default();
     if let Some(v) = root.get("defaults")
@@ -189,36 +248,78 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     {
         for (k, v) in t.iter() {
             check_var_name(&mut r, k.get_ref(), k.span());
-            vars.insert(k.get_ref().to_string(), gvalue::to_var(v.get_ref()));
+            vars.insert(k.get_ref().to_string(), read::to_var(v.get_ref()));
         }
     }
 
     let notify = root
         .get("notify")
-        .map(|v| read_notify(&mut r, v))
+        .map(|v| read_notify(&mut r, v, &vars))
         .unwrap_or_default();
 
-    // Services in name order (the tree iterates keys in order), and beside them their tables
-    // in the tree: dependency names are resolved straight from there (no copy of 400 000
-    // names, no second 400-byte record per service).
-    let mut entries: Vec<(&SV<'_>, Range<usize>)> = Vec::new();
+    // Fragments: read, and parsed on two threads when there are many.
+    let fragments = match root.get("include") {
+        Some(v) => {
+            let rel = fragments::find(&mut r, dir, graph_path, v);
+            fragments::read(dir, rel, r.diags)
+        }
+        None => Vec::new(),
+    };
+    let docs = fragments::parse(&fragments, r.diags, FRAGMENTS_THREADS_AT);
+    // Every graph file, graph.toml first: `Service::file` indexes these.
+    let sources: Vec<&Arc<SourceFile>> = std::iter::once(&gfile)
+        .chain(fragments.iter().map(|(_, f)| f))
+        .collect();
+    let roots: Vec<&tree::Table<'_>> = std::iter::once(root)
+        .chain(docs.iter().map(tree::Doc::get_ref))
+        .collect();
+    // Each fragment's own [vars], for the playbooks of its services (none for graph.toml's
+    // services: they see the graph's [vars]).
+    let mut scoped_vars = vec![BTreeMap::new()];
+    for (i, root) in roots.iter().enumerate().skip(1) {
+        let mut r = Reader {
+            file: sources[i],
+            diags: &mut diags,
+        };
+        scoped_vars.push(fragments::read_root(&mut r, root));
+    }
+
+    // Services in name order, and beside them their tables in the trees: dependency names
+    // are resolved straight from there (no copy of 400 000 names, no second 400-byte record
+    // per service).
+    let mut entries: Vec<Entry<'_, '_>> = Vec::new();
     let mut names: Vec<&str> = Vec::new();
-    if let Some(v) = root.get("services")
-        && let Some(t) = r.table("services", v)
-    {
-        entries.reserve_exact(t.len());
-        names.reserve_exact(t.len());
+    let mut any_services = false;
+    for (i, root) in roots.iter().enumerate() {
+        let mut r = Reader {
+            file: sources[i],
+            diags: &mut diags,
+        };
+        let Some(v) = root.get("services") else {
+            continue;
+        };
+        any_services = true;
+        let Some(t) = r.table("services", v) else {
+            continue;
+        };
+        entries.reserve(t.len());
+        names.reserve(t.len());
         for (k, v) in t.iter() {
             if v.get_ref().as_table().is_some() {
-                entries.push((v, k.span()));
+                entries.push(Entry {
+                    table: v,
+                    span: k.span(),
+                    file: i as u32,
+                });
                 names.push(k.get_ref());
             } else {
                 // Not a service: reported (and left out) here.
                 read_service(&mut r, k.get_ref(), k.span(), v, &defaults);
             }
         }
-    } else if root.get("services").is_none() {
-        r.diags.push(
+    }
+    if !any_services {
+        diags.push(
             Diag::error("no-services", "graph.toml declares no services")
                 .at(&gfile, 0..0)
                 .help(
@@ -226,12 +327,16 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
                 ),
         );
     }
+    if sources.len() > 1 {
+        // Each tree iterates its keys in order; together they are merged by name, a name
+        // defined twice being an error at its second definition (in load order).
+        (entries, names) = merge_by_name(entries, names, &sources, dir, &mut diags);
+    }
     debug_assert!(names.is_sorted(), "ids are positions in name order");
-    let name_spans: Vec<Range<usize>> = entries.iter().map(|e| e.1.clone()).collect();
     let ids = NameIds::new(&names);
     let (mut services, lists) = read_services(
-        &gfile,
-        r.diags,
+        &sources,
+        &mut diags,
         &entries,
         &names,
         &ids,
@@ -245,27 +350,39 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     let ((index, lines), (dependents, soft_dependents)) = join(
         services.len() >= PARALLEL_MIN_SCOPE,
         || {
-            let starts: Vec<usize> = name_spans.iter().map(|s| s.start).collect();
-            (crate::model::name_index(&services), gfile.lines(&starts))
+            (
+                crate::model::name_index(&services),
+                header_lines(&entries, &sources),
+            )
         },
         || {
             let reverse = crate::model::reverse_lists(&services);
-            report_cycles(&services, &reverse.0, &lists, &gfile, r.diags);
+            report_cycles(&services, &reverse.0, &lists, &sources, &mut diags);
             reverse
         },
     );
     drop(lists);
     drop(names);
+    let name_spans: Vec<Range<usize>> = entries.iter().map(|e| e.span.clone()).collect();
     drop(entries);
     table.drop_in_parallel(PARALLEL_MIN_SCOPE);
+    drop(docs);
     for (svc, line) in services.iter_mut().zip(lines) {
         svc.line = line;
     }
+    let graph_name = graph_path
+        .strip_prefix(dir)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| graph_path.to_path_buf());
     let mut model = Model {
         dir: dir.to_path_buf(),
+        files: std::iter::once(graph_name)
+            .chain(fragments.iter().map(|(rel, _)| rel.clone()))
+            .collect(),
         defaults,
         vars,
         notify,
+        store,
         services,
         index,
         dependents,
@@ -273,9 +390,17 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     };
 
     if !opts.graph_only {
-        playbook::load_playbooks(&mut model, &name_spans, &gfile, opts, &mut diags);
+        let at = playbook::GraphAt {
+            files: &sources,
+            name_spans: &name_spans,
+            scoped_vars: &scoped_vars,
+        };
+        playbook::load_playbooks(&mut model, &at, opts, &mut diags);
     }
     diags.sort();
+    let names: Vec<&str> = model.services.iter().map(|s| s.name.as_str()).collect();
+    diags.fill_hints(&names);
+    drop(names);
     Loaded {
         model: Some(model),
         diags,
@@ -292,46 +417,25 @@ pub fn valid_service_name(name: &str) -> bool {
         && !name.starts_with('.')
 }
 
-fn check_var_name(r: &mut impl VarErrors, name: &str, span: Range<usize>) {
+fn check_var_name(r: &mut Reader<'_>, name: &str, span: Range<usize>) {
     if BUILTIN_VARS.contains(&name) || name == "env" || name == "secret" || name == "with" {
-        let d = Diag::error(
+        r.err(
             "reserved-var",
+            span,
             format!("`{name}` is a built-in variable and cannot be redefined"),
         )
-        .at(r.file(), span)
         .help(format!(
             "rename it; built-ins are {}, env, secret",
             BUILTIN_VARS.join(", ")
         ));
-        r.push(d);
     }
 }
 
-/// Where [`check_var_name`] reports: the graph's reader or a playbook's.
-trait VarErrors {
-    fn file(&self) -> &Arc<SourceFile>;
-    fn push(&mut self, d: Diag);
-}
-
-impl VarErrors for gvalue::Reader<'_> {
-    fn file(&self) -> &Arc<SourceFile> {
-        self.file
-    }
-    fn push(&mut self, d: Diag) {
-        self.diags.push(d);
-    }
-}
-
-impl VarErrors for value::Reader<'_> {
-    fn file(&self) -> &Arc<SourceFile> {
-        self.file
-    }
-    fn push(&mut self, d: Diag) {
-        self.diags.push(d);
-    }
-}
-
-fn read_notify(r: &mut Reader<'_>, v: &SV<'_>) -> Vec<Notify> {
+fn read_notify(
+    r: &mut Reader<'_>,
+    v: &SV<'_>,
+    vars: &BTreeMap<String, crate::model::VarValue>,
+) -> Vec<Notify> {
     let Some(arr) = r.array("notify", v) else {
         return Vec::new();
     };
@@ -340,16 +444,14 @@ fn read_notify(r: &mut Reader<'_>, v: &SV<'_>) -> Vec<Notify> {
         let Some(t) = r.table("notify", item) else {
             continue;
         };
-        r.unknown_keys(t, &["url", "events", "format"], "[[notify]]");
+        r.unknown_keys(t, &["url", "events", "format", "headers"], "[[notify]]");
+        let known = |name: &str| ["run_id", "mode"].contains(&name) || vars.contains_key(name);
         let url = match t.get("url") {
-            Some(u) => r.string("url", u).inspect(|s| {
-                if !(s.starts_with("http://") || s.starts_with("https://")) {
-                    r.err(
-                        "value",
-                        u.span(),
-                        format!("webhook url `{s}` must start with http:// or https://"),
-                    );
-                }
+            Some(u) => r.string("url", u).filter(|s| {
+                // A template (`{{ secret.HOOK }}`) is checked for what it may use, then the
+                // URL's literal part like any other (it is rendered at send time).
+                notify_template(r, s, u.span(), &known);
+                r.http_url("url", s, u.span())
             }),
             None => {
                 r.err("missing-key", item.span(), "[[notify]] needs a `url`");
@@ -361,12 +463,14 @@ fn read_notify(r: &mut Reader<'_>, v: &SV<'_>) -> Vec<Notify> {
             && let Some(list) = r.strings("events", e)
         {
             for (name, span) in list {
-                if !NOTIFY_EVENTS.contains(&name.as_str()) {
-                    let hint = crate::util::closest(&name, NOTIFY_EVENTS.iter().copied());
+                if !notify_events().any(|e| e == name) {
+                    let hint = crate::suggest::closest(&name, notify_events());
                     let mut d = r.err("value", span, format!("unknown event `{name}`"));
                     d.help = Some(match hint {
                         Some(h) => format!("did you mean `{h}`?"),
-                        None => format!("events: {}", NOTIFY_EVENTS.join(", ")),
+                        None => {
+                            format!("events: {}", notify_events().collect::<Vec<_>>().join(", "))
+                        }
                     });
                 }
                 events.push(name);
@@ -385,15 +489,78 @@ fn read_notify(r: &mut Reader<'_>, v: &SV<'_>) -> Vec<Notify> {
                 }
             }
         }
+        let mut headers = BTreeMap::new();
+        if let Some(h) = t.get("headers")
+            && let Some(ht) = r.table("headers", h)
+        {
+            for (k, hv) in ht.iter() {
+                if let Some(s) = r.string(k.get_ref(), hv) {
+                    notify_template(r, &s, hv.span(), &known);
+                    headers.insert(k.get_ref().to_string(), s);
+                }
+            }
+        }
         if let Some(url) = url {
             out.push(Notify {
                 url,
                 events,
                 format,
+                headers,
+                line: r.file.line_col(item.span().start).0,
             });
         }
     }
     out
+}
+
+/// Checks a `[[notify]]` URL or header that is a template: Jinja syntax, and only what is
+/// known when a notification is sent (graph `[vars]`, `env.NAME`, `secret.NAME`, `run_id`,
+/// `mode`). Returns whether `s` is a template.
+fn notify_template(
+    r: &mut Reader<'_>,
+    s: &str,
+    span: Range<usize>,
+    known: &dyn Fn(&str) -> bool,
+) -> bool {
+    if !s.contains("{{") && !s.contains("{%") {
+        return false;
+    }
+    let env = minijinja::Environment::new();
+    let tmpl = match env.template_from_str(s) {
+        Ok(t) => t,
+        Err(e) => {
+            r.err(
+                "template",
+                span,
+                format!(
+                    "template syntax error: {}",
+                    e.detail().unwrap_or("invalid template")
+                ),
+            )
+            .help("templates use Jinja syntax: {{ secret.HOOK_TOKEN }}");
+            return true;
+        }
+    };
+    let mut used: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
+    used.sort();
+    for v in used {
+        let (root, rest) = v
+            .split_once('.')
+            .map_or((v.as_str(), None), |(a, b)| (a, Some(b)));
+        let ok = match root {
+            "env" | "secret" => rest.is_some(),
+            _ => known(root),
+        };
+        if !ok {
+            r.err(
+                "undefined-var",
+                span.clone(),
+                format!("`{v}` cannot be used in a [[notify]] template"),
+            )
+            .help("a webhook may use `secret.NAME`, `env.NAME`, graph [vars], `run_id` and `mode`");
+        }
+    }
+    true
 }
 
 const SERVICE_KEYS: &[&str] = &[
@@ -490,7 +657,7 @@ fn read_service<'t, 'i>(
     if let Some(v) = f.backup
         && let Some(b) = r.table("backup", v)
     {
-        r.unknown_keys(b, &["schedule", "retention"], "backup");
+        r.unknown_keys(b, &["schedule", "retention", "check"], "backup");
         let schedule = match b.get("schedule") {
             Some(s) => r.positive_duration("schedule", s),
             None => {
@@ -504,10 +671,12 @@ fn read_service<'t, 'i>(
             }
         };
         let retention = b.get("retention").and_then(|x| r.duration("retention", x));
+        let check = b.get("check").and_then(|x| r.command("check", x));
         if let Some(schedule) = schedule {
             svc.backup = Some(Backup {
                 schedule,
                 retention,
+                check,
             });
         }
     }
@@ -519,35 +688,38 @@ fn read_service<'t, 'i>(
 /// services on). The diagnostics come out in the order one pass would push them: every
 /// table's first, then every dependency list's.
 fn read_services<'t, 'i>(
-    file: &Arc<SourceFile>,
+    files: &[&Arc<SourceFile>],
     diags: &mut Diagnostics,
-    entries: &[(&'t SV<'i>, Range<usize>)],
+    entries: &[Entry<'t, 'i>],
     names: &[&str],
     ids: &NameIds<'_>,
     defaults: &Defaults,
     threads_at: usize,
 ) -> (Vec<Service>, Vec<DepLists<'t, 'i>>) {
-    let half = |lo: usize, hi: usize| {
+    // `cap`: the first half is allocated at the size of both, so that appending the second
+    // does not copy 100 000 services into a new array (the peak of a big load).
+    let half = |lo: usize, hi: usize, cap: usize| {
         let mut read_diags = Diagnostics::default();
         let mut dep_diags = Diagnostics::default();
-        let mut services = Vec::with_capacity(hi - lo);
-        let mut lists = Vec::with_capacity(hi - lo);
+        let mut services = Vec::with_capacity(cap);
+        let mut lists = Vec::with_capacity(cap);
         let mut resolver = Resolver {
             ids,
-            names,
             stamp: vec![usize::MAX; names.len()],
         };
-        for (id, (v, span)) in entries.iter().enumerate().take(hi).skip(lo) {
+        for (id, e) in entries.iter().enumerate().take(hi).skip(lo) {
             let name = names[id];
+            let file = files[e.file as usize];
             let mut r = Reader {
                 file,
                 diags: &mut read_diags,
             };
             let Some((mut svc, (deps, soft))) =
-                read_service(&mut r, name, span.clone(), v, defaults)
+                read_service(&mut r, name, e.span.clone(), e.table, defaults)
             else {
                 unreachable!("entries are tables");
             };
+            svc.file = e.file as usize;
             let mut r = Reader {
                 file,
                 diags: &mut dep_diags,
@@ -575,8 +747,11 @@ fn read_services<'t, 'i>(
         (services, lists, read_diags, dep_diags)
     };
     let (n, mid) = (entries.len(), entries.len() / 2);
-    let ((s2, l2, r2, d2), (mut services, mut lists, mut read, mut deps)) =
-        join(n >= threads_at, || half(mid, n), || half(0, mid));
+    let ((s2, l2, r2, d2), (mut services, mut lists, mut read, mut deps)) = join(
+        n >= threads_at,
+        || half(mid, n, n - mid),
+        || half(0, mid, n),
+    );
     services.extend(s2);
     lists.extend(l2);
     read.items.extend(r2.items);
@@ -584,6 +759,76 @@ fn read_services<'t, 'i>(
     diags.items.extend(read.items);
     diags.items.extend(deps.items);
     (services, lists)
+}
+
+/// From this many fragments on, half of them are parsed on a second thread.
+const FRAGMENTS_THREADS_AT: usize = 64;
+
+/// A service table in one of the graph files.
+struct Entry<'t, 'i> {
+    table: &'t SV<'i>,
+    /// Of the service's name in its `[services.NAME]` header.
+    span: Range<usize>,
+    /// Index of its file (0: graph.toml).
+    file: u32,
+}
+
+/// The entries (and their names) of several files in name order, the files' order keeping
+/// the first definition of a name defined twice; each later one is an error.
+fn merge_by_name<'t, 'i, 'n>(
+    entries: Vec<Entry<'t, 'i>>,
+    names: Vec<&'n str>,
+    files: &[&Arc<SourceFile>],
+    dir: &Path,
+    diags: &mut Diagnostics,
+) -> (Vec<Entry<'t, 'i>>, Vec<&'n str>) {
+    let mut order: Vec<u32> = (0..entries.len() as u32).collect();
+    // Stable: for one name, the file loaded first comes first.
+    order.sort_by(|&a, &b| names[a as usize].cmp(names[b as usize]));
+    let mut slots: Vec<Option<Entry<'t, 'i>>> = entries.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(slots.len());
+    let mut out_names: Vec<&'n str> = Vec::with_capacity(slots.len());
+    for i in order {
+        let e = slots[i as usize].take().expect("each entry once");
+        let name = names[i as usize];
+        if out_names.last() == Some(&name) {
+            let first: &Entry<'_, '_> = out.last().expect("a name has an entry");
+            let first_file = files[first.file as usize];
+            diags.push(fragments::duplicate(
+                name,
+                files[e.file as usize],
+                e.span.clone(),
+                &first_file.path,
+                first_file.line(first.span.start),
+                dir,
+            ));
+            continue;
+        }
+        out.push(e);
+        out_names.push(name);
+    }
+    (out, out_names)
+}
+
+/// The line of each entry's header, one pass over each file.
+fn header_lines(entries: &[Entry<'_, '_>], files: &[&Arc<SourceFile>]) -> Vec<u32> {
+    if files.len() == 1 {
+        let starts: Vec<usize> = entries.iter().map(|e| e.span.start).collect();
+        return files[0].lines(&starts);
+    }
+    let mut by_file: Vec<(Vec<usize>, Vec<usize>)> = vec![Default::default(); files.len()];
+    for (i, e) in entries.iter().enumerate() {
+        let f = &mut by_file[e.file as usize];
+        f.0.push(i);
+        f.1.push(e.span.start);
+    }
+    let mut out = vec![0; entries.len()];
+    for (f, (which, starts)) in by_file.iter().enumerate() {
+        for (i, line) in which.iter().zip(files[f].lines(starts)) {
+            out[*i] = line;
+        }
+    }
+    out
 }
 
 /// The values of a service table, by key.
@@ -605,66 +850,16 @@ struct ServiceFields<'t, 'i> {
 /// A service's `depends_on` and `soft_depends_on`, as written.
 type DepLists<'t, 'i> = (Option<&'t SV<'i>>, Option<&'t SV<'i>>);
 
-/// A small fast hasher for service names: each 8-byte word is mixed in with a folded 64×64→128
-/// bit multiply (as wyhash and foldhash do), several times faster than SipHash on short names.
-/// The input is the user's own graph file: hash flooding is not a threat worth SipHash's cost
-/// on 400 000 lookups. (rustc's FxHash was tried first: its low bits collide on names like
-/// `svc-000123`.)
-#[derive(Default, Clone, Copy)]
-pub(crate) struct NameHasher(u64);
-
-impl NameHasher {
-    fn add(&mut self, word: u64) {
-        let m = u128::from(self.0 ^ word) * 0x9e37_79b9_7f4a_7c15_u128;
-        self.0 = (m as u64) ^ ((m >> 64) as u64);
-    }
-}
-
-impl std::hash::Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.add(bytes.len() as u64 ^ 0xa076_1d64_78bd_642f);
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64);
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.add(i as u64);
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<NameHasher>>;
+/// Service names are the user's own graph file: hash flooding is not a threat worth SipHash's
+/// cost on 400 000 lookups, so the maps keyed by them use foldhash (a fixed seed: the same
+/// graph loads the same way every time).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Service name → id. Names of up to 23 bytes (nearly all) are kept inside the hash table's
 /// slots: resolving 400 000 dependency names was dominated by cache misses, first on the
 /// slot and then on the name it pointed to in the 12 MB source text; now there is one.
 struct NameIds<'a> {
-    short: HashMap<ShortName, u32, std::hash::BuildHasherDefault<NameHasher>>,
+    short: FastMap<ShortName, u32>,
     long: FastMap<&'a str, SvcId>,
 }
 
@@ -729,8 +924,6 @@ impl<'a> NameIds<'a> {
 /// is unknown, the service itself, or listed twice.
 struct Resolver<'a> {
     ids: &'a NameIds<'a>,
-    /// All names in order, for "did you mean" hints.
-    names: &'a [&'a str],
     /// `stamp[d]` = the list that last listed `d`: duplicates found in O(1), even in a list of
     /// 100 000 names.
     stamp: Vec<usize>,
@@ -782,17 +975,17 @@ impl Resolver<'_> {
                     }
                 }
                 None => {
-                    let hint = crate::util::closest(name, self.names.iter().copied());
                     let mut d = r.err(
                         "unknown-dependency",
                         span,
                         format!("`{svc}` {key} unknown service `{name}`"),
                     );
                     d.label = Some("no such service in graph.toml".into());
-                    d.help = Some(match hint {
-                        Some(h) => format!("did you mean `{h}`?"),
-                        None => format!("declare it with a [services.{name}] table"),
-                    });
+                    d.pending = Some(Box::new(diag::PendingHint {
+                        name: name.to_string(),
+                        found: "did you mean `{}`?".into(),
+                        otherwise: format!("declare it with a [services.{name}] table"),
+                    }));
                 }
             }
         }
@@ -807,7 +1000,7 @@ fn report_cycles(
     services: &[Service],
     dependents: &[Vec<SvcId>],
     lists: &[DepLists<'_, '_>],
-    file: &Arc<SourceFile>,
+    files: &[&Arc<SourceFile>],
     diags: &mut Diagnostics,
 ) {
     use petgraph::graph::{DiGraph, NodeIndex};
@@ -892,7 +1085,7 @@ fn report_cycles(
             .unwrap_or(0..0);
         diags.push(
             Diag::error("cycle", format!("dependency cycle: {}", names.join(" -> ")))
-                .at(file, span)
+                .at(files[services[from].file], span)
                 .label("this edge closes the cycle")
                 .help("essential dependencies must form a DAG: break the cycle, or make one edge a `soft_depends_on` if that service works degraded without the other"),
         );
@@ -960,15 +1153,27 @@ mod tests {
             .get_ref()
             .as_table()
             .unwrap();
-        let entries: Vec<(&SV<'_>, Range<usize>)> =
-            services.iter().map(|(k, v)| (v, k.span())).collect();
+        let entries: Vec<Entry<'_, '_>> = services
+            .iter()
+            .map(|(k, v)| Entry {
+                table: v,
+                span: k.span(),
+                file: 0,
+            })
+            .collect();
         let names: Vec<&str> = services.iter().map(|(k, _)| k.get_ref().as_ref()).collect();
         let ids = NameIds::new(&names);
         let read = |threads_at| {
             let mut diags = Diagnostics::default();
             let defaults = Defaults::default();
             let (svcs, _) = read_services(
-                &file, &mut diags, &entries, &names, &ids, &defaults, threads_at,
+                &[&file],
+                &mut diags,
+                &entries,
+                &names,
+                &ids,
+                &defaults,
+                threads_at,
             );
             let svcs: Vec<String> = svcs.iter().map(|s| format!("{s:?}")).collect();
             let diags: Vec<String> = diags

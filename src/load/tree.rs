@@ -72,7 +72,7 @@ pub struct Node<'i> {
 }
 
 impl<'i> Node<'i> {
-    fn new(span: Range<usize>, value: Value<'i>) -> Self {
+    pub fn new(span: Range<usize>, value: Value<'i>) -> Self {
         Node {
             start: span.start as u32,
             end: span.end as u32,
@@ -181,6 +181,15 @@ impl Integer<'_> {
     }
 }
 
+impl From<i64> for Integer<'_> {
+    fn from(n: i64) -> Self {
+        Integer {
+            text: Cow::Owned(n.to_string()),
+            radix: 10,
+        }
+    }
+}
+
 /// A float as written (`_` removed), like `DeFloat`.
 #[derive(Debug, Clone)]
 pub struct Float<'i> {
@@ -190,6 +199,14 @@ pub struct Float<'i> {
 impl Float<'_> {
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+}
+
+impl From<f64> for Float<'_> {
+    fn from(x: f64) -> Self {
+        Float {
+            text: Cow::Owned(x.to_string()),
+        }
     }
 }
 
@@ -203,6 +220,16 @@ impl<'i> std::ops::Deref for Array<'i> {
     type Target = [Node<'i>];
     fn deref(&self) -> &[Node<'i>] {
         &self.items
+    }
+}
+
+impl<'i> Array<'i> {
+    /// A copy with every item replaced by `f(item)`.
+    pub fn map(&self, mut f: impl FnMut(&Node<'i>) -> Node<'i>) -> Array<'i> {
+        Array {
+            items: self.items.iter().map(&mut f).collect(),
+            of_tables: self.of_tables,
+        }
     }
 }
 
@@ -220,6 +247,31 @@ pub struct Table<'i> {
 impl<'i> Table<'i> {
     pub fn get(&self, key: &str) -> Option<&Node<'i>> {
         self.position(key).map(|i| &self.entries[i].1)
+    }
+
+    /// The key (with its span) and the value of `key`.
+    pub fn get_key_value(&self, key: &str) -> Option<(&Key<'i>, &Node<'i>)> {
+        self.position(key)
+            .map(|i| (&self.entries[i].0, &self.entries[i].1))
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+
+    /// A copy with every value replaced by `f(key, value)` (keys, order and spans kept).
+    pub fn map(&self, mut f: impl FnMut(&Key<'i>, &Node<'i>) -> Node<'i>) -> Table<'i> {
+        Table {
+            entries: self
+                .entries
+                .iter()
+                .map(|(k, v)| (k.clone(), f(k, v)))
+                .collect(),
+            id: 0,
+            implicit: self.implicit,
+            dotted: self.dotted,
+            inline: self.inline,
+        }
     }
 
     fn position(&self, key: &str) -> Option<usize> {
@@ -381,29 +433,40 @@ fn events(
     events.evs
 }
 
+/// The piece of `text` starting at `pos`, read, and where it ends; `None` on a syntax error.
+fn read_piece(text: &str, pos: usize, chunk: usize) -> (Option<Piece<'_>>, usize) {
+    let mut end = cut_after(text, pos, chunk);
+    let piece = match fast::scan(text, pos, end) {
+        Some(items) => Some(Piece::Plain(items)),
+        None => piece_events(text, pos, end)
+            .or_else(|| {
+                // The cut may be inside a multi-line string or array that holds a line
+                // starting with `[`: then the rest goes as one piece (rare: the memory saving
+                // is lost, not the result).
+                end = text.len();
+                piece_events(text, pos, end)
+            })
+            .map(Piece::Events),
+    };
+    (piece, end)
+}
+
 /// [`parse_in_chunks`], or `None` when the document has an error and must be parsed whole.
 ///
 /// Two stages in a pipeline, on two threads: reading the pieces on one, building the tree
-/// from them on the other, with at most two pieces in flight between them.
+/// from them on the other, with at most two pieces in flight between them. A document of one
+/// piece (every playbook, most graphs) is read and built on this thread.
 fn try_chunks(text: &str, chunk: usize) -> Option<(Doc<'_>, Vec<TomlError>)> {
+    if cut_after(text, 0, chunk) == text.len() {
+        let (piece, _) = read_piece(text, 0, chunk);
+        return build(text, std::iter::once(piece).filter(|_| !text.is_empty()));
+    }
     let (tx, rx) = std::sync::mpsc::sync_channel::<Option<Piece<'_>>>(2);
     std::thread::scope(|scope| {
         scope.spawn(move || {
             let mut pos = 0;
             while pos < text.len() {
-                let mut end = cut_after(text, pos, chunk);
-                let piece = match fast::scan(text, pos, end) {
-                    Some(items) => Some(Piece::Plain(items)),
-                    None => piece_events(text, pos, end)
-                        .or_else(|| {
-                            // The cut may be inside a multi-line string or array that holds
-                            // a line starting with `[`: then the rest goes as one piece
-                            // (rare: the memory saving is lost, not the result).
-                            end = text.len();
-                            piece_events(text, pos, end)
-                        })
-                        .map(Piece::Events),
-                };
+                let (piece, end) = read_piece(text, pos, chunk);
                 // A closed receiver means the tree builder gave up: stop too.
                 let failed = piece.is_none();
                 if tx.send(piece).is_err() || failed {
@@ -412,35 +475,43 @@ fn try_chunks(text: &str, chunk: usize) -> Option<(Doc<'_>, Vec<TomlError>)> {
                 pos = end;
             }
         });
-        let mut p = Parser {
-            text,
-            ix: Index::default(),
-        };
-        let mut state = State::default();
-        let mut errors = Sink(Vec::new());
-        for piece in rx {
-            match piece? {
-                Piece::Events(evs) => {
-                    let mut input = Input { evs: &evs, pos: 0 };
-                    if !matches!(
-                        p.document_events(&mut state, &mut input, &mut errors),
-                        Step::Done
-                    ) {
-                        return None;
-                    }
-                }
-                Piece::Plain(items) => p.plain_items(&mut state, items, &mut errors),
-            }
-            if !errors.0.is_empty() {
-                return None;
-            }
-        }
-        p.finish_table(&mut state, &mut errors);
-        drop(p);
-        let mut root = state.root;
-        finish(&mut root);
-        Some((Doc { root }, errors.0))
+        build(text, rx)
     })
+}
+
+/// The tree from the pieces of `text` in order, or `None` at the first piece with an error.
+fn build<'i>(
+    text: &'i str,
+    pieces: impl IntoIterator<Item = Option<Piece<'i>>>,
+) -> Option<(Doc<'i>, Vec<TomlError>)> {
+    let mut p = Parser {
+        text,
+        ix: Index::default(),
+    };
+    let mut state = State::default();
+    let mut errors = Sink(Vec::new());
+    for piece in pieces {
+        match piece? {
+            Piece::Events(evs) => {
+                let mut input = Input { evs: &evs, pos: 0 };
+                if !matches!(
+                    p.document_events(&mut state, &mut input, &mut errors),
+                    Step::Done
+                ) {
+                    return None;
+                }
+            }
+            Piece::Plain(items) => p.plain_items(&mut state, items, &mut errors),
+        }
+        if !errors.0.is_empty() {
+            return None;
+        }
+    }
+    p.finish_table(&mut state, &mut errors);
+    drop(p);
+    let mut root = state.root;
+    finish(&mut root);
+    Some((Doc { root }, errors.0))
 }
 
 /// The whole document at once, as `toml` does: all its tokens, then all its events.
@@ -673,7 +744,7 @@ impl Input<'_> {
 #[derive(Default)]
 struct Index {
     map: HashMap<u64, u32, BuildHasherDefault<PreHashed>>,
-    hasher: BuildHasherDefault<super::NameHasher>,
+    hasher: foldhash::fast::FixedState,
     next_id: u32,
     /// Tables where two keys' 64-bit hashes collided: a miss there is checked by a scan.
     collided: Vec<u32>,
@@ -2050,7 +2121,7 @@ plain = "no escapes"
     #[test]
     fn the_index_hash_does_not_collide_on_numbered_names() {
         // A collision is handled (by a scan), but must stay rare: FxHash had 2.8% of these.
-        let b = BuildHasherDefault::<super::super::NameHasher>::default();
+        let b = foldhash::fast::FixedState::default();
         let mut hs: Vec<u64> = (0..100_000)
             .map(|i| b.hash_one((1u32, format!("svc-{i:06}").as_str())))
             .collect();

@@ -30,91 +30,27 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
-
 use super::diag::Diagnostics;
-use super::library::{self, Scalar, TemplateDef};
-use super::playbook::{Ctx, read_check, read_step};
-use super::value::{Reader, SV};
+use super::library::{self, Scalar};
+use super::read::{Reader, SV};
+use super::steps::{
+    Ctx, STEP_KINDS, STEP_SETTINGS, read_check, read_only, read_preflight_flag, read_step,
+};
+use super::tree::{Node, Table, Value};
 use crate::model::{Check, Mode, Step};
 
 /// Keys of a `uses` step: the template, its parameters, and the step-level settings that
 /// apply to every expanded step.
-const USES_KEYS: &[&str] = &[
-    "name",
-    "uses",
-    "with",
-    "timeout",
-    "retries",
-    "retry_delay",
-    "estimate",
-    "only",
-    "optional",
-    "idempotent",
-];
-
-/// Templates read during one load, and the diagnostics already reported inside template files
-/// (a broken template used by fifty playbooks is reported once).
-#[derive(Debug, Default)]
-pub(super) struct Cache {
-    pub dir: PathBuf,
-    defs: HashMap<String, Option<Arc<TemplateDef>>>,
-    reported: HashSet<(PathBuf, usize, usize, String)>,
-}
-
-impl Cache {
-    pub fn new(dir: PathBuf) -> Cache {
-        Cache {
-            dir,
-            ..Default::default()
-        }
-    }
-
-    fn get(&mut self, name: &str, diags: &mut Diagnostics) -> Option<Arc<TemplateDef>> {
-        if let Some(d) = self.defs.get(name) {
-            return d.clone();
-        }
-        let mut scratch = Diagnostics::default();
-        let def = match library::load(Some(&self.dir), name, &mut scratch) {
-            Ok(d) => d,
-            Err(e) => {
-                scratch.push(super::Diag::error(
-                    "io",
-                    format!("cannot read template `{name}`: {e}"),
-                ));
-                None
-            }
-        };
-        // A template that exists but is broken must not also be reported as unknown.
-        let found = def.is_some() || scratch.has_errors();
-        self.merge(scratch, diags);
-        let def = def.map(Arc::new);
-        if found {
-            self.defs.insert(name.to_string(), def.clone());
-        }
-        def
-    }
-
-    /// Moves diagnostics pointing into template files to `diags`, each at most once.
-    fn merge(&mut self, scratch: Diagnostics, diags: &mut Diagnostics) {
-        for d in scratch.items {
-            let key = (
-                d.file.as_ref().map(|f| f.path.clone()).unwrap_or_default(),
-                d.span.start,
-                d.span.end,
-                d.message.clone(),
-            );
-            if self.reported.insert(key) {
-                diags.push(d);
-            }
-        }
-    }
-}
+/// `name`, `uses`, `with`, then the step settings it applies to every expanded step.
+static USES_KEYS: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
+    ["name", "uses", "with"]
+        .iter()
+        .chain(STEP_SETTINGS)
+        .copied()
+        .collect()
+});
 
 /// Step-level settings of a `uses` step, applied to the expanded steps that do not set them.
 #[derive(Default)]
@@ -126,19 +62,20 @@ struct Overrides {
     only: Option<Mode>,
     optional: Option<bool>,
     idempotent: Option<bool>,
+    preflight: Option<bool>,
 }
 
 /// The steps and checks a `uses` step expands to; `None` after reporting why it cannot.
 pub(super) fn expand(
     cx: &mut Ctx<'_, '_>,
     item: &SV<'_>,
-    t: &DeTable<'_>,
+    t: &Table<'_>,
     section: &str,
 ) -> Option<(Vec<Step>, Vec<Check>)> {
     let errors_before = cx.r.diags.errors();
     let line = cx.r.file.line_col(item.span().start).0;
-    for k in super::playbook::STEP_KINDS {
-        if let Some((key, _)) = t.get_key_value(*k) {
+    for k in STEP_KINDS {
+        if let Some((key, _)) = t.get_key_value(k) {
             cx.r.err(
                 "step-kind",
                 key.span(),
@@ -148,28 +85,7 @@ pub(super) fn expand(
             .help("split it: one [[steps]] with `uses`, another with this action");
         }
     }
-    let unknown: Vec<_> = t
-        .iter()
-        .filter(|(k, _)| {
-            let k = k.get_ref().as_ref();
-            !USES_KEYS.contains(&k) && !super::playbook::STEP_KINDS.contains(&k)
-        })
-        .map(|(k, _)| (k.get_ref().to_string(), k.span()))
-        .collect();
-    for (k, span) in unknown {
-        let hint = crate::util::closest(&k, USES_KEYS.iter().copied());
-        let mut d =
-            cx.r.err(
-                "unknown-key",
-                span,
-                format!("unknown key `{k}` in a `uses` step"),
-            )
-            .label("not a known key");
-        d.help = Some(match hint {
-            Some(h) => format!("did you mean `{h}`? (known keys: {})", USES_KEYS.join(", ")),
-            None => format!("known keys: {}", USES_KEYS.join(", ")),
-        });
-    }
+    cx.r.unknown_keys_but(t, &USES_KEYS, STEP_KINDS, "a `uses` step");
 
     let uses_v = t.get("uses").expect("caller checked");
     let name = cx.r.string("uses", uses_v)?;
@@ -229,7 +145,8 @@ pub(super) fn expand(
         for (k, v) in wt.iter() {
             let pname = k.get_ref().as_ref();
             let Some(p) = def.param(pname) else {
-                let hint = crate::util::closest(pname, def.params.iter().map(|p| p.name.as_str()));
+                let hint =
+                    crate::suggest::closest(pname, def.params.iter().map(|p| p.name.as_str()));
                 let known: Vec<&str> = def.params.iter().map(|p| p.name.as_str()).collect();
                 let mut d =
                     cx.r.err(
@@ -287,7 +204,7 @@ pub(super) fn expand(
 
     // Steps and checks, read from the template file with the values spliced in.
     let file = def.file.clone();
-    let (table, _) = DeTable::parse_recoverable(&file.text);
+    let table = super::parse(&file, &mut Diagnostics::default());
     let root = table.get_ref();
     let mut scratch = Diagnostics::default();
     let mut tcx = Ctx {
@@ -384,8 +301,8 @@ pub(super) fn expand(
     Some((steps, checks))
 }
 
-fn read_overrides(cx: &mut Ctx<'_, '_>, t: &DeTable<'_>) -> Overrides {
-    let mut o = Overrides {
+fn read_overrides(cx: &mut Ctx<'_, '_>, t: &Table<'_>) -> Overrides {
+    Overrides {
         timeout: t
             .get("timeout")
             .and_then(|v| cx.r.positive_duration("timeout", v)),
@@ -397,27 +314,15 @@ fn read_overrides(cx: &mut Ctx<'_, '_>, t: &DeTable<'_>) -> Overrides {
             .get("retry_delay")
             .and_then(|v| cx.r.duration("retry_delay", v)),
         estimate: t.get("estimate").and_then(|v| cx.r.duration("estimate", v)),
-        only: None,
+        only: t.get("only").and_then(|v| read_only(&mut cx.r, v)),
         optional: t.get("optional").and_then(|v| cx.r.bool("optional", v)),
         idempotent: t.get("idempotent").and_then(|v| cx.r.bool("idempotent", v)),
-    };
-    if let Some(v) = t.get("only")
-        && let Some(s) = cx.r.string("only", v)
-    {
-        match s.as_str() {
-            "failover" => o.only = Some(Mode::Failover),
-            "drill" => o.only = Some(Mode::Drill),
-            _ => {
-                cx.r.err("value", v.span(), format!("`only` = \"{s}\" is not a mode"))
-                    .help("use only = \"failover\" or only = \"drill\"");
-            }
-        }
+        preflight: read_preflight_flag(&mut cx.r, t),
     }
-    o
 }
 
 /// Applies the `uses` step's settings to an expanded step that does not set its own.
-fn apply(step: &mut Step, own: &DeTable<'_>, o: &Overrides, first: bool) {
+fn apply(step: &mut Step, own: &Table<'_>, o: &Overrides, first: bool) {
     let unset = |k: &str| !own.contains_key(k);
     if let Some(v) = o.timeout
         && unset("timeout")
@@ -449,6 +354,11 @@ fn apply(step: &mut Step, own: &DeTable<'_>, o: &Overrides, first: bool) {
     {
         step.idempotent = v;
     }
+    if let Some(v) = o.preflight
+        && unset("preflight")
+    {
+        step.preflight = v;
+    }
     if let Some(v) = o.estimate {
         step.estimate = Some(if first { v } else { Duration::ZERO });
     }
@@ -456,28 +366,25 @@ fn apply(step: &mut Step, own: &DeTable<'_>, o: &Overrides, first: bool) {
 
 /// Parameter values ready to splice: as text, and as typed TOML values for strings that are
 /// exactly one reference.
-struct Splice<'a, 'i> {
+struct Splice<'a> {
     text: HashMap<&'a str, &'a str>,
-    typed: HashMap<&'a str, DeValue<'i>>,
+    typed: HashMap<&'a str, Value<'a>>,
 }
 
-impl<'a> Splice<'a, 'a> {
-    /// `texts` holds each value's text; integer and float values are parsed back from it
-    /// (the only way to build a `DeValue::Integer`), so they borrow from `texts`.
-    fn new(texts: &'a [(String, Scalar, String)]) -> Splice<'a, 'a> {
+impl<'a> Splice<'a> {
+    /// `texts` holds each value's name, value and text.
+    fn new(texts: &'a [(String, Scalar, String)]) -> Splice<'a> {
         let mut text = HashMap::new();
         let mut typed = HashMap::new();
         for (name, v, t) in texts {
             text.insert(name.as_str(), t.as_str());
-            let dv = match v {
-                Scalar::String(s) => DeValue::String(s.as_str().into()),
-                Scalar::Bool(b) => DeValue::Boolean(*b),
-                Scalar::Integer(_) | Scalar::Float(_) => match DeValue::parse(t) {
-                    Ok(x) => x.into_inner(),
-                    Err(_) => DeValue::String(t.as_str().into()),
-                },
+            let value = match v {
+                Scalar::String(s) => Value::String(s.as_str().into()),
+                Scalar::Bool(b) => Value::Boolean(*b),
+                Scalar::Integer(n) => Value::Integer((*n).into()),
+                Scalar::Float(x) => Value::Float((*x).into()),
             };
-            typed.insert(name.as_str(), dv);
+            typed.insert(name.as_str(), value);
         }
         Splice { text, typed }
     }
@@ -498,10 +405,9 @@ const TYPED_KEYS: &[&str] = &[
 /// `values`, in every string of `v`; under `TYPED_KEYS`, a string that is exactly one such
 /// reference takes the value's type. References to names not in `values` are left for the template check to
 /// report.
-fn substitute<'i>(v: &SV<'i>, values: &Splice<'_, 'i>, typed_ok: bool) -> SV<'i> {
-    let span = v.span();
+fn substitute<'i>(v: &SV<'i>, values: &Splice<'i>, typed_ok: bool) -> SV<'i> {
     let out = match v.get_ref() {
-        DeValue::String(s) => {
+        Value::String(s) => {
             let refs = with_refs(s);
             if refs.is_empty() {
                 v.get_ref().clone()
@@ -522,27 +428,17 @@ fn substitute<'i>(v: &SV<'i>, values: &Splice<'_, 'i>, typed_ok: bool) -> SV<'i>
                     }
                 }
                 text.push_str(&s[last..]);
-                DeValue::String(text.into())
+                Value::String(text.into())
             }
         }
-        DeValue::Array(a) => {
-            let mut out = a.clone();
-            for x in out.iter_mut() {
-                *x = substitute(x, values, typed_ok);
-            }
-            DeValue::Array(out)
-        }
-        DeValue::Table(t) => {
-            let mut out = t.clone();
-            for (k, x) in out.iter_mut() {
-                let typed = TYPED_KEYS.contains(&k.get_ref().as_ref());
-                *x = substitute(x, values, typed);
-            }
-            DeValue::Table(out)
-        }
+        Value::Array(a) => Value::Array(a.map(|x| substitute(x, values, typed_ok))),
+        Value::Table(t) => Value::Table(t.map(|k, x| {
+            let typed = TYPED_KEYS.contains(&k.get_ref().as_ref());
+            substitute(x, values, typed)
+        })),
         other => other.clone(),
     };
-    Spanned::new(span, out)
+    Node::new(v.span(), out)
 }
 
 /// Byte ranges and names of the `{{ with.NAME }}` references in `s`.
@@ -591,9 +487,9 @@ mod tests {
 
     #[test]
     fn splices_text_and_types() {
-        let (t, _) = DeTable::parse_recoverable(
-            "a = \"--replicas={{ with.n }}\"\nretries = \"{{ with.n }}\"\nd = \"{{ with.n }}\"\nc = [\"{{ with.ctx }}\", \"{{ with.unknown }}\"]\n",
-        );
+        let text = "a = \"--replicas={{ with.n }}\"\nretries = \"{{ with.n }}\"\nd = \"{{ with.n }}\"\nc = [\"{{ with.ctx }}\", \"{{ with.unknown }}\"]\n";
+        let (t, errors) = super::super::tree::parse(text);
+        assert!(errors.is_empty());
         let texts = vec![
             ("n".to_string(), Scalar::Integer(6), "6".to_string()),
             (
@@ -603,14 +499,18 @@ mod tests {
             ),
         ];
         let values = Splice::new(&texts);
-        let whole = Spanned::new(0..0, DeValue::Table(t.get_ref().clone()));
+        let whole = Node::new(0..0, Value::Table(t.get_ref().clone()));
         let out = substitute(&whole, &values, false);
         let tt = out.get_ref().as_table().unwrap();
         assert_eq!(
             tt.get("a").unwrap().get_ref().as_str(),
             Some("--replicas=6")
         );
-        assert!(tt.get("retries").unwrap().get_ref().is_integer());
+        let retries = tt.get("retries").unwrap().get_ref();
+        assert!(
+            matches!(retries, Value::Integer(i) if i.to_i64() == Some(6)),
+            "{retries:?}"
+        );
         assert_eq!(tt.get("d").unwrap().get_ref().as_str(), Some("6"));
         let c = tt.get("c").unwrap().get_ref().as_array().unwrap();
         assert_eq!(c[0].get_ref().as_str(), Some("{{ dr_site }}"));

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod duration;
+pub use duration::fmt_duration;
+
 /// Index of a service in `Model::services` (sorted by name).
 pub type SvcId = usize;
 
@@ -21,9 +24,15 @@ pub type VarValue = serde_json::Value;
 pub struct Model {
     /// The DR directory the model was loaded from.
     pub dir: PathBuf,
+    /// The graph files read, relative to `dir`: graph.toml first, then its fragments
+    /// (`include`) in load order. Inputs of a run, like the playbooks.
+    pub files: Vec<PathBuf>,
     pub defaults: Defaults,
     pub vars: BTreeMap<String, VarValue>,
     pub notify: Vec<Notify>,
+    /// `[state] store` in graph.toml: where this directory's runs live, unless `--store`,
+    /// `MEESEEKS_STORE` or `--state-dir` say otherwise. A path is relative to `dir`.
+    pub store: Option<String>,
     /// Sorted by name.
     pub services: Vec<Service>,
     pub index: HashMap<String, SvcId>,
@@ -50,25 +59,35 @@ impl Default for Defaults {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifyFormat {
+    #[default]
     Json,
     Slack,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Notify {
+    /// May be a template (`{{ secret.HOOK_URL }}`, `{{ env.X }}`, graph `[vars]`): rendered at
+    /// send time, secrets masked wherever the URL could be shown.
     pub url: String,
     /// Event names (`run.started`, ...); empty means every event.
     pub events: Vec<String>,
     pub format: NotifyFormat,
+    /// Extra request headers (templates, like `url`), e.g. `Authorization`.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// 1-based line of the `[[notify]]` entry in graph.toml.
+    pub line: u32,
 }
 
 #[derive(Debug, Clone)]
 pub struct Backup {
     pub schedule: Duration,
     pub retention: Option<Duration>,
+    /// A read-only shell command (run with `/bin/sh -c`) printing the time of the last
+    /// backup (RFC 3339).
+    pub check: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,7 +109,9 @@ pub struct Service {
     /// Boxed: most of a service's size otherwise, and a 100 000-service graph without
     /// playbooks would carry 20 MB of empty ones.
     pub playbook: Option<Box<Playbook>>,
-    /// 1-based line of the `[services.NAME]` header in graph.toml.
+    /// The file that defines the service: an index in `Model::files` (0: graph.toml).
+    pub file: usize,
+    /// 1-based line of the `[services.NAME]` header in that file.
     pub line: u32,
 }
 
@@ -132,6 +153,44 @@ pub struct Playbook {
     /// steps expanded: inputs of a run, like the playbook file itself. (Built-in templates
     /// are part of the binary, identified by its version.)
     pub templates: std::collections::BTreeSet<PathBuf>,
+    /// `[[preflight]]`: read-only probes telling whether the service can be recovered now.
+    pub preflight: Vec<Preflight>,
+    /// `[rpo_probe]` (stateful services only): prints the newest replicated timestamp.
+    pub rpo_probe: Option<RpoProbe>,
+}
+
+/// A `[[preflight]]` entry: a read-only probe, never anything that changes state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preflight {
+    pub name: String,
+    /// Same kinds as a check (`http`'s `expect_status` / `expect_body` are its expectations).
+    pub kind: CheckKind,
+    /// Bound on the probe.
+    pub timeout: Duration,
+    /// For `cmd` / `run`: the output must contain this text (an http probe keeps it in its
+    /// `HttpSpec`).
+    pub expect_body: Option<String>,
+    /// For `cmd` / `run`: stdout (its last line), read as a number, must be at most this.
+    pub max: Option<f64>,
+    /// 1-based line in the playbook file.
+    pub line: u32,
+}
+
+impl Preflight {
+    pub const DEFAULT_TIMEOUT: Duration = Check::PROBE_TIMEOUT;
+}
+
+/// `[rpo_probe]`: a read-only command printing the newest replicated timestamp (RFC 3339).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpoProbe {
+    /// `CheckKind::Run` or `CheckKind::Cmd` only.
+    pub kind: CheckKind,
+    pub timeout: Duration,
+    pub line: u32,
+}
+
+impl RpoProbe {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -186,8 +245,14 @@ pub struct Step {
     pub only: Option<Mode>,
     pub optional: bool,
     pub idempotent: bool,
+    /// `preflight = false`: `meeseeks preflight` does not probe this step.
+    pub preflight: bool,
     /// 1-based line in the playbook file.
     pub line: u32,
+    /// `env = { NAME = "template" }`: added to a `run`/`cmd` step's environment. The way to
+    /// hand a command a secret: arguments are visible to every user in `ps`, the environment
+    /// only to the process's owner.
+    pub env: Vec<(String, String)>,
 }
 
 impl Step {
@@ -235,6 +300,8 @@ pub struct Check {
     pub timeout: Duration,
     /// Consecutive successes needed.
     pub healthy_after: u32,
+    /// `preflight = false`: `meeseeks preflight` does not probe this check.
+    pub preflight: bool,
     pub line: u32,
 }
 
@@ -294,7 +361,7 @@ impl Model {
 
     /// The closest known service name, for "did you mean" hints.
     pub fn suggest(&self, name: &str) -> Option<&str> {
-        crate::util::closest(name, self.services.iter().map(|s| s.name.as_str()))
+        crate::suggest::closest(name, self.services.iter().map(|s| s.name.as_str()))
     }
 
     /// Looks a service up by name, with a helpful error when it does not exist.
@@ -351,9 +418,11 @@ impl Model {
             .collect();
         let mut m = Model {
             dir,
+            files: Vec::new(),
             defaults,
             vars: BTreeMap::new(),
             notify: Vec::new(),
+            store: None,
             services,
             index,
             dependents: Vec::new(),
@@ -380,13 +449,8 @@ impl Service {
             soft_depends_on: Vec::new(),
             watch: false,
             playbook: None,
+            file: 0,
             line: 0,
         }
     }
-}
-
-/// Formats a duration the way users write them in TOML (`1h30m`, `90s`).
-pub fn fmt_duration(d: Duration) -> String {
-    let d = Duration::from_secs(d.as_secs()) + Duration::from_millis(d.subsec_millis() as u64);
-    humantime::format_duration(d).to_string().replace(' ', "")
 }

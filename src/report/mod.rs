@@ -4,5 +4,6 @@
 
 pub mod fmt;
 pub mod html;
+pub mod otlp;
 pub mod plan;
 pub mod run;

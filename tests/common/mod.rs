@@ -6,16 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use meeseeks::events::{Event, Record};
-use meeseeks::exec::{
-    ApprovalSource, AutoApprove, Collector, Executor, RealExecutor, RunOptions, RunReport, Runner,
-    RunnerInput,
-};
+use meeseeks::approvals::AutoApprove;
+use meeseeks::events::{ApprovalSource, Collector, Event, Record};
+use meeseeks::exec::{Executor, RealExecutor, RunOptions, RunOutcome, Runner, RunnerInput};
 use meeseeks::mask::Masker;
 use meeseeks::model::{
     Check, CheckKind, Defaults, HttpSpec, Mode, Model, Playbook, Service, Step, StepKind,
 };
 use meeseeks::plan::Scope;
+use meeseeks::runstate::{ServiceState, ServiceStatus};
 
 pub fn step(name: &str, kind: StepKind) -> Step {
     Step {
@@ -28,7 +27,9 @@ pub fn step(name: &str, kind: StepKind) -> Step {
         only: None,
         optional: false,
         idempotent: true,
+        preflight: true,
         line: 1,
+        env: Vec::new(),
     }
 }
 
@@ -43,6 +44,7 @@ pub fn check(name: &str, kind: CheckKind) -> Check {
         interval: Duration::from_millis(20),
         timeout: Duration::from_secs(10),
         healthy_after: 1,
+        preflight: true,
         line: 1,
     }
 }
@@ -104,7 +106,7 @@ pub fn model(dir: &Path, svcs: Vec<Svc>) -> Model {
 }
 
 pub struct Outcome {
-    pub report: RunReport,
+    pub report: RunOutcome,
     pub records: Vec<Record>,
 }
 
@@ -113,13 +115,15 @@ impl Outcome {
         self.records.iter().map(|r| &r.event).collect()
     }
 
-    pub fn status(&self, name: &str) -> meeseeks::exec::ServiceStatus {
+    pub fn status(&self, name: &str) -> ServiceStatus {
+        self.svc(name).status
+    }
+
+    pub fn svc(&self, name: &str) -> &ServiceState {
         self.report
-            .services
-            .iter()
-            .find(|s| s.name == name)
+            .state
+            .service(name)
             .unwrap_or_else(|| panic!("no service {name}"))
-            .status
     }
 
     pub fn find<F: Fn(&Event) -> bool>(&self, f: F) -> Option<&Event> {
@@ -133,8 +137,8 @@ pub fn options(dir: &Path, parallel: usize) -> RunOptions {
         "test-run",
         dir.join(".meeseeks/runs/test-run"),
     );
-    o.parallel = parallel;
-    o.kill_grace = Duration::from_millis(300);
+    o.config.parallel = parallel;
+    o.config.kill_grace = Duration::from_millis(300);
     o.approval_poll = Duration::from_millis(20);
     o
 }
@@ -146,8 +150,9 @@ pub async fn execute(
     input: RunnerInput,
     approvals: Arc<dyn ApprovalSource>,
 ) -> Outcome {
-    let exec: Arc<dyn Executor> =
-        Arc::new(RealExecutor::new(model.dir.clone(), vec![], opts.kill_grace).expect("client"));
+    let exec: Arc<dyn Executor> = Arc::new(
+        RealExecutor::new(model.dir.clone(), vec![], opts.config.kill_grace).expect("client"),
+    );
     execute_with(model, opts, input, approvals, exec, |_| {}).await
 }
 
@@ -224,5 +229,47 @@ pub fn pid_dead(pid: i32) -> bool {
                 rest.trim_start().starts_with('Z') || rest.trim_start().starts_with('X')
             })
             .unwrap_or(false),
+    }
+}
+
+/// The real binary, in a private temp HOME-less environment: `NO_COLOR` for stable text.
+pub fn meeseeks() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_meeseeks"));
+    c.env("NO_COLOR", "1").env_remove("MEESEEKS_STORE");
+    c
+}
+
+/// Runs the binary with `args`: (exit code, stdout, stderr).
+pub fn bin(args: &[&str]) -> (i32, String, String) {
+    let out = meeseeks().args(args).output().expect("run meeseeks");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `pid` dies within a couple of seconds (a signal is delivered asynchronously).
+pub fn wait_dead(pid: i32) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        if pid_dead(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    pid_dead(pid)
+}
+
+/// Kills process `pid` when dropped: a test that fails half-way must not leave a runner
+/// behind (it would hold ports, locks and inherited file descriptors).
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a pid this test spawned; harmless if it is gone.
+        unsafe {
+            libc::kill(self.0 as i32, libc::SIGKILL);
+        }
     }
 }
