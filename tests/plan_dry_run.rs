@@ -48,7 +48,13 @@ fn compare(model: &Model, eager: bool, parallel: usize) {
     let mut mismatches = Vec::new();
     for p in &plan.services {
         let name = model.name(p.id);
-        let r = out.report.state.services.iter().find(|s| s.name == name).unwrap();
+        let r = out
+            .report
+            .state
+            .services
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap();
         let got = (ms(r.started_s), ms(r.recovered_s));
         if got != (p.start, p.ready) {
             mismatches.push(format!(
