@@ -557,3 +557,29 @@ fn verify_suggest_prints_toml() {
     );
     assert_eq!(doc["services"].as_table().unwrap().len(), 1, "{out}");
 }
+
+/// The bundled shop has one ZooKeeper ensemble under Kafka: its loss is exactly the default
+/// 30 % share of the graph, and a share equal to the threshold is a SPOF (README, "Keeping the
+/// graph honest"). `--allow spof` accepts it.
+#[test]
+fn audit_shop_reports_zookeeper_as_spof_at_the_threshold() {
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
+    let (code, out) = stdout(
+        meeseeks()
+            .arg("audit")
+            .arg(&shop)
+            .args(["--format", "json"]),
+    );
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let spofs: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "spof")
+        .map(|f| f["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(spofs, ["zookeeper"], "{out}");
+    let (code, out) = stdout(meeseeks().arg("audit").arg(&shop).args(["--allow", "spof"]));
+    assert_eq!(code, 0, "{out}");
+}
