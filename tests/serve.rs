@@ -481,3 +481,55 @@ fn report_format_otlp_of_a_drill() {
         v["resourceSpans"][0]["scopeSpans"][0]["spans"]
     );
 }
+
+/// The last recorded `meeseeks preflight` is on the runs page, in `/metrics` and at
+/// `/api/preflight`, read from the same store; nothing is exported before one is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_preflight_is_on_the_page_and_in_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let c = client();
+    let srv = Server::start(&state, &[], &[]);
+    let (code, _) = get(&c, &format!("{}/api/preflight", srv.url)).await;
+    assert_eq!(code, 404, "nothing recorded yet");
+    let (_, metrics) = get(&c, &format!("{}/metrics", srv.url)).await;
+    assert!(!metrics.contains("meeseeks_preflight"), "{metrics}");
+
+    // A real evaluation, recorded in the state directory the server reads.
+    let out = meeseeks()
+        .arg("preflight")
+        .arg(serve_support::dr_dir(&state))
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let services = report["services"].as_array().unwrap();
+    assert!(!services.is_empty());
+
+    let api = get_json(&c, &format!("{}/api/preflight", srv.url)).await;
+    assert_eq!(api["evaluated_at"], report["evaluated_at"]);
+    assert_eq!(api["ready"], report["ready"]);
+    let (code, metrics) = get(&c, &format!("{}/metrics", srv.url)).await;
+    assert_eq!(code, 200);
+    let ready = u8::from(report["ready"].as_bool().unwrap());
+    assert!(
+        metrics.contains(&format!("\nmeeseeks_preflight_ready {ready}\n")),
+        "{metrics}"
+    );
+    for s in services {
+        let v = match s["status"].as_str().unwrap() {
+            "ready" => "1",
+            "not_ready" => "0",
+            _ => "-1",
+        };
+        let line = format!(
+            "\nmeeseeks_preflight_service_ready{{service=\"{}\"}} {v}\n",
+            s["name"].as_str().unwrap()
+        );
+        assert!(metrics.contains(&line), "{line} missing in\n{metrics}");
+    }
+    let (_, page) = get(&c, &format!("{}/", srv.url)).await;
+    assert!(page.contains("id=\"preflight\""), "{page}");
+}

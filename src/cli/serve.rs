@@ -101,6 +101,7 @@ pub fn run(g: &Global, a: &ServeArgs) -> Result<i32> {
             serve::Config {
                 dir,
                 state_dir,
+                store: spec.clone(),
                 token,
                 read_only: a.read_only,
             },

@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use crate::preflight::Report as Preflight;
 use crate::runstate::{RunState, ServiceStatus};
 
 use super::view;
@@ -238,6 +239,70 @@ pub fn render(runs: &[RunMetrics], sse_clients: usize, errors: usize) -> String 
     );
     f.sample("meeseeks_serve_unreadable_runs", &[], errors as f64);
     o
+}
+
+/// The last recorded `meeseeks preflight` evaluation (`--every` records one per interval), so
+/// that the dashboard that charts a run also alerts, before any disaster, on a failover that
+/// would not work. Nothing is exported while the store holds no evaluation.
+pub fn render_preflight(o: &mut String, p: Option<&Preflight>) {
+    let Some(p) = p else { return };
+    let mut f = Family::start(
+        o,
+        "meeseeks_preflight_ready",
+        "gauge",
+        "1 when every service was ready at the last recorded preflight.",
+    );
+    f.sample(
+        "meeseeks_preflight_ready",
+        &[],
+        f64::from(u8::from(p.ready)),
+    );
+    let mut f = Family::start(
+        o,
+        "meeseeks_preflight_evaluated_timestamp_seconds",
+        "gauge",
+        "When the last recorded preflight ran (Unix seconds): alert when it is too old.",
+    );
+    f.sample(
+        "meeseeks_preflight_evaluated_timestamp_seconds",
+        &[],
+        p.evaluated_at.as_millisecond() as f64 / 1000.0,
+    );
+    let mut f = Family::start(
+        o,
+        "meeseeks_preflight_services",
+        "gauge",
+        "Services per status at the last recorded preflight.",
+    );
+    for (status, n) in [
+        ("ready", p.counts.ready),
+        ("not_ready", p.counts.not_ready),
+        ("unknown", p.counts.unknown),
+    ] {
+        f.sample(
+            "meeseeks_preflight_services",
+            &[("status", status)],
+            n as f64,
+        );
+    }
+    let mut f = Family::start(
+        o,
+        "meeseeks_preflight_service_ready",
+        "gauge",
+        "Per service at the last recorded preflight: 1 ready, 0 not ready, -1 unknown.",
+    );
+    for s in &p.services {
+        let v = match s.status {
+            crate::preflight::Status::Ready => 1.0,
+            crate::preflight::Status::NotReady => 0.0,
+            crate::preflight::Status::Unknown => -1.0,
+        };
+        f.sample(
+            "meeseeks_preflight_service_ready",
+            &[("service", &s.name)],
+            v,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub struct Config {
     pub dir: PathBuf,
     /// Shown on the runs page.
     pub state_dir: PathBuf,
+    /// The run store, where `meeseeks preflight --every` records its evaluations.
+    pub store: crate::store::StoreSpec,
     pub token: Option<Token>,
     pub read_only: bool,
 }
@@ -77,6 +79,7 @@ pub fn router(cfg: Config, source: Arc<dyn RunSource>, stop: CancellationToken) 
         .route("/api/runs/{id}", get(api_run))
         .route("/api/runs/{id}/approve", post(approve))
         .route("/api/graph/{service}", get(api_graph))
+        .route("/api/preflight", get(api_preflight))
         .fallback(not_found)
         .with_state(app)
 }
@@ -215,10 +218,16 @@ impl App {
 // Pages
 
 async fn runs_page(State(app): State<Shared>) -> Response {
+    let preflight = app.last_preflight().await;
     match app.all_runs().await {
         Ok((rows, warnings)) => html_response(
             StatusCode::OK,
-            view::runs_page(&rows, &warnings, &app.cfg.state_dir.display().to_string()),
+            view::runs_page(
+                &rows,
+                &warnings,
+                &app.cfg.state_dir.display().to_string(),
+                preflight.as_ref(),
+            ),
         ),
         Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "Cannot list runs", &e),
     }
@@ -489,9 +498,43 @@ async fn approve(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Preflight
+
+impl App {
+    /// The last evaluation `meeseeks preflight` recorded in the store; none when it never ran
+    /// (or the store cannot be read: the page and metrics still serve the runs, with a warning
+    /// in the log).
+    async fn last_preflight(&self) -> Option<crate::preflight::Report> {
+        match crate::preflight::record::PreflightLog::new(&self.cfg.store)
+            .latest()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("cannot read the preflight history: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// The last recorded preflight as `meeseeks.preflight/v1` JSON; 404 while none is recorded.
+async fn api_preflight(State(app): State<Shared>) -> Response {
+    match app.last_preflight().await {
+        Some(r) => axum::Json(r).into_response(),
+        None => json_error(
+            StatusCode::NOT_FOUND,
+            "no preflight recorded in this store yet: run `meeseeks preflight --every 30m`"
+                .to_string(),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Metrics
 
 async fn metrics(State(app): State<Shared>) -> Response {
+    let preflight = app.last_preflight().await;
     let src = app.hubs.source().clone();
     let ids = match blocking(move || src.list_runs()).await {
         Ok(ids) => ids,
@@ -527,8 +570,9 @@ async fn metrics(State(app): State<Shared>) -> Response {
         })
         .collect();
     let errors = guards.iter().filter(|g| g.error.is_some()).count();
-    let text = metrics::render(&runs, app.hubs.clients(), errors);
+    let mut text = metrics::render(&runs, app.hubs.clients(), errors);
     drop(guards);
+    metrics::render_preflight(&mut text, preflight.as_ref());
     (
         [(
             header::CONTENT_TYPE,

@@ -177,7 +177,12 @@ pub fn runs_rows(rows: &[RunRow]) -> String {
     o
 }
 
-pub fn runs_page(rows: &[RunRow], warnings: &[String], state_dir: &str) -> String {
+pub fn runs_page(
+    rows: &[RunRow],
+    warnings: &[String],
+    state_dir: &str,
+    preflight: Option<&crate::preflight::Report>,
+) -> String {
     let mut b = String::from("<h1>Runs</h1>\n");
     let _ = writeln!(
         b,
@@ -185,6 +190,9 @@ pub fn runs_page(rows: &[RunRow], warnings: &[String], state_dir: &str) -> Strin
          itself.</p>",
         esc(state_dir)
     );
+    if let Some(p) = preflight {
+        preflight_line(&mut b, p);
+    }
     if rows.is_empty() {
         b.push_str(
             "<p id=\"none\">No runs yet. Start one with <code>meeseeks drill DIR</code>.</p>\n",
@@ -208,6 +216,42 @@ pub fn runs_page(rows: &[RunRow], warnings: &[String], state_dir: &str) -> Strin
         &b,
         Script::Runs,
     )
+}
+
+/// One line: would a failover work now, by the last recorded preflight, and what is not ready.
+fn preflight_line(b: &mut String, p: &crate::preflight::Report) {
+    let at = p.evaluated_at.strftime("%Y-%m-%d %H:%M:%S UTC");
+    let c = &p.counts;
+    if p.ready {
+        let _ = writeln!(
+            b,
+            "<p id=\"preflight\" class=\"ok\">Preflight {at}: all {} services ready.</p>",
+            c.ready
+        );
+        return;
+    }
+    let names: Vec<String> = p
+        .services
+        .iter()
+        .filter(|s| s.status != crate::preflight::Status::Ready)
+        .take(8)
+        .map(|s| format!("{} ({})", esc(&s.name), s.status.as_str().replace('_', " ")))
+        .collect();
+    let more = (c.not_ready + c.unknown).saturating_sub(names.len());
+    let _ = writeln!(
+        b,
+        "<p id=\"preflight\" class=\"warn\">Preflight {at}: {} ready, {} not ready, {} unknown: \
+         {}{}.</p>",
+        c.ready,
+        c.not_ready,
+        c.unknown,
+        names.join(", "),
+        if more > 0 {
+            format!(", … ({more} more)")
+        } else {
+            String::new()
+        }
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
