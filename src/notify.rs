@@ -660,7 +660,7 @@ pub fn slack_text(rec: &Record, run_id: &str, mode: Option<Mode>, masker: &Maske
             format!(":wastebasket: DR run abandoned by {by}")
         }
         Event::RunAbandoned { .. } => ":wastebasket: DR run abandoned".to_string(),
-        Event::CleanupStarted { services } => format!(
+        Event::CleanupStarted { services, .. } => format!(
             ":broom: cleanup of {} drilled service{} started",
             services.len(),
             if services.len() == 1 { "" } else { "s" }

@@ -230,7 +230,7 @@ pub(crate) fn describe(ev: &Event, rto: &HashMap<String, f64>, dry_run: bool) ->
         Event::RunInterrupted { reason } => format!("run interrupted: {reason}"),
         Event::RunAbandoned { .. } => "run abandoned".into(),
         Event::ServiceSkipped { service, reason } => format!("{service}: skipped: {reason}"),
-        Event::CleanupStarted { services } => {
+        Event::CleanupStarted { services, .. } => {
             format!(
                 "cleanup: tearing down what the drill started ({} services, dependents first)",
                 services.len()

@@ -368,6 +368,8 @@ pub struct RunState {
     pub warnings: Vec<String>,
     /// The drill's cleanup (see [`CleanupStatus`]).
     pub cleanup: CleanupStatus,
+    /// The last cleanup started is the drill's own closing cleanup (not `meeseeks cleanup`).
+    pub closing_cleanup: bool,
     /// Cleanup steps run and failed (`service/step: error`), over every cleanup of the run.
     pub cleanup_steps: usize,
     pub cleanup_failures: Vec<String>,
@@ -697,8 +699,9 @@ impl RunState {
                 self.abandoned_by = Some(by.clone()).filter(|b| !b.is_empty());
                 self.finished_at = Some(ts);
             }
-            Event::CleanupStarted { .. } => {
+            Event::CleanupStarted { closing, .. } => {
                 self.cleanup = CleanupStatus::Pending;
+                self.closing_cleanup = *closing;
             }
             Event::ServiceCleanedUp { service, failed } => {
                 let s = self.svc_mut(service);

@@ -720,3 +720,78 @@ fn a_failed_run_being_resumed_blocks_a_new_run() {
     assert_eq!(code, 0, "{so}{se}");
     assert_eq!(live.wait().unwrap().code(), Some(0));
 }
+
+/// A drill killed during its own closing cleanup (everything recovered, b already torn down, a's
+/// cleanup in flight): `resume` finishes the cleanup — a's cleanup runs again (it was in flight),
+/// b's does not, and no recovery step runs a second time. (`meeseeks cleanup` is different: what
+/// it tears down, a later resume recovers again.)
+#[test]
+fn a_drill_killed_in_its_closing_cleanup_resumes_the_cleanup_only() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let state = dir.join(".meeseeks");
+    let log = dir.join("log");
+    let pids = dir.join("pids");
+    let fast = dir.join("fast");
+    write(
+        dir,
+        "graph.toml",
+        "[services.a]\ntier = 0\nrto = \"30m\"\n[services.b]\ntier = 1\nrto = \"30m\"\ndepends_on = [\"a\"]\n",
+    );
+    let l = log.display();
+    write(
+        dir,
+        "playbooks/a.toml",
+        &format!(
+            "[[steps]]\nname = \"up\"\nrun = \"echo a/up >> {l}\"\n[[cleanup]]\nname = \"down\"\nrun = \"echo $$ >> {}; echo a/down >> {l}; test -e {} || sleep 30\"\n",
+            pids.display(),
+            fast.display()
+        ),
+    );
+    write(
+        dir,
+        "playbooks/b.toml",
+        &format!(
+            "[[steps]]\nname = \"up\"\nrun = \"echo b/up >> {l}\"\n[[cleanup]]\nname = \"down\"\nrun = \"echo b/down >> {l}\"\n"
+        ),
+    );
+    let mut live = meeseeks()
+        .args(["drill", "--no-progress"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _kill = common::KillOnDrop(live.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !log_lines(&log).contains(&"a/down".to_string()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            log_lines(&log)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    wait_for_event(&state, "service.cleaned_up");
+    live.kill().unwrap();
+    live.wait().unwrap();
+    for p in log_lines(&pids) {
+        let pid: i32 = p.trim().parse().unwrap();
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    std::fs::write(&fast, "").unwrap();
+    let (code, so, se) = out(meeseeks().args(["resume", "--no-progress", "-C"]).arg(dir));
+    assert_eq!(code, 0, "{so}{se}");
+    let lines = log_lines(&log);
+    assert_eq!(
+        lines,
+        ["a/up", "b/up", "b/down", "a/down", "a/down"],
+        "recovered once, b torn down once, a's in-flight cleanup run again"
+    );
+    let st = status_json(dir);
+    assert_eq!(st["state"], "finished", "{st:#}");
+    assert_eq!(st["cleanup"]["status"], "done", "{st:#}");
+}

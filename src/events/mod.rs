@@ -233,6 +233,11 @@ pub enum Event {
     CleanupStarted {
         /// Services whose cleanup steps run, dependents first.
         services: Vec<String>,
+        /// The drill's own closing cleanup (it recovered everything and now tears it down), as
+        /// opposed to `meeseeks cleanup`. A resume of a run killed during its closing cleanup
+        /// finishes the cleanup; it does not recover again what the drill already recovered.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        closing: bool,
     },
     /// The cleanup steps of one service ran: what the drill brought up for it is torn down,
     /// so it no longer counts as recovered (a resume recovers it again).
@@ -437,7 +442,10 @@ mod tests {
                 service: "a".into(),
                 reason: String::new(),
             },
-            Event::CleanupStarted { services: vec![] },
+            Event::CleanupStarted {
+                services: vec![],
+                closing: true,
+            },
             Event::ServiceCleanedUp {
                 service: "a".into(),
                 failed: vec![],

@@ -50,12 +50,14 @@ pub(super) async fn cleanup_all(
     todo: Vec<(SvcId, Vec<String>)>,
     tx: mpsc::UnboundedSender<Msg>,
     kill: CancellationToken,
+    closing: bool,
 ) {
     let renderer = sh_renderer(&sh);
     let never = CancellationToken::new();
     let mut failures = Vec::new();
     let mut ran = 0;
     let _ = tx.send(Msg::Event(Event::CleanupStarted {
+        closing,
         services: todo
             .iter()
             .map(|(id, _)| sh.model.name(*id).to_string())

@@ -591,6 +591,7 @@ impl Walk {
             todo,
             self.tx.clone(),
             self.kill.clone(),
+            true,
         ));
         loop {
             tokio::select! {
@@ -747,7 +748,7 @@ pub async fn cleanup_run(
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let kill = CancellationToken::new();
-    tokio::spawn(cleanup::cleanup_all(shared, todo, tx, kill.clone()));
+    tokio::spawn(cleanup::cleanup_all(shared, todo, tx, kill.clone(), false));
     let mut signals = signals::Signals::new(opts.handle_signals);
     let (_int_tx, mut int_rx) = mpsc::unbounded_channel();
     let mut failed = false;
