@@ -27,6 +27,7 @@ fn xml(s: &str) -> String {
 /// Each service is a test case; a failure, a block or an RTO breach is a `<failure>` carrying
 /// the last output lines, so CI systems show drills natively.
 pub fn junit(st: &RunState) -> String {
+    let h = human(st);
     let mode = st.mode.map(|m| m.as_str()).unwrap_or("run");
     let live_or_over = st.state.is_terminal();
     struct Case {
@@ -72,9 +73,9 @@ pub fn junit(st: &RunState) -> String {
                     "rto_breached".to_string(),
                     match (s.breached_by_s(), s.rto_s) {
                         (Some(by), Some(rto)) => {
-                            format!("RTO {} breached by {}", fmt_dur(rto), fmt_dur(by))
+                            format!("RTO {} breached by {}", h.secs(rto), h.secs(by))
                         }
-                        (_, Some(rto)) => format!("RTO {} breached", fmt_dur(rto)),
+                        (_, Some(rto)) => format!("RTO {} breached", h.secs(rto)),
                         _ => "RTO breached".to_string(),
                     },
                     body.clone(),
@@ -127,12 +128,12 @@ pub fn junit(st: &RunState) -> String {
                     step.name,
                     step.attempts,
                     step.duration_s
-                        .map(|d| format!(", {}", fmt_dur(d)))
+                        .map(|d| format!(", {}", h.secs(d)))
                         .unwrap_or_default()
                 );
             }
             if let Some(r) = s.recovered_s {
-                let _ = writeln!(out, "recovered at {}", fmt_dur(r));
+                let _ = writeln!(out, "recovered at {}", h.secs(r));
             }
             if let Some(r) = &s.rpo {
                 let _ = writeln!(
