@@ -65,6 +65,20 @@ pub fn table<const N: usize>(
     o.push_str("</table>\n");
 }
 
+/// A chart's legend: a colour swatch before each label.
+pub fn legend(items: &[(&str, &str)]) -> String {
+    let mut o = String::from("<p class=\"legend\">");
+    for (colour, label) in items {
+        let _ = write!(
+            o,
+            "<span style=\"background:{colour}\"></span>{}",
+            esc(label)
+        );
+    }
+    o.push_str("</p>");
+    o
+}
+
 /// `s` cut to `max` characters, with an ellipsis when cut.
 pub fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

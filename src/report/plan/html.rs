@@ -218,7 +218,13 @@ pub fn render_html(plan: &Plan, model: &Model) -> String {
     let _ = writeln!(o, "<h2>Timeline ({} schedule)</h2>", plan.strategy.as_str());
     let _ = writeln!(
         o,
-        "<p class=\"legend\"><span style=\"background:#4c9a6a\"></span>meets its RTO<span style=\"background:#1f6feb\"></span>critical path<span style=\"background:#cf222e\"></span>predicted breach<span style=\"background:#8c959f\"></span>RTO deadline</p>"
+        "{}",
+        kit::legend(&[
+            ("#4c9a6a", "meets its RTO"),
+            ("#1f6feb", "critical path"),
+            ("#cf222e", "predicted breach"),
+            ("#8c959f", "RTO deadline"),
+        ])
     );
     if plan.services.len() > MAX_DRAWN {
         let _ = writeln!(

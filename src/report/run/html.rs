@@ -167,7 +167,15 @@ pub fn html(st: &RunState) -> String {
     let _ = writeln!(o, "<h2>Timeline: planned vs actual</h2>");
     let _ = writeln!(
         o,
-        "<p class=\"legend\"><span style=\"background:#afb8c1\"></span>planned<span style=\"background:#4c9a6a\"></span>recovered<span style=\"background:#cf222e\"></span>recovered late<span style=\"background:#82071e\"></span>failed or blocked<span style=\"background:#1f6feb\"></span>in progress<span style=\"background:#8c959f\"></span>RTO deadline</p>"
+        "{}",
+        kit::legend(&[
+            ("#afb8c1", "planned"),
+            ("#4c9a6a", "recovered"),
+            ("#cf222e", "recovered late"),
+            ("#82071e", "failed or blocked"),
+            ("#1f6feb", "in progress"),
+            ("#8c959f", "RTO deadline"),
+        ])
     );
     if st.services.len() > MAX_DRAWN {
         let _ = writeln!(
