@@ -79,6 +79,18 @@ pub fn legend(items: &[(&str, &str)]) -> String {
     o
 }
 
+/// A picture in a scrolling box, after its legend (none when empty) and `note` (e.g. that it
+/// shows only the first services).
+pub fn figure(o: &mut String, legend_items: &[(&str, &str)], note: Option<String>, svg: &str) {
+    if !legend_items.is_empty() {
+        let _ = writeln!(o, "{}", legend(legend_items));
+    }
+    if let Some(n) = note {
+        let _ = writeln!(o, "<p>{}</p>", esc(&n));
+    }
+    let _ = writeln!(o, "<div class=\"scroll\">\n{svg}</div>");
+}
+
 /// `s` cut to `max` characters, with an ellipsis when cut.
 pub fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

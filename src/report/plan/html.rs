@@ -216,40 +216,27 @@ pub fn render_html(plan: &Plan, model: &Model) -> String {
     }
 
     let _ = writeln!(o, "<h2>Timeline ({} schedule)</h2>", plan.strategy.as_str());
-    let _ = writeln!(
-        o,
-        "{}",
-        kit::legend(&[
+    let n = plan.services.len();
+    let capped = |what: &str| {
+        (n > MAX_DRAWN).then(|| format!("The {what} shows the first {MAX_DRAWN} of {n} services"))
+    };
+    kit::figure(
+        &mut o,
+        &[
             ("#4c9a6a", "meets its RTO"),
             ("#1f6feb", "critical path"),
             ("#cf222e", "predicted breach"),
             ("#8c959f", "RTO deadline"),
-        ])
-    );
-    if plan.services.len() > MAX_DRAWN {
-        let _ = writeln!(
-            o,
-            "<p>The chart shows the first {MAX_DRAWN} of {} services by planned start.</p>",
-            plan.services.len()
-        );
-    }
-    let _ = writeln!(
-        o,
-        "<div class=\"scroll\">\n{}</div>",
-        gantt_svg(plan, model, h)
+        ],
+        capped("chart").map(|c| c + " by planned start."),
+        &gantt_svg(plan, model, h),
     );
     let _ = writeln!(o, "<h2>Dependency graph by wave</h2>");
-    if plan.services.len() > MAX_DRAWN {
-        let _ = writeln!(
-            o,
-            "<p>The picture shows the first {MAX_DRAWN} of {} services, by wave.</p>",
-            plan.services.len()
-        );
-    }
-    let _ = writeln!(
-        o,
-        "<div class=\"scroll\">\n{}</div>",
-        graph_svg(plan, model, h)
+    kit::figure(
+        &mut o,
+        &[],
+        capped("picture").map(|c| c + ", by wave."),
+        &graph_svg(plan, model, h),
     );
 
     let _ = writeln!(o, "<h2>Schedule by wave</h2>\n<table>");

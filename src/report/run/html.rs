@@ -165,26 +165,21 @@ pub fn html(st: &RunState) -> String {
         );
     }
     let _ = writeln!(o, "<h2>Timeline: planned vs actual</h2>");
-    let _ = writeln!(
-        o,
-        "{}",
-        kit::legend(&[
+    let n = st.services.len();
+    kit::figure(
+        &mut o,
+        &[
             ("#afb8c1", "planned"),
             ("#4c9a6a", "recovered"),
             ("#cf222e", "recovered late"),
             ("#82071e", "failed or blocked"),
             ("#1f6feb", "in progress"),
             ("#8c959f", "RTO deadline"),
-        ])
+        ],
+        (n > MAX_DRAWN)
+            .then(|| format!("The chart shows the first {MAX_DRAWN} of {n} services by start.")),
+        &svg_gantt(st),
     );
-    if st.services.len() > MAX_DRAWN {
-        let _ = writeln!(
-            o,
-            "<p>The chart shows the first {MAX_DRAWN} of {} services by start.</p>",
-            st.services.len()
-        );
-    }
-    let _ = writeln!(o, "<div class=\"scroll\">\n{}</div>", svg_gantt(st));
     let f = failures(st);
     if !f.is_empty() {
         o.push_str("<h2>Failures</h2>\n");
