@@ -14,6 +14,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::events::{Event, Record, Subscriber};
+use crate::report::fmt::{fmt_clock as fmt_secs, fmt_secs_fit};
 use crate::util::last_lines;
 
 /// How progress is shown.
@@ -67,15 +68,6 @@ pub fn subscriber(
             let p = bars.printer();
             (Some(Box::new(bars)), Some(p))
         }
-    }
-}
-
-fn fmt_secs(s: f64) -> String {
-    let t = s.max(0.0).round() as u64;
-    if t >= 3600 {
-        format!("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
-    } else {
-        format!("{:02}:{:02}", t / 60, t % 60)
     }
 }
 
@@ -139,7 +131,10 @@ pub(crate) fn describe(ev: &Event, rto: &HashMap<String, f64>, dry_run: bool) ->
             if dry_run {
                 return None;
             }
-            format!("{service}: step \"{step}\" ok ({duration_s:.1}s)")
+            format!(
+                "{service}: step \"{step}\" ok ({})",
+                fmt_secs_fit(*duration_s)
+            )
         }
         Event::StepFailed {
             service,

@@ -2,16 +2,12 @@
 //! definitions, checked by the real consumers (bash/zsh/fish parse the completions, groff
 //! renders the page when installed) and the schemas checked against the real files.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
-
 fn meeseeks(args: &[&str]) -> String {
-    let out = Command::cargo_bin("meeseeks")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
+    let out = common::meeseeks().args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -75,11 +71,7 @@ fn man_pages() {
     let plan = meeseeks(&["man", "plan"]);
     assert!(plan.contains(".TH meeseeks-plan 1"), "{plan}");
     assert!(plan.contains("\\-\\-format"), "{plan}");
-    let out = Command::cargo_bin("meeseeks")
-        .unwrap()
-        .args(["man", "plam"])
-        .output()
-        .unwrap();
+    let out = common::meeseeks().args(["man", "plam"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `plan`"));
     // groff renders it as man(1) would, through preconv (-k) for UTF-8 (skipped when absent).

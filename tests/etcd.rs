@@ -5,6 +5,7 @@
 //! over (fencing), and approvals from another process.
 
 mod common;
+use common::write;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -252,12 +253,6 @@ fn shared() -> &'static Cluster {
         let _ = &c.members[0].name;
         c
     })
-}
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
 }
 
 /// A DR directory of `n` services in a few chains; each step logs `service runner-pid` to

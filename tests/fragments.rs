@@ -2,21 +2,12 @@
 //! diagnostics in the right file, `[vars]` scoping, includes refused where they would loop,
 //! and every command giving the same answer on one file or on fragments.
 
+mod common;
+use common::{dr, meeseeks};
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use meeseeks::load::{LoadOptions, Loaded, load};
-
-/// A DR directory with `files` (path relative to it, text).
-fn dr(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    for (p, text) in files {
-        let path = d.path().join(p);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    d
-}
 
 fn loaded(d: &Path) -> Loaded {
     load(d, &LoadOptions::default())
@@ -42,12 +33,6 @@ fn located(d: &Path, l: &Loaded) -> Vec<(String, String, u32, u32)> {
             (x.code.to_string(), file, line, col)
         })
         .collect()
-}
-
-fn meeseeks() -> Command {
-    let mut c = Command::cargo_bin("meeseeks").unwrap();
-    c.env("NO_COLOR", "1");
-    c
 }
 
 #[test]

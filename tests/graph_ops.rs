@@ -1,8 +1,11 @@
 //! End-to-end: the real binary on DR directories and lone graph files in a temp dir.
 
+mod common;
+use common::meeseeks;
+
 use std::path::Path;
 
-use assert_cmd::Command;
+use std::process::Command;
 
 #[path = "common/chromium.rs"]
 mod chromium;
@@ -76,18 +79,9 @@ fn dr_dir(root: &Path, name: &str, graph: &str) -> std::path::PathBuf {
     d
 }
 
-fn meeseeks() -> Command {
-    let mut c = Command::cargo_bin("meeseeks").unwrap();
-    c.env("NO_COLOR", "1");
-    c
-}
-
 fn stdout(c: &mut Command) -> (i32, String) {
-    let out = c.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let (code, out, _) = common::output(c);
+    (code, out)
 }
 
 #[test]
@@ -373,8 +367,8 @@ async fn diff_sends_new_dependents_to_subscribed_webhooks() {
     );
     let new = t.path().join("graph.toml");
     std::fs::write(&new, format!("{hooks}{}", new_graph())).unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_meeseeks"));
-    cmd.arg("diff").arg(&old).arg(&new).env("NO_COLOR", "1");
+    let mut cmd = meeseeks();
+    cmd.arg("diff").arg(&old).arg(&new);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();
@@ -405,7 +399,7 @@ async fn diff_sends_new_dependents_to_subscribed_webhooks() {
     );
 
     // --no-notify: nothing sent.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_meeseeks"));
+    let mut cmd = meeseeks();
     cmd.arg("diff").arg(&old).arg(&new).arg("--no-notify");
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await

@@ -2,22 +2,17 @@
 //! commit (dates fixed through GIT_AUTHOR_DATE / GIT_COMMITTER_DATE), and the HTML page
 //! opened in headless Chromium.
 
+mod common;
+use common::meeseeks;
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Proc;
-
-use assert_cmd::Command;
 
 #[path = "common/chromium.rs"]
 mod chromium;
 
 fn has(program: &str) -> bool {
     Proc::new(program).arg("--version").output().is_ok()
-}
-
-fn meeseeks() -> Command {
-    let mut c = Command::cargo_bin("meeseeks").unwrap();
-    c.env("NO_COLOR", "1");
-    c
 }
 
 struct Repo {

@@ -2,18 +2,13 @@
 //! Backstage's published example catalog (Locations, Systems, APIs, Groups, multi-document
 //! files), re-import idempotence and hand edits kept.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{copy_dir, meeseeks};
 
-use assert_cmd::Command;
+use std::path::{Path, PathBuf};
 
 fn catalog() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/backstage")
-}
-
-fn meeseeks() -> Command {
-    let mut c = Command::cargo_bin("meeseeks").unwrap();
-    c.env("NO_COLOR", "1");
-    c
 }
 
 /// Runs `import backstage ARGS... -C dir`; (exit code, stdout, stderr).
@@ -270,17 +265,4 @@ fn bad_catalog_is_a_located_error_and_writes_nothing() {
         std::fs::read_to_string(d.path().join("graph.toml")).unwrap(),
         GRAPH
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }

@@ -1,14 +1,15 @@
 //! `meeseeks init`: the real binary scaffolds a DR directory that fails validation exactly at
 //! its TODO placeholders, validates once they are filled, and never overwrites a file.
 
+mod common;
+
 use std::path::Path;
 
 use assert_cmd::Command;
 
+/// The shared command builder, for assert_cmd's `.assert()`.
 fn meeseeks() -> Command {
-    let mut c = Command::cargo_bin("meeseeks").unwrap();
-    c.env("NO_COLOR", "1");
-    c
+    Command::from_std(common::meeseeks())
 }
 
 fn read(p: &Path) -> String {

@@ -10,6 +10,8 @@
 //! lab someone left up, and a guard runs `lab.sh down` however the test ends. Skipped (with a
 //! line saying so) when the servers are not installed.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
@@ -17,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::cargo_bin;
 use serde_json::Value;
 
 /// lab.sh's default directory: `meeseeks cleanup` renders the playbooks with the graph's
@@ -121,17 +122,16 @@ fn run(mut cmd: Command, limit: Duration) -> Out {
 fn lab_sh(arg: &str, limit: Duration) -> Out {
     let mut c = Command::new(dr_dir().join("lab.sh"));
     c.arg(arg)
-        .env("MEESEEKS", cargo_bin("meeseeks"))
+        .env("MEESEEKS", env!("CARGO_BIN_EXE_meeseeks"))
         .env("MEESEEKS_LAB_DIR", LAB);
     run(c, limit)
 }
 
 fn meeseeks(args: &[&str], state: &Path) -> Out {
-    let mut c = Command::new(cargo_bin("meeseeks"));
+    let mut c = common::meeseeks();
     c.args(args)
         .arg("--state-dir")
         .arg(state)
-        .env("NO_COLOR", "1")
         .env("LAB_TSIG_SECRET", tsig_secret());
     run(c, Duration::from_secs(300))
 }

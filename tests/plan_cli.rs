@@ -2,23 +2,16 @@
 //! person reads, the JSON contract, `--strict`, and the HTML report rendered by a real
 //! headless browser when one is installed.
 
+mod common;
+use common::{copy_dir, fixture};
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 fn plan(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("meeseeks")
-        .unwrap()
+    let out = common::meeseeks()
         .arg("plan")
         .arg(dir)
         .args(args)
-        .env("NO_COLOR", "1")
         .output()
         .unwrap();
     (
@@ -223,19 +216,6 @@ fn strict_turns_a_predicted_breach_into_exit_1() {
     assert_eq!(code, 2);
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 #[test]
 fn html_is_self_contained() {
     let (code, out, err) = plan(&fixture("plan-shop"), &["--format", "html", "-q"]);
@@ -354,8 +334,7 @@ fn dry_run_follows_the_plan() {
         let (code, planned, err) =
             plan(&shop(), &[&["--format", "json", "-q"][..], flags].concat());
         assert_eq!(code, 0, "{err}");
-        let out = Command::cargo_bin("meeseeks")
-            .unwrap()
+        let out = common::meeseeks()
             .args([
                 "run",
                 "--dry-run",
@@ -366,7 +345,6 @@ fn dry_run_follows_the_plan() {
             ])
             .arg(shop())
             .args(flags)
-            .env("NO_COLOR", "1")
             .output()
             .unwrap();
         assert_eq!(

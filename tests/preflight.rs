@@ -2,6 +2,9 @@
 //! 127.0.0.1, real commands, real DNS resolution (of the reserved `.invalid` TLD), and a real
 //! webhook receiver.
 
+mod common;
+use common::write;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -16,15 +19,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-const BIN: &str = env!("CARGO_BIN_EXE_meeseeks");
 /// Bound on any wait in these tests (a hung child must fail the test, not CI).
 const WAIT: Duration = Duration::from_secs(60);
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
 
 struct Out {
     code: i32,
@@ -33,9 +29,8 @@ struct Out {
 }
 
 async fn meeseeks(args: &[&str], env: &[(&str, &str)]) -> Out {
-    let mut c = tokio::process::Command::new(BIN);
+    let mut c = tokio::process::Command::from(common::meeseeks());
     c.args(args)
-        .env("NO_COLOR", "1")
         .env_remove("MEESEEKS_PF_MISSING")
         .kill_on_drop(true);
     for (k, v) in env {
@@ -697,7 +692,7 @@ tier = 1
         "[[steps]]\nname = \"x\"\ncmd = [\"meeseeks-test-no-such-tool\"]\n",
     );
     let state = d.join("state");
-    let mut child = tokio::process::Command::new(BIN)
+    let mut child = tokio::process::Command::from(common::meeseeks())
         .args([
             "preflight",
             d.to_str().unwrap(),

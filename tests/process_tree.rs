@@ -4,22 +4,16 @@
 //! SIGKILLed its in-flight step neither goes on unnoticed nor runs twice on resume.
 
 mod common;
+use common::{meeseeks_in as meeseeks, write};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::cargo_bin;
 use meeseeks::exec::executor::{Call, Executor, RealExecutor};
 use meeseeks::exec::process::{self, Exit, Program};
 use meeseeks::model::{Step, StepKind};
 use tokio_util::sync::CancellationToken;
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
 
 /// Whether `pid` is a live (not zombie) process.
 fn alive(pid: i32) -> bool {
@@ -162,15 +156,6 @@ fn wait_honours_its_timeout_and_the_first_interrupt() {
         ..call
     };
     assert!(rt.block_on(ex.step(&step, Duration::from_secs(5), call)).ok);
-}
-
-fn meeseeks(dir: &Path) -> Command {
-    let mut c = Command::new(cargo_bin("meeseeks"));
-    c.env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .current_dir(dir);
-    c
 }
 
 fn run_dir(dir: &Path) -> Option<std::path::PathBuf> {

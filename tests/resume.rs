@@ -2,37 +2,14 @@
 //! with SIGKILL at arbitrary moments.
 
 mod common;
+use common::{meeseeks, output as out, write};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use assert_cmd::cargo::cargo_bin;
 use serde_json::Value;
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-fn meeseeks() -> Command {
-    let mut c = Command::new(cargo_bin("meeseeks"));
-    c.env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    c
-}
-
-fn out(c: &mut Command) -> (i32, String, String) {
-    let o: Output = c.output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
 
 /// Lines of a side-effect log.
 fn log_lines(p: &Path) -> Vec<String> {

@@ -1,24 +1,10 @@
 //! `meeseeks run` / `drill` / `run --dry-run` end to end: the real binary on a temp DR directory.
 
 mod common;
+use common::{meeseeks, write};
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
-
-use assert_cmd::cargo::cargo_bin;
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-fn meeseeks() -> Command {
-    let mut c = Command::new(cargo_bin("meeseeks"));
-    c.env_remove("RUST_LOG").env("NO_COLOR", "1");
-    c
-}
 
 #[test]
 fn dry_run_executes_nothing_and_masks_secrets() {

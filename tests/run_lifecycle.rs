@@ -5,20 +5,13 @@
 //! processes on ports chosen by the OS; health is checked over real HTTP.
 
 mod common;
+use common::{meeseeks, output as run, write};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use common::meeseeks;
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -63,15 +56,6 @@ fn closed(port: u16) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
-}
-
-fn run(c: &mut Command) -> (i32, String, String) {
-    let out = c.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// A DR directory: `db` and `cache` stand-ins, and `api` (needs both) whose first step fails

@@ -3,10 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
-use assert_cmd::cargo::cargo_bin;
-
 /// Live (non-zombie) processes whose command line mentions `needle`.
 fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -32,11 +28,10 @@ static PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn drill_of_the_shop_demo_recovers_everything_and_leaves_nothing_running() {
     let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let state = tempfile::tempdir().unwrap();
-    let out = Command::new(cargo_bin("meeseeks"))
+    let out = common::meeseeks()
         .args(["drill", "--no-progress", "--state-dir"])
         .arg(state.path())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/shop"))
-        .env("NO_COLOR", "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -62,7 +57,7 @@ fn a_drill_kept_running_is_cleaned_up_by_meeseeks_cleanup() {
     let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let state = tempfile::tempdir().unwrap();
     let needle = state.path().display().to_string();
-    let out = Command::new(cargo_bin("meeseeks"))
+    let out = common::meeseeks()
         .args(["drill", "-q", "--no-cleanup", "--state-dir"])
         .arg(state.path())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/shop"))
@@ -71,7 +66,7 @@ fn a_drill_kept_running_is_cleaned_up_by_meeseeks_cleanup() {
     assert_eq!(out.status.code(), Some(0));
     let running = processes_mentioning(&needle);
     assert_eq!(running.len(), 27, "one stand-in per service: {running:?}");
-    let out = Command::new(cargo_bin("meeseeks"))
+    let out = common::meeseeks()
         .args(["cleanup", "--no-progress", "--state-dir"])
         .arg(state.path())
         .output()

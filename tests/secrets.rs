@@ -3,25 +3,18 @@
 //! HTTP error; steps get secrets through their environment, not their arguments; a missing
 //! secret stops `run` before anything executes.
 
+mod common;
+use common::write;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
-use assert_cmd::cargo::cargo_bin;
-
 const SECRET: &str = "Tok3n/Value with space";
 
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
+/// The binary in `dir`, with the secret in its environment.
 fn meeseeks(dir: &Path) -> Command {
-    let mut c = Command::new(cargo_bin("meeseeks"));
-    c.env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .env("MS_TOKEN", SECRET)
-        .current_dir(dir);
+    let mut c = common::meeseeks_in(dir);
+    c.env("MS_TOKEN", SECRET);
     c
 }
 

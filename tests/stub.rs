@@ -1,6 +1,9 @@
 //! `meeseeks stub`: the serve loop through the library API, and detach/stop through the real
 //! binary (real processes, real HTTP and TCP on 127.0.0.1).
 
+mod common;
+use common::meeseeks as bin;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -162,10 +165,6 @@ async fn shutdown_stops_serving() {
 
 // ---------------------------------------------------------------------------------------
 // The real binary: detach, pidfile lifecycle, stop.
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_meeseeks"))
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -1,6 +1,8 @@
 //! `uses` / `with` expansion at load time (SPEC §9): the expanded steps, and every error a user
 //! can make, snapshotted as the diagnostics `meeseeks validate` prints.
 
+mod common;
+
 use std::path::Path;
 
 use meeseeks::load::{LoadOptions, Loaded, load};
@@ -23,14 +25,7 @@ rto = "20m"
 
 /// A DR directory in a temp dir: graph.toml plus `files` (path relative to the directory).
 fn dr(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("graph.toml"), GRAPH).unwrap();
-    for (p, text) in files {
-        let path = d.path().join(p);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    d
+    common::dr(&[&[("graph.toml", GRAPH)][..], files].concat())
 }
 
 fn loaded(d: &Path) -> Loaded {

@@ -5,11 +5,10 @@
 //! produces is asserted, and the secrets they send never appear in any output or journal.
 //! (tests/lab.rs runs the database, HAProxy and DNS templates against the real servers.)
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex};
+mod common;
 
-use assert_cmd::cargo::cargo_bin;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The fake tools: each appends `tool<TAB>arg<TAB>arg...` to $FAKE_LOG, then prints what the
 /// real tool prints on success.
@@ -312,7 +311,7 @@ fn every_shipped_template_runs_for_real() {
         std::env::var("PATH").unwrap_or_default()
     );
     let meeseeks = |args: &[&str]| {
-        Command::new(cargo_bin("meeseeks"))
+        common::meeseeks()
             .args(args)
             .arg("--state-dir")
             .arg(&state)
@@ -322,7 +321,6 @@ fn every_shipped_template_runs_for_real() {
             .env("DNS_API_TOKEN", "dns-s3cret")
             .env("LB_API_TOKEN", "lb-s3cret")
             .env("TSIG_SECRET", "tsig-s3cret")
-            .env("NO_COLOR", "1")
             .output()
             .unwrap()
     };

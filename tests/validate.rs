@@ -1,6 +1,8 @@
 //! `meeseeks validate`: one test per validation rule (library level), plus end-to-end runs of
 //! the binary on fixture directories with snapshots of what a person reads.
 
+mod common;
+
 use std::path::Path;
 
 use assert_cmd::Command;
@@ -174,8 +176,8 @@ fn one_broken_service_does_not_hide_the_next() {
 }
 
 fn bin() -> Command {
-    let mut c = Command::cargo_bin("meeseeks").unwrap();
-    c.env("NO_COLOR", "1").env_remove("TOKEN");
+    let mut c = Command::from_std(common::meeseeks());
+    c.env_remove("TOKEN");
     c
 }
 

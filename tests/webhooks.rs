@@ -3,12 +3,12 @@
 //! every notification is accounted for, and `[[notify]]` URLs and headers may carry secrets.
 //! The endpoints are real TCP servers on 127.0.0.1.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+use common::write;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::cargo_bin;
 use meeseeks::events::{Event, Record};
 use meeseeks::mask::Masker;
 use meeseeks::model::{Notify, NotifyFormat};
@@ -150,12 +150,6 @@ async fn a_silent_hook_is_abandoned_at_exit_without_waiting_and_counted() {
     );
 }
 
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_with_a_silent_templated_hook_exits_promptly_and_masks_its_secret() {
     let (silent, log) = server(0).await;
@@ -186,9 +180,7 @@ rto = "5m"
     );
     let dir2 = dir.to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(cargo_bin("meeseeks"))
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
+        common::meeseeks()
             .env("MS_HOOK_TOKEN", "hook-s3cret")
             .args(["run", "."])
             .current_dir(&dir2)

@@ -11,6 +11,7 @@ use super::{Report, ServiceResult, Status};
 use crate::graph_ops::md_cell;
 use crate::model::Model;
 use crate::plan::Plan;
+use crate::report::fmt::fmt_secs_fit;
 
 /// Services shown first: what needs attention.
 fn by_urgency(r: &Report) -> Vec<&ServiceResult> {
@@ -91,12 +92,12 @@ pub fn text(r: &Report, color: bool) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "Preflight of {} ({} mode): {} ({}, {:.1}s)",
+        "Preflight of {} ({} mode): {} ({}, {})",
         r.dir,
         r.mode,
         headline(r),
         when(r),
-        r.duration_s
+        fmt_secs_fit(r.duration_s)
     );
     for s in by_urgency(r) {
         if s.problems.is_empty() {

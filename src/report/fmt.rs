@@ -70,6 +70,58 @@ pub fn fmt_secs(secs: f64, p: Precision) -> String {
     fmt_ms((secs * 1000.0).round() as i64, p)
 }
 
+/// A time on the RTO clock, as a wall clock reads: `MM:SS`, `H:MM:SS` (whole seconds; the
+/// progress display and the end-of-run summary, where columns must line up).
+pub fn fmt_clock(secs: f64) -> String {
+    let t = secs.max(0.0).round() as u64;
+    if t >= 3600 {
+        format!("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
+    } else {
+        format!("{:02}:{:02}", t / 60, t % 60)
+    }
+}
+
+/// One duration on its own (a countdown, a live page's cell), rounded to the precision that
+/// fits its own size: `1h2m3s`, `4m5s`, `12.3s`, `1.25s`. The live page's script mirrors it.
+pub fn fmt_secs_fit(secs: f64) -> String {
+    fmt_secs(secs, Human::for_secs(secs.abs()).0)
+}
+
+/// The durations of one report (a plan, a run), for people: every one rounded to the precision
+/// that fits the report's span, so that a table reads `22m`, not `22m0.2s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Human(pub Precision);
+
+impl Human {
+    /// For a report spanning `span_ms` ([`Precision::for_span`]).
+    pub fn for_span(span_ms: u64) -> Human {
+        Human(Precision::for_span(span_ms))
+    }
+
+    /// For a report spanning `secs` seconds.
+    pub fn for_secs(secs: f64) -> Human {
+        Human::for_span((secs.max(0.0) * 1000.0).round() as u64)
+    }
+
+    pub fn ms(self, ms: u64) -> String {
+        fmt_ms(ms as i64, self.0)
+    }
+
+    pub fn signed(self, ms: i64) -> String {
+        fmt_ms(ms, self.0)
+    }
+
+    pub fn secs(self, secs: f64) -> String {
+        fmt_secs(secs, self.0)
+    }
+
+    /// [`Human::secs`], or `-` for nothing.
+    pub fn opt_secs(self, secs: Option<f64>) -> String {
+        secs.map(|s| self.secs(s))
+            .unwrap_or_else(|| "-".to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +152,12 @@ mod tests {
         assert_eq!(fmt_ms(59_960, Precision::TENTH), "1m");
         assert_eq!(fmt_ms(7_549, Precision::TENTH), "7.5s");
         assert_eq!(fmt_secs(12.3456, Precision::MS), "12.346s");
+        assert_eq!(fmt_secs_fit(245.3), "4m5s");
+        assert_eq!(fmt_clock(65.4), "01:05");
+        assert_eq!(fmt_clock(3723.0), "1:02:03");
+        assert_eq!(fmt_secs_fit(-12.34), "-12.3s");
+        assert_eq!(fmt_secs_fit(1.25), "1.25s");
+        assert_eq!(Human::for_secs(400.0).opt_secs(Some(59.96)), "1m");
+        assert_eq!(Human::for_secs(400.0).opt_secs(None), "-");
     }
 }

@@ -6,6 +6,21 @@ use std::fmt::Write as _;
 
 use crate::report::fmt::{Precision, fmt_ms};
 
+/// The reports' stylesheet: page, tables, and the classes [`Gantt::svg`] draws with (`tick`,
+/// `label`, `grid`, `bar …`, `rto …`).
+pub const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1f2328;background:#fff}\
+h1{font-size:22px}h2{font-size:17px;margin-top:28px}\
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left}\
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tr.late td{background:#ffebe9}\
+.summary th{background:#f6f8fa;width:140px}.scroll{overflow-x:auto;border:1px solid #d0d7de;padding:4px}\
+svg text{font:12px system-ui,sans-serif}.tick{fill:#57606a;text-anchor:middle}\
+.label{text-anchor:end;fill:#1f2328}.grid{stroke:#eaeef2}\
+.bar.ok{fill:#4c9a6a}.bar.crit{fill:#1f6feb}.bar.late{fill:#cf222e}\
+.rto{stroke:#8c959f;stroke-width:2;fill:#8c959f}.rto.missed{stroke:#cf222e;fill:#cf222e;stroke-dasharray:3 2}\
+.edge{fill:none;stroke:#afb8c1}.edge.crit{stroke:#1f6feb;stroke-width:2}\
+.node rect{fill:#f6f8fa;stroke:#8c959f}.node.crit rect{fill:#ddf4ff;stroke:#1f6feb;stroke-width:2}\
+.node.late rect{fill:#ffebe9;stroke:#cf222e;stroke-width:2}.legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}";
+
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -20,6 +35,60 @@ pub fn esc(s: &str) -> String {
         }
     }
     o
+}
+
+/// A table: a header row, then one row per item with its class (`""` for none), numeric
+/// columns right-aligned (class `n`). Cells are escaped; headers are not.
+pub fn table<const N: usize>(
+    o: &mut String,
+    header: &[&str; N],
+    numeric: &[bool; N],
+    rows: impl Iterator<Item = (&'static str, [String; N])>,
+) {
+    let class = |k: usize| if numeric[k] { " class=\"n\"" } else { "" };
+    o.push_str("<table>\n<tr>");
+    for (k, h) in header.iter().enumerate() {
+        let _ = write!(o, "<th{}>{h}</th>", class(k));
+    }
+    o.push_str("</tr>\n");
+    for (row_class, row) in rows {
+        if row_class.is_empty() {
+            o.push_str("<tr>");
+        } else {
+            let _ = write!(o, "<tr class=\"{row_class}\">");
+        }
+        for (k, c) in row.iter().enumerate() {
+            let _ = write!(o, "<td{}>{}</td>", class(k), esc(c));
+        }
+        o.push_str("</tr>\n");
+    }
+    o.push_str("</table>\n");
+}
+
+/// A chart's legend: a colour swatch before each label.
+pub fn legend(items: &[(&str, &str)]) -> String {
+    let mut o = String::from("<p class=\"legend\">");
+    for (colour, label) in items {
+        let _ = write!(
+            o,
+            "<span style=\"background:{colour}\"></span>{}",
+            esc(label)
+        );
+    }
+    o.push_str("</p>");
+    o
+}
+
+/// A picture in a scrolling box, after its legend (none when empty) and `note` (e.g. that it
+/// shows only the first services).
+pub fn figure(o: &mut String, legend_items: &[(&str, &str)], note: Option<String>, svg: &str) {
+    if !legend_items.is_empty() {
+        let _ = writeln!(o, "{}", legend(legend_items));
+    }
+    if let Some(n) = note {
+        let _ = writeln!(o, "<p>{}</p>", esc(&n));
+    }
+    let _ = writeln!(o, "<div class=\"scroll\">\n{svg}</div>");
 }
 
 /// `s` cut to `max` characters, with an ellipsis when cut.
@@ -45,6 +114,13 @@ pub fn tick_step(span: u64) -> u64 {
         }
     }
     span.div_ceil(10).max(1)
+}
+
+/// The end of a time axis over `span` ms whose rows carry deadlines up to `max_marker`: the
+/// span and the deadlines a little beyond it (half the span again); farther deadlines get an
+/// arrow at the right edge rather than squashing every bar.
+pub fn axis_end(span: u64, max_marker: u64) -> u64 {
+    span.max(max_marker.min(span + span / 2)).max(1)
 }
 
 /// Where a bar sits in its row.

@@ -16,7 +16,8 @@ use crate::graph_ops::{deps, impact};
 use crate::load::LoadOptions;
 use crate::model::{Mode, Model};
 use crate::plan::{PlanOptions, build_plan};
-use crate::report::run::{esc, fmt_dur};
+use crate::report::fmt::fmt_secs_fit as fmt_dur;
+use crate::report::html::esc;
 
 /// Graphs larger than this are listed, not drawn (a drawing of thousands of boxes helps no
 /// one; the list and the panel still work).

@@ -8,7 +8,9 @@
 use std::fmt::Write as _;
 
 use crate::events::Record;
-use crate::report::run::{esc, fmt_dur, last_lines, printable};
+use crate::report::fmt::fmt_secs_fit as fmt_dur;
+use crate::report::html::esc;
+use crate::report::run::{last_lines, printable};
 use crate::runstate::{RunState, RunStatus, ServiceState, ServiceStatus, StepStatus};
 
 /// Below this share of its RTO left, a countdown turns amber (red once it is spent).
@@ -887,7 +889,7 @@ mod tests {
             },
         });
         let (class, text) = rto_cell(st.service("b").unwrap(), 100.0);
-        assert_eq!((class, text.as_str()), ("rto-ok", "met, 30.0s spare"));
+        assert_eq!((class, text.as_str()), ("rto-ok", "met, 30s spare"));
     }
 
     #[test]

@@ -1,10 +1,15 @@
-//! Helpers shared by the execution tests: hand-built models, real HTTP servers on 127.0.0.1.
+//! Helpers shared by the tests: the binary run in a temp dir (`cli`), hand-built models, real
+//! HTTP servers on 127.0.0.1.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+mod cli;
+#[allow(unused_imports)]
+pub use cli::*;
 
 use meeseeks::approvals::AutoApprove;
 use meeseeks::events::{ApprovalSource, Collector, Event, Record};
@@ -230,23 +235,6 @@ pub fn pid_dead(pid: i32) -> bool {
             })
             .unwrap_or(false),
     }
-}
-
-/// The real binary, in a private temp HOME-less environment: `NO_COLOR` for stable text.
-pub fn meeseeks() -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_meeseeks"));
-    c.env("NO_COLOR", "1").env_remove("MEESEEKS_STORE");
-    c
-}
-
-/// Runs the binary with `args`: (exit code, stdout, stderr).
-pub fn bin(args: &[&str]) -> (i32, String, String) {
-    let out = meeseeks().args(args).output().expect("run meeseeks");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// `pid` dies within a couple of seconds (a signal is delivered asynchronously).

@@ -4,10 +4,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::cargo_bin;
+// The serve tests' crates have no `mod common` (its exec helpers are not theirs): the binary
+// helpers come in alone.
+#[path = "../common/cli.rs"]
+mod cli;
+pub use cli::{copy_dir, meeseeks};
 
 pub fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/war-room")
@@ -21,29 +25,6 @@ pub fn dr_dir(state: &Path) -> PathBuf {
         copy_dir(&fixture(), &dir);
     }
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            if e.file_name() != ".meeseeks" {
-                copy_dir(&e.path(), &target);
-            }
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
-pub fn meeseeks() -> Command {
-    let mut c = Command::new(cargo_bin("meeseeks"));
-    c.env_remove("RUST_LOG")
-        .env_remove("MEESEEKS_TOKEN")
-        .env("NO_COLOR", "1");
-    c
 }
 
 /// A port nobody listens on right now (the OS picks it; released before use).

@@ -7,25 +7,20 @@ use std::fmt::Write as _;
 use super::{
     BREACH_HEADER, BREACH_NUMERIC, Human, MAX_DRAWN, OBJECTIVE, UNACHIEVABLE_HEADER,
     UNACHIEVABLE_NUMERIC, breach_rows, breached_set, by_wave, chain_names, critical_set,
-    estimates_line, held_line, makespan_line, optimality_line, rto_line, schedule_line, scope_line,
-    search_line, unachievable_rows,
+    estimates_line, held_line, human, makespan_line, optimality_line, rto_line, schedule_line,
+    scope_line, search_line, unachievable_rows,
 };
 use crate::model::Model;
 use crate::plan::Plan;
-use crate::report::html::{self as kit, esc, truncate};
+use crate::report::html::{self as kit, CSS, esc, truncate};
 
 /// The planned timeline on the shared Gantt renderer: one bar per service (red when late, blue
 /// on the critical path), its RTO marked.
 fn gantt_svg(plan: &Plan, model: &Model, h: Human) -> String {
     let drawn = &plan.services[..plan.services.len().min(MAX_DRAWN)];
     let crit = critical_set(plan, model.services.len());
-    // The axis covers the makespan and the RTOs a little beyond it; farther RTOs get an arrow
-    // at the right edge rather than squashing every bar.
     let max_rto = drawn.iter().map(|p| p.rto).max().unwrap_or(0);
-    let end = plan
-        .makespan
-        .max(max_rto.min(plan.makespan + plan.makespan / 2))
-        .max(1);
+    let end = kit::axis_end(plan.makespan, max_rto);
     let rows = drawn
         .iter()
         .map(|p| {
@@ -146,48 +141,10 @@ fn graph_svg(plan: &Plan, model: &Model, human: Human) -> String {
     o
 }
 
-const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1f2328;background:#fff}\
-h1{font-size:22px}h2{font-size:17px;margin-top:28px}\
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left}\
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tr.late td{background:#ffebe9}\
-.summary th{background:#f6f8fa;width:140px}.scroll{overflow-x:auto;border:1px solid #d0d7de;padding:4px}\
-svg text{font:12px system-ui,sans-serif}.tick{fill:#57606a;text-anchor:middle}\
-.label{text-anchor:end;fill:#1f2328}.grid{stroke:#eaeef2}\
-.bar.ok{fill:#4c9a6a}.bar.crit{fill:#1f6feb}.bar.late{fill:#cf222e}\
-.rto{stroke:#8c959f;stroke-width:2;fill:#8c959f}.rto.missed{stroke:#cf222e;fill:#cf222e;stroke-dasharray:3 2}\
-.edge{fill:none;stroke:#afb8c1}.edge.crit{stroke:#1f6feb;stroke-width:2}\
-.node rect{fill:#f6f8fa;stroke:#8c959f}.node.crit rect{fill:#ddf4ff;stroke:#1f6feb;stroke-width:2}\
-.node.late rect{fill:#ffebe9;stroke:#cf222e;stroke-width:2}.legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}";
-
-/// A table: a header row, then one row per item (with `row_attr`, e.g. a class); numeric
-/// columns right-aligned (class `n`). Cells are escaped.
-fn table<const N: usize>(
-    o: &mut String,
-    header: &[&str; N],
-    numeric: &[bool; N],
-    rows: impl Iterator<Item = [String; N]>,
-    row_attr: &str,
-) {
-    let class = |k: usize| if numeric[k] { " class=\"n\"" } else { "" };
-    o.push_str("<table>\n<tr>");
-    for (k, h) in header.iter().enumerate() {
-        let _ = write!(o, "<th{}>{h}</th>", class(k));
-    }
-    o.push_str("</tr>\n");
-    for row in rows {
-        let _ = write!(o, "<tr{row_attr}>");
-        for (k, c) in row.iter().enumerate() {
-            let _ = write!(o, "<td{}>{}</td>", class(k), esc(c));
-        }
-        o.push_str("</tr>\n");
-    }
-    o.push_str("</table>\n");
-}
-
 /// One self-contained HTML file: no script, no external asset, inline SVG Gantt with RTO
 /// deadlines marked, and the dependency graph drawn by wave.
 pub fn render_html(plan: &Plan, model: &Model) -> String {
-    let h = Human::of(plan);
+    let h = human(plan);
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -238,12 +195,11 @@ pub fn render_html(plan: &Plan, model: &Model) -> String {
 
     if !plan.breaches.is_empty() {
         let _ = writeln!(o, "<h2>Predicted RTO breaches</h2>");
-        table(
+        kit::table(
             &mut o,
             &BREACH_HEADER,
             &BREACH_NUMERIC,
-            breach_rows(plan, model, h, " → "),
-            " class=\"late\"",
+            breach_rows(plan, model, h, " → ").map(|r| ("late", r)),
         );
     }
     if !plan.unachievable.is_empty() {
@@ -251,44 +207,36 @@ pub fn render_html(plan: &Plan, model: &Model) -> String {
             o,
             "<h2>RTOs unachievable even with unlimited parallelism</h2>"
         );
-        table(
+        kit::table(
             &mut o,
             &UNACHIEVABLE_HEADER,
             &UNACHIEVABLE_NUMERIC,
-            unachievable_rows(plan, model, h, " → "),
-            "",
+            unachievable_rows(plan, model, h, " → ").map(|r| ("", r)),
         );
     }
 
     let _ = writeln!(o, "<h2>Timeline ({} schedule)</h2>", plan.strategy.as_str());
-    let _ = writeln!(
-        o,
-        "<p class=\"legend\"><span style=\"background:#4c9a6a\"></span>meets its RTO<span style=\"background:#1f6feb\"></span>critical path<span style=\"background:#cf222e\"></span>predicted breach<span style=\"background:#8c959f\"></span>RTO deadline</p>"
-    );
-    if plan.services.len() > MAX_DRAWN {
-        let _ = writeln!(
-            o,
-            "<p>The chart shows the first {MAX_DRAWN} of {} services by planned start.</p>",
-            plan.services.len()
-        );
-    }
-    let _ = writeln!(
-        o,
-        "<div class=\"scroll\">\n{}</div>",
-        gantt_svg(plan, model, h)
+    let n = plan.services.len();
+    let capped = |what: &str| {
+        (n > MAX_DRAWN).then(|| format!("The {what} shows the first {MAX_DRAWN} of {n} services"))
+    };
+    kit::figure(
+        &mut o,
+        &[
+            ("#4c9a6a", "meets its RTO"),
+            ("#1f6feb", "critical path"),
+            ("#cf222e", "predicted breach"),
+            ("#8c959f", "RTO deadline"),
+        ],
+        capped("chart").map(|c| c + " by planned start."),
+        &gantt_svg(plan, model, h),
     );
     let _ = writeln!(o, "<h2>Dependency graph by wave</h2>");
-    if plan.services.len() > MAX_DRAWN {
-        let _ = writeln!(
-            o,
-            "<p>The picture shows the first {MAX_DRAWN} of {} services, by wave.</p>",
-            plan.services.len()
-        );
-    }
-    let _ = writeln!(
-        o,
-        "<div class=\"scroll\">\n{}</div>",
-        graph_svg(plan, model, h)
+    kit::figure(
+        &mut o,
+        &[],
+        capped("picture").map(|c| c + ", by wave."),
+        &graph_svg(plan, model, h),
     );
 
     let _ = writeln!(o, "<h2>Schedule by wave</h2>\n<table>");

@@ -4,10 +4,10 @@
 use std::fmt::Write as _;
 
 use super::{
-    BREACH_HEADER, BREACH_NUMERIC, ESTIMATE_RULE, Human, MAX_DRAWN, OBJECTIVE, UNACHIEVABLE_HEADER,
+    BREACH_HEADER, BREACH_NUMERIC, ESTIMATE_RULE, MAX_DRAWN, OBJECTIVE, UNACHIEVABLE_HEADER,
     UNACHIEVABLE_NUMERIC, breach_rows, breached_set, by_wave, chain_names, critical_set,
-    estimates_line, held_line, makespan_line, optimality_line, rto_line, schedule_line, scope_line,
-    search_line, unachievable_rows,
+    estimates_line, held_line, human, makespan_line, optimality_line, rto_line, schedule_line,
+    scope_line, search_line, unachievable_rows,
 };
 use crate::model::Model;
 use crate::plan::{Plan, PlannedService};
@@ -44,7 +44,7 @@ fn table<const N: usize>(
 }
 
 pub fn render_markdown(plan: &Plan, model: &Model) -> String {
-    let h = Human::of(plan);
+    let h = human(plan);
     let mut o = String::new();
     let _ = writeln!(o, "# Recovery plan\n");
     let _ = writeln!(o, "| | |\n|---|---|");

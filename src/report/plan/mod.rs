@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use crate::model::{Model, SvcId, fmt_duration};
 use crate::plan::{Ms, Optimality, Plan, PlannedService, Source};
-use crate::report::fmt::{Precision, fmt_ms as fmt_at};
+use crate::report::fmt::Human;
 
 mod html;
 mod json;
@@ -33,32 +33,9 @@ const MAX_TEXT_BREACHES: usize = 20;
 /// Longest chain printed whole; longer ones keep their root and their end.
 const MAX_CHAIN_SHOWN: usize = 12;
 
-/// Human duration from milliseconds, to the millisecond: `1h2m3s`, `45s`, `7.5s`, `-4m`, `0s`.
-/// (The reports round to the plan's scale; see [`crate::report::fmt`].)
-pub fn fmt_ms(ms: i64) -> String {
-    fmt_at(ms, Precision::MS)
-}
-
-/// Durations of one plan, for people: rounded to the precision that fits its scale.
-#[derive(Debug, Clone, Copy)]
-struct Human(Precision);
-
-impl Human {
-    fn of(plan: &Plan) -> Human {
-        Human(Precision::for_span(plan.makespan))
-    }
-
-    fn ms(self, ms: Ms) -> String {
-        fmt_at(ms as i64, self.0)
-    }
-
-    fn signed(self, ms: i64) -> String {
-        fmt_at(ms, self.0)
-    }
-
-    fn secs(self, secs: f64) -> String {
-        self.ms(crate::plan::to_ms(secs))
-    }
+/// Durations of one plan, for people: rounded to the precision that fits its makespan.
+fn human(plan: &Plan) -> Human {
+    Human::for_span(plan.makespan)
 }
 
 fn chain_names(model: &Model, chain: &[SvcId], sep: &str) -> String {

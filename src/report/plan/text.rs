@@ -3,15 +3,15 @@
 use std::fmt::Write as _;
 
 use super::{
-    ESTIMATE_RULE, Human, MAX_TEXT_BREACHES, OBJECTIVE, by_wave, chain_names, chain_text,
-    estimates_line, held_line, makespan_line, optimality_line, plural, rto_line, schedule_line,
-    scope_line, search_line,
+    ESTIMATE_RULE, MAX_TEXT_BREACHES, OBJECTIVE, by_wave, chain_names, chain_text, estimates_line,
+    held_line, human, makespan_line, optimality_line, plural, rto_line, schedule_line, scope_line,
+    search_line,
 };
 use crate::model::Model;
 use crate::plan::Plan;
 
 pub fn render_text(plan: &Plan, model: &Model) -> String {
-    let h = Human::of(plan);
+    let h = human(plan);
     let mut o = String::new();
     let _ = writeln!(
         o,

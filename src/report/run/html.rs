@@ -1,204 +1,185 @@
-//! One self-contained HTML file: inline CSS and SVG Gantt, no external assets.
+//! One self-contained HTML file in the plan report's style (the shared `report::html` toolkit):
+//! no script, no external asset; the services, the data loss, planned vs actual on one SVG
+//! Gantt, and the failures with their last output lines.
 
 use std::fmt::Write;
 
 use super::*;
+use crate::plan::to_ms;
+use crate::report::html::{self as kit, CSS, esc};
+use crate::report::plan::MAX_DRAWN;
 
-pub(crate) fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
+/// What the run report draws beyond the plan report's classes: the planned bar and the
+/// actual bar's outcomes.
+const RUN_CSS: &str = ".bar.planned{fill:#afb8c1}.bar.failed{fill:#82071e}.bar.active{fill:#1f6feb}\
+.bar.skipped{fill:#d0d7de}pre{background:#f6f8fa;padding:8px;overflow-x:auto}";
 
-fn status_color(s: &ServiceState) -> &'static str {
+/// The actual bar's class: green on time, red late, dark red failed or blocked.
+fn bar_class(s: &ServiceState) -> &'static str {
     match s.status {
-        ServiceStatus::Recovered if s.rto_met() == Some(false) => "#e8a33d",
-        ServiceStatus::Recovered => "#3b9b4b",
-        ServiceStatus::Failed | ServiceStatus::Blocked => "#d04545",
-        ServiceStatus::Skipped => "#9a9a9a",
-        _ => "#4a7fd0",
+        _ if s.rto_met() == Some(false) && s.status == ServiceStatus::Recovered => "bar late",
+        ServiceStatus::Recovered => "bar ok",
+        ServiceStatus::Failed | ServiceStatus::Blocked => "bar failed",
+        ServiceStatus::Skipped => "bar skipped",
+        _ => "bar active",
     }
 }
 
-/// A round tick interval giving at most 8 ticks over `max_t` seconds.
-fn nice_step(max_t: f64) -> f64 {
-    const STEPS: [f64; 16] = [
-        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
-        14400.0, 43200.0,
-    ];
-    STEPS
-        .iter()
-        .copied()
-        .find(|s| max_t / s <= 8.0)
-        .unwrap_or_else(|| (max_t / 8.0 / 86400.0).ceil() * 86400.0)
-}
-
-/// Inline SVG Gantt: a grey planned bar above the actual bar, a red tick at the RTO.
+/// Planned vs actual on the shared Gantt renderer: per service a thin planned bar above the
+/// actual one and its RTO marked, in the order services started (then planned to), the axis
+/// scaled to the run (its actual and planned times); farther RTOs get an arrow at the edge.
 pub fn svg_gantt(st: &RunState) -> String {
-    let label_w = 170.0;
-    let chart_w = 720.0;
-    let row_h = 26.0;
-    let top = 24.0;
-    let mut max_t: f64 = 1.0;
-    for s in &st.services {
-        if let Some(p) = &s.planned {
-            max_t = max_t.max(p.ready_s.unwrap_or(0.0));
-        }
-        if let Some((_, b)) = actual_span(st, s) {
-            max_t = max_t.max(b);
-        }
-        max_t = max_t.max(s.rto_s.unwrap_or(0.0));
+    let h = human(st);
+    let planned = |s: &ServiceState| {
+        s.planned
+            .as_ref()
+            .and_then(|p| Some((p.start_s?, p.ready_s?)))
+    };
+    let mut order: Vec<&ServiceState> = st.services.iter().collect();
+    let start_key = |s: &ServiceState| {
+        s.started_s
+            .or_else(|| planned(s).map(|p| p.0))
+            .unwrap_or(f64::INFINITY)
+    };
+    order.sort_by(|a, b| {
+        start_key(a)
+            .total_cmp(&start_key(b))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    order.truncate(MAX_DRAWN);
+    let mut span = 0;
+    let mut max_rto = 0;
+    let rows = order
+        .iter()
+        .map(|s| {
+            let mut bars = Vec::with_capacity(2);
+            if let Some((a, b)) = planned(s) {
+                span = span.max(to_ms(b));
+                bars.push(kit::Bar {
+                    start: to_ms(a),
+                    end: to_ms(b),
+                    class: "bar planned",
+                    title: format!("planned {} – {}", h.secs(a), h.secs(b)),
+                    lane: kit::Lane::Upper,
+                });
+            }
+            if let Some((a, b)) = actual_span(st, s) {
+                span = span.max(to_ms(b));
+                bars.push(kit::Bar {
+                    start: to_ms(a),
+                    end: to_ms(b),
+                    class: bar_class(s),
+                    title: format!("{} {} – {}", s.status.as_str(), h.secs(a), h.secs(b)),
+                    lane: kit::Lane::Lower,
+                });
+            }
+            let markers = s
+                .rto_s
+                .map(|rto| {
+                    max_rto = max_rto.max(to_ms(rto));
+                    kit::Marker {
+                        at: to_ms(rto),
+                        class: if s.rto_met() == Some(false) {
+                            "rto missed"
+                        } else {
+                            "rto"
+                        },
+                        title: format!("RTO {}", h.secs(rto)),
+                    }
+                })
+                .into_iter()
+                .collect();
+            kit::Row {
+                label: s.name.clone(),
+                bars,
+                markers,
+            }
+        })
+        .collect();
+    kit::Gantt {
+        class: "gantt",
+        aria_label: "planned vs actual recovery timeline",
+        end: kit::axis_end(span, max_rto),
+        rows,
     }
-    let max_t = max_t * 1.05;
-    let x = |t: f64| label_w + (t.max(0.0) / max_t) * chart_w;
-    let h = top + row_h * st.services.len() as f64 + 10.0;
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12" role="img" aria-label="planned vs actual recovery timeline">"#,
-        w = label_w + chart_w + 20.0
-    );
-    let step = nice_step(max_t);
-    let mut k = 0;
-    while step * k as f64 <= max_t {
-        let t = step * k as f64;
-        k += 1;
-        let xx = x(t);
-        let _ = writeln!(
-            o,
-            r##"<line x1="{xx:.1}" y1="{top}" x2="{xx:.1}" y2="{h:.1}" stroke="#e4e4e4"/><text x="{xx:.1}" y="14" text-anchor="middle" fill="#666">{}</text>"##,
-            esc(&fmt_dur(t))
-        );
-    }
-    for (i, s) in st.services.iter().enumerate() {
-        let y = top + row_h * i as f64;
-        let _ = writeln!(
-            o,
-            r##"<text x="4" y="{:.1}" fill="#222">{}</text>"##,
-            y + 16.0,
-            esc(&s.name)
-        );
-        if let Some(p) = &s.planned
-            && let (Some(a), Some(b)) = (p.start_s, p.ready_s)
-        {
-            let _ = writeln!(
-                o,
-                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="8" fill="#cfd6df"><title>planned {} – {}</title></rect>"##,
-                x(a),
-                y + 3.0,
-                (x(b) - x(a)).max(1.0),
-                esc(&fmt_dur(a)),
-                esc(&fmt_dur(b))
-            );
-        }
-        if let Some((a, b)) = actual_span(st, s) {
-            let _ = writeln!(
-                o,
-                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="11" fill="{}"><title>{} {} – {}</title></rect>"##,
-                x(a),
-                y + 12.0,
-                (x(b) - x(a)).max(1.0),
-                status_color(s),
-                esc(s.status.as_str()),
-                esc(&fmt_dur(a)),
-                esc(&fmt_dur(b))
-            );
-        }
-        if let Some(rto) = s.rto_s {
-            let _ = writeln!(
-                o,
-                r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="#d04545" stroke-width="2"><title>RTO {}</title></line>"##,
-                y + 1.0,
-                y + 25.0,
-                esc(&fmt_dur(rto)),
-                xx = x(rto)
-            );
-        }
-    }
-    o.push_str("</svg>\n");
-    o
+    .svg()
 }
+
+const SERVICE_NUMERIC: [bool; 8] = [false, false, true, true, true, true, false, true];
+const RPO_NUMERIC: [bool; 6] = [false, false, false, true, true, false];
 
 pub fn html(st: &RunState) -> String {
     let mut o = String::new();
     let mode = st.mode.map(|m| m.as_str()).unwrap_or("?");
-    let _ = write!(
+    let _ = writeln!(
         o,
-        r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>meeseeks run {id}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
-th {{ background: #f3f3f3; }}
-.recovered {{ color: #2d7a3a; }} .failed, .blocked, .breached {{ color: #b52f2f; font-weight: bold; }}
-pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
-.legend span {{ display: inline-block; width: 12px; height: 10px; margin: 0 4px 0 12px; }}
-</style></head><body>
-<h1>Run {id} ({mode})</h1>
-<p><b>State:</b> {state}<br>{clock}<br>{summary}</p>
-"#,
-        id = esc(&st.run_id),
-        state = esc(st.state.as_str()),
-        clock = esc(&clock_line(st)),
-        summary = esc(&summary_line(st)),
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>meeseeks run {}</title>\n<style>{CSS}{RUN_CSS}</style>\n</head>\n<body>",
+        esc(&st.run_id)
     );
-    o.push_str("<table><thead><tr>");
-    for h in SERVICE_HEADER {
-        let _ = write!(o, "<th>{}</th>", esc(&h.to_lowercase()));
+    let _ = writeln!(o, "<h1>Run {} ({mode})</h1>", esc(&st.run_id));
+    let _ = writeln!(o, "<table class=\"summary\">");
+    for (k, v) in [
+        ("State", st.state.as_str().to_string()),
+        ("Clock", clock_line(st)),
+        ("Services", summary_line(st)),
+    ] {
+        let _ = writeln!(o, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
     }
-    o.push_str("</tr></thead><tbody>\n");
-    for (s, row) in st.services.iter().zip(service_rows(st)) {
-        o.push_str("<tr>");
-        for (i, c) in row.iter().enumerate() {
-            let class = match i {
-                1 => s.status.as_str(),
-                6 if s.rto_met() == Some(false) => "breached",
-                _ => "",
-            };
-            if class.is_empty() {
-                let _ = write!(o, "<td>{}</td>", esc(c));
-            } else {
-                let _ = write!(o, r#"<td class="{class}">{}</td>"#, esc(c));
-            }
+    let _ = writeln!(o, "</table>");
+    let late = |s: &ServiceState| {
+        if s.rto_met() == Some(false) {
+            "late"
+        } else {
+            ""
         }
-        o.push_str("</tr>\n");
-    }
-    o.push_str("</tbody></table>\n");
+    };
+    let rows = st.services.iter().zip(service_rows(st)).map(|(s, r)| {
+        let r: [String; 8] = r.try_into().expect("service rows have 8 cells");
+        (late(s), r)
+    });
+    kit::table(
+        &mut o,
+        &lower(&SERVICE_HEADER).each_ref().map(String::as_str),
+        &SERVICE_NUMERIC,
+        rows,
+    );
     let rpo = rpo_rows(st);
     if !rpo.is_empty() {
-        let _ = write!(o, "<h2>{}</h2>\n<table><thead><tr>", esc(RPO_TITLE));
-        for h in RPO_HEADER {
-            let _ = write!(o, "<th>{}</th>", esc(&h.to_lowercase()));
-        }
-        o.push_str("</tr></thead><tbody>\n");
-        for r in rpo {
-            o.push_str("<tr>");
-            for (i, c) in r.iter().enumerate() {
-                if i == 5 && c.starts_with("EXCEEDED") {
-                    let _ = write!(o, r#"<td class="breached">{}</td>"#, esc(c));
+        let _ = writeln!(o, "<h2>{}</h2>", esc(RPO_TITLE));
+        let rows = rpo.into_iter().map(|r| {
+            let r: [String; 6] = r.try_into().expect("RPO rows have 6 cells");
+            (
+                if r[5].starts_with("EXCEEDED") {
+                    "late"
                 } else {
-                    let _ = write!(o, "<td>{}</td>", esc(c));
-                }
-            }
-            o.push_str("</tr>\n");
-        }
-        o.push_str("</tbody></table>\n");
+                    ""
+                },
+                r,
+            )
+        });
+        kit::table(
+            &mut o,
+            &lower(&RPO_HEADER).each_ref().map(String::as_str),
+            &RPO_NUMERIC,
+            rows,
+        );
     }
-    o.push_str("<h2>Timeline</h2>\n");
-    o.push_str(r##"<p class="legend"><span style="background:#cfd6df"></span>planned<span style="background:#3b9b4b"></span>recovered<span style="background:#e8a33d"></span>recovered late<span style="background:#d04545"></span>failed<span style="background:#4a7fd0"></span>in progress &nbsp;<b style="color:#d04545">|</b> RTO</p>"##);
-    o.push('\n');
-    o.push_str(&svg_gantt(st));
+    let _ = writeln!(o, "<h2>Timeline: planned vs actual</h2>");
+    let n = st.services.len();
+    kit::figure(
+        &mut o,
+        &[
+            ("#afb8c1", "planned"),
+            ("#4c9a6a", "recovered"),
+            ("#cf222e", "recovered late"),
+            ("#82071e", "failed or blocked"),
+            ("#1f6feb", "in progress"),
+            ("#8c959f", "RTO deadline"),
+        ],
+        (n > MAX_DRAWN)
+            .then(|| format!("The chart shows the first {MAX_DRAWN} of {n} services by start.")),
+        &svg_gantt(st),
+    );
     let f = failures(st);
     if !f.is_empty() {
         o.push_str("<h2>Failures</h2>\n");
@@ -211,18 +192,19 @@ pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
         }
     }
     if !st.approvals.is_empty() {
-        o.push_str("<h2>Approvals</h2>\n<table><thead><tr><th>service</th><th>step</th><th>by</th><th>at</th></tr></thead><tbody>\n");
-        for a in &st.approvals {
-            let _ = writeln!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&a.service),
-                esc(&a.step),
-                esc(&a.by),
-                esc(&fmt_ts(a.at))
-            );
-        }
-        o.push_str("</tbody></table>\n");
+        o.push_str("<h2>Approvals</h2>\n");
+        let rows = st.approvals.iter().map(|a| {
+            (
+                "",
+                [
+                    a.service.clone(),
+                    a.step.clone(),
+                    a.by.clone(),
+                    fmt_ts(a.at),
+                ],
+            )
+        });
+        kit::table(&mut o, &["service", "step", "by", "at"], &[false; 4], rows);
     }
     if !st.warnings.is_empty() {
         o.push_str("<h2>Warnings</h2>\n<ul>\n");
@@ -231,6 +213,11 @@ pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
         }
         o.push_str("</ul>\n");
     }
-    o.push_str("</body></html>\n");
+    o.push_str("</body>\n</html>\n");
     o
+}
+
+/// Headers as the markdown report writes them.
+fn lower<const N: usize>(h: &[&str; N]) -> [String; N] {
+    h.map(str::to_lowercase)
 }

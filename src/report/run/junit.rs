@@ -1,232 +1,178 @@
-//! JUnit XML: each service a test case; a failure or an RTO breach is a `<failure>`, so CI
-//! systems show drills natively.
+//! JUnit XML (nextest's quick-junit writes it): each service a test case; a failure, a block
+//! or an RTO breach is a `<failure>`, so CI systems show drills natively.
 
 use std::fmt::Write;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::*;
-
-/// XML text/attribute escaping; characters XML 1.0 cannot carry at all (most C0 controls,
-/// e.g. ANSI colour escapes in command output) become U+FFFD.
-fn xml(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            '\t' | '\n' | '\r' => o.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => o.push('\u{FFFD}'),
-            c => o.push(c),
-        }
-    }
-    o
-}
 
 /// Each service is a test case; a failure, a block or an RTO breach is a `<failure>` carrying
 /// the last output lines, so CI systems show drills natively.
 pub fn junit(st: &RunState) -> String {
+    let h = human(st);
     let mode = st.mode.map(|m| m.as_str()).unwrap_or("run");
     let live_or_over = st.state.is_terminal();
-    struct Case {
-        name: String,
-        time: f64,
-        failure: Option<(String, String, String)>,
-        skipped: Option<String>,
-        out: String,
-    }
-    let cases: Vec<Case> = st
-        .services
-        .iter()
-        .map(|s| {
-            let time = actual_span(st, s).map(|(a, b)| b - a).unwrap_or(0.0);
-            let mut body = String::new();
-            for step in s.steps.iter().filter(|x| x.status == StepStatus::Failed) {
-                let _ = writeln!(
-                    body,
-                    "step \"{}\" failed after {} attempt(s): {}",
-                    step.name,
-                    step.attempts,
-                    step.last_error.as_deref().unwrap_or("?")
-                );
-                for l in last_lines(&step.last_output, OUTPUT_LINES) {
-                    let _ = writeln!(body, "  {l}");
-                }
+    let cases = st.services.iter().map(|s| {
+        let time = actual_span(st, s).map(|(a, b)| b - a).unwrap_or(0.0);
+        let mut body = String::new();
+        for step in s.steps.iter().filter(|x| x.status == StepStatus::Failed) {
+            let _ = writeln!(
+                body,
+                "step \"{}\" failed after {} attempt(s): {}",
+                step.name,
+                step.attempts,
+                step.last_error.as_deref().unwrap_or("?")
+            );
+            for l in last_lines(&step.last_output, OUTPUT_LINES) {
+                let _ = writeln!(body, "  {l}");
             }
-            let failure = match s.status {
-                ServiceStatus::Failed => Some((
-                    "failed".to_string(),
-                    s.error.clone().unwrap_or_else(|| "service failed".into()),
-                    body.clone(),
-                )),
-                ServiceStatus::Blocked => Some((
-                    "blocked".to_string(),
+        }
+        let failure = match s.status {
+            ServiceStatus::Failed => Some((
+                "failed".to_string(),
+                s.error.clone().unwrap_or_else(|| "service failed".into()),
+                body.clone(),
+            )),
+            ServiceStatus::Blocked => Some((
+                "blocked".to_string(),
+                format!(
+                    "blocked by {}",
+                    s.blocked_by.as_deref().unwrap_or("a failed dependency")
+                ),
+                body.clone(),
+            )),
+            _ if s.rto_met() == Some(false) => Some((
+                "rto_breached".to_string(),
+                match (s.breached_by_s(), s.rto_s) {
+                    (Some(by), Some(rto)) => {
+                        format!("RTO {} breached by {}", h.secs(rto), h.secs(by))
+                    }
+                    (_, Some(rto)) => format!("RTO {} breached", h.secs(rto)),
+                    _ => "RTO breached".to_string(),
+                },
+                body.clone(),
+            )),
+            _ if s.rpo.is_some_and(|r| r.met() == Some(false)) => s.rpo.map(|r| {
+                (
+                    "rpo_exceeded".to_string(),
                     format!(
-                        "blocked by {}",
-                        s.blocked_by.as_deref().unwrap_or("a failed dependency")
+                        "data-loss window {}",
+                        crate::events::rpo_verdict(r.window_s, r.rpo_s)
                     ),
                     body.clone(),
-                )),
-                _ if s.rto_met() == Some(false) => Some((
-                    "rto_breached".to_string(),
-                    match (s.breached_by_s(), s.rto_s) {
-                        (Some(by), Some(rto)) => {
-                            format!("RTO {} breached by {}", fmt_dur(rto), fmt_dur(by))
-                        }
-                        (_, Some(rto)) => format!("RTO {} breached", fmt_dur(rto)),
-                        _ => "RTO breached".to_string(),
-                    },
+                )
+            }),
+            ServiceStatus::Running | ServiceStatus::Verifying | ServiceStatus::Waiting
+                if live_or_over =>
+            {
+                Some((
+                    "interrupted".to_string(),
+                    format!(
+                        "run {} while the service was {}",
+                        st.state.as_str(),
+                        s.status.as_str()
+                    ),
                     body.clone(),
-                )),
-                _ if s.rpo.is_some_and(|r| r.met() == Some(false)) => s.rpo.map(|r| {
-                    (
-                        "rpo_exceeded".to_string(),
-                        format!(
-                            "data-loss window {}",
-                            crate::events::rpo_verdict(r.window_s, r.rpo_s)
-                        ),
-                        body.clone(),
-                    )
-                }),
-                ServiceStatus::Running | ServiceStatus::Verifying | ServiceStatus::Waiting
-                    if live_or_over =>
-                {
-                    Some((
-                        "interrupted".to_string(),
-                        format!(
-                            "run {} while the service was {}",
-                            st.state.as_str(),
-                            s.status.as_str()
-                        ),
-                        body.clone(),
-                    ))
-                }
-                _ => None,
-            };
-            let skipped = match s.status {
-                ServiceStatus::Skipped => Some(
-                    s.skip_reason
-                        .clone()
-                        .unwrap_or_else(|| "skipped".to_string()),
-                ),
-                ServiceStatus::Pending => Some("not started".to_string()),
-                ServiceStatus::Running | ServiceStatus::Verifying | ServiceStatus::Waiting
-                    if failure.is_none() =>
-                {
-                    Some(format!("still {}", s.status.as_str()))
-                }
-                _ => None,
-            };
-            let mut out = String::new();
-            for step in &s.steps {
-                let _ = writeln!(
-                    out,
-                    "{} {} (attempts {}{})",
-                    step.status.as_str(),
-                    step.name,
-                    step.attempts,
-                    step.duration_s
-                        .map(|d| format!(", {}", fmt_dur(d)))
-                        .unwrap_or_default()
-                );
+                ))
             }
-            if let Some(r) = s.recovered_s {
-                let _ = writeln!(out, "recovered at {}", fmt_dur(r));
+            _ => None,
+        };
+        let skipped = match s.status {
+            ServiceStatus::Skipped => Some(
+                s.skip_reason
+                    .clone()
+                    .unwrap_or_else(|| "skipped".to_string()),
+            ),
+            ServiceStatus::Pending => Some("not started".to_string()),
+            ServiceStatus::Running | ServiceStatus::Verifying | ServiceStatus::Waiting
+                if failure.is_none() =>
+            {
+                Some(format!("still {}", s.status.as_str()))
             }
-            if let Some(r) = &s.rpo {
-                let _ = writeln!(
-                    out,
-                    "newest write {}; data-loss window {}",
-                    r.newest,
-                    crate::events::rpo_verdict(r.window_s, r.rpo_s)
-                );
-            }
-            Case {
-                name: s.name.clone(),
-                time,
-                failure,
-                skipped,
+            _ => None,
+        };
+        let mut out = String::new();
+        for step in &s.steps {
+            let _ = writeln!(
                 out,
+                "{} {} (attempts {}{})",
+                step.status.as_str(),
+                step.name,
+                step.attempts,
+                step.duration_s
+                    .map(|d| format!(", {}", h.secs(d)))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(r) = s.recovered_s {
+            let _ = writeln!(out, "recovered at {}", h.secs(r));
+        }
+        if let Some(r) = &s.rpo {
+            let _ = writeln!(
+                out,
+                "newest write {}; data-loss window {}",
+                r.newest,
+                crate::events::rpo_verdict(r.window_s, r.rpo_s)
+            );
+        }
+        // A failure outranks "not started": a service whose RTO passed while it waited is a
+        // failure.
+        let status = match (failure, skipped) {
+            (Some((kind, msg, body)), _) => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_type(kind).set_message(msg).set_description(body);
+                s
             }
-        })
-        .collect();
-    let failures = cases.iter().filter(|c| c.failure.is_some()).count();
-    let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
+            (None, Some(msg)) => {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message(msg);
+                s
+            }
+            (None, None) => TestCaseStatus::success(),
+        };
+        let mut case = TestCase::new(s.name.clone(), status);
+        case.set_classname(format!("meeseeks.{mode}"))
+            .set_time(Duration::from_secs_f64(time.max(0.0)));
+        if !out.is_empty() {
+            case.set_system_out(out);
+        }
+        case
+    });
     let total_time = st.elapsed_s().unwrap_or(0.0).max(0.0);
-    let suite = format!("meeseeks {mode} {}", st.run_id);
-    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        o,
-        r#"<testsuites name="meeseeks" tests="{}" failures="{failures}" errors="0" skipped="{skipped}" time="{total_time:.3}">"#,
-        cases.len()
-    );
-    let _ = writeln!(
-        o,
-        r#"  <testsuite name="{}" tests="{}" failures="{failures}" errors="0" skipped="{skipped}" time="{total_time:.3}"{}>"#,
-        xml(&suite),
-        cases.len(),
-        st.declared_at
-            .map(|t| format!(r#" timestamp="{}""#, t.strftime("%Y-%m-%dT%H:%M:%S")))
-            .unwrap_or_default()
-    );
-    o.push_str("    <properties>\n");
+    let mut suite = TestSuite::new(format!("meeseeks {mode} {}", st.run_id));
+    suite.set_time(Duration::from_secs_f64(total_time));
+    if let Some(t) = st.declared_at.and_then(chrono_ts) {
+        suite.set_timestamp(t);
+    }
     for (k, v) in [
         ("run_id", st.run_id.clone()),
         ("mode", mode.to_string()),
         ("state", st.state.as_str().to_string()),
         ("outcome", st.outcome.clone().unwrap_or_default()),
     ] {
-        let _ = writeln!(
-            o,
-            r#"      <property name="{}" value="{}"/>"#,
-            xml(k),
-            xml(&v)
-        );
+        suite.add_property(Property::new(k, v));
     }
     for a in &st.approvals {
-        let _ = writeln!(
-            o,
-            r#"      <property name="approval" value="{}"/>"#,
-            xml(&format!(
-                "{}/{} by {} at {}",
-                a.service,
-                a.step,
-                a.by,
-                fmt_ts(a.at)
-            ))
-        );
+        suite.add_property(Property::new(
+            "approval",
+            format!("{}/{} by {} at {}", a.service, a.step, a.by, fmt_ts(a.at)),
+        ));
     }
-    o.push_str("    </properties>\n");
-    for c in &cases {
-        let _ = write!(
-            o,
-            r#"    <testcase name="{}" classname="meeseeks.{mode}" time="{:.3}""#,
-            xml(&c.name),
-            c.time.max(0.0)
-        );
-        if c.failure.is_none() && c.skipped.is_none() && c.out.is_empty() {
-            o.push_str("/>\n");
-            continue;
-        }
-        o.push_str(">\n");
-        if let Some((kind, msg, body)) = &c.failure {
-            let _ = writeln!(
-                o,
-                r#"      <failure type="{}" message="{}">{}</failure>"#,
-                xml(kind),
-                xml(msg),
-                xml(body)
-            );
-        }
-        if let Some(msg) = &c.skipped {
-            let _ = writeln!(o, r#"      <skipped message="{}"/>"#, xml(msg));
-        }
-        if !c.out.is_empty() {
-            let _ = writeln!(o, "      <system-out>{}</system-out>", xml(&c.out));
-        }
-        o.push_str("    </testcase>\n");
-    }
-    o.push_str("  </testsuite>\n</testsuites>\n");
-    o
+    suite.add_test_cases(cases);
+    let mut report = Report::new("meeseeks");
+    report.set_time(Duration::from_secs_f64(total_time));
+    report.add_test_suite(suite);
+    // Writing to a String cannot fail but for a bug in the writer; say so rather than panic.
+    let mut xml = report
+        .to_string()
+        .unwrap_or_else(|e| format!("<!-- JUnit report could not be written: {e} -->"));
+    xml.push('\n');
+    xml
+}
+
+/// A journal timestamp as quick-junit takes it (UTC).
+fn chrono_ts(t: jiff::Timestamp) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::from_timestamp_millis(t.as_millisecond()).map(|t| t.fixed_offset())
 }

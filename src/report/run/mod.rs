@@ -7,6 +7,7 @@
 
 use std::fmt::Write;
 
+use crate::report::fmt::Human;
 use crate::runstate::{CleanupStatus, RunState, ServiceState, ServiceStatus, StepStatus};
 
 mod html;
@@ -15,7 +16,6 @@ mod junit;
 mod markdown;
 mod text;
 
-pub(crate) use html::esc;
 pub use html::{html, svg_gantt};
 pub use json::{json, report_json, run_json, runs_json, status_json};
 pub use junit::junit;
@@ -85,38 +85,22 @@ pub fn render(st: &RunState, format: ReportFormat) -> String {
 
 // Shared formatting
 
-/// `12.3s`, `4m05s`, `1h02m03s`.
-pub fn fmt_dur(secs: f64) -> String {
-    let neg = secs < 0.0;
-    let s = secs.abs();
-    let body = if s < 60.0 {
-        format!("{s:.1}s")
-    } else {
-        let total = s.round() as u64;
-        let (h, m, sec) = (total / 3600, (total % 3600) / 60, total % 60);
-        if h > 0 {
-            format!("{h}h{m:02}m{sec:02}s")
-        } else {
-            format!("{m}m{sec:02}s")
-        }
-    };
-    if neg { format!("-{body}") } else { body }
+/// Durations of one run, for people (the toolkit's one formatter): rounded to the precision
+/// that fits how long the run has lasted.
+pub(super) fn human(st: &RunState) -> Human {
+    Human::for_secs(st.elapsed_s().unwrap_or(0.0))
 }
 
 pub(super) fn fmt_ts(ts: jiff::Timestamp) -> String {
     ts.strftime("%Y-%m-%d %H:%M:%SZ").to_string()
 }
 
-pub(super) fn opt_dur(x: Option<f64>) -> String {
-    x.map(fmt_dur).unwrap_or_else(|| "-".to_string())
-}
-
 /// What happened to the RTO, in words.
-pub(super) fn rto_result(s: &ServiceState) -> String {
+pub(super) fn rto_result(s: &ServiceState, h: Human) -> String {
     match (s.rto_met(), s.rto_s, s.recovered_s) {
-        (Some(true), Some(rto), Some(r)) => format!("met ({} spare)", fmt_dur(rto - r)),
+        (Some(true), Some(rto), Some(r)) => format!("met ({} spare)", h.secs(rto - r)),
         (Some(false), _, _) => match (s.breached_by_s(), s.breached_at_s) {
-            (Some(by), _) => format!("BREACHED by {}", fmt_dur(by)),
+            (Some(by), _) => format!("BREACHED by {}", h.secs(by)),
             (None, Some(_)) => "BREACHED (not recovered)".to_string(),
             (None, None) => format!("not met ({})", s.status.as_str()),
         },
@@ -176,7 +160,7 @@ pub(super) fn clock_line(st: &RunState) -> String {
         let _ = write!(s, "RTO clock from {}", fmt_ts(d));
     }
     if let Some(e) = st.elapsed_s() {
-        let _ = write!(s, ", elapsed {}", fmt_dur(e));
+        let _ = write!(s, ", elapsed {}", human(st).secs(e));
     }
     s
 }
@@ -212,17 +196,18 @@ pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 pub(super) fn service_rows(st: &RunState) -> Vec<Vec<String>> {
+    let h = human(st);
     st.services
         .iter()
         .map(|s| {
             vec![
                 s.name.clone(),
                 s.status.as_str().to_string(),
-                opt_dur(s.started_s),
-                opt_dur(s.recovered_s),
-                opt_dur(s.planned.as_ref().and_then(|p| p.ready_s)),
-                opt_dur(s.rto_s),
-                rto_result(s),
+                h.opt_secs(s.started_s),
+                h.opt_secs(s.recovered_s),
+                h.opt_secs(s.planned.as_ref().and_then(|p| p.ready_s)),
+                h.opt_secs(s.rto_s),
+                rto_result(s, h),
                 s.attempts().to_string(),
             ]
         })
@@ -252,6 +237,7 @@ pub(super) const RPO_HEADER: [&str; 6] = [
 /// The data-loss rows (`rpo.measured` / `rpo.probe_failed`), one per service that has one.
 pub(super) fn rpo_rows(st: &RunState) -> Vec<Vec<String>> {
     let ms = |t: jiff::Timestamp| t.strftime("%Y-%m-%d %H:%M:%S%.3fZ").to_string();
+    let h = human(st);
     st.services
         .iter()
         .filter_map(|s| {
@@ -270,7 +256,7 @@ pub(super) fn rpo_rows(st: &RunState) -> Vec<Vec<String>> {
                     ms(r.newest),
                     ms(r.until),
                     crate::events::fmt_rpo_window(r.window_s.max(0.0)),
-                    opt_dur(r.rpo_s),
+                    h.opt_secs(r.rpo_s),
                     result,
                 ])
             } else {

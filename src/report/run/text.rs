@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::*;
+use crate::report::fmt::fmt_clock;
 use crate::runstate::{RunStatus, RunSummary};
 
 pub fn text(st: &RunState) -> String {
@@ -68,6 +69,7 @@ fn text_tail(st: &RunState, o: &mut String) {
 
 /// `meeseeks status`: the report table plus the steps of every service still in progress.
 pub fn status_text(st: &RunState) -> String {
+    let h = human(st);
     let mut o = String::new();
     let _ = writeln!(o, "{}", headline(st));
     let _ = writeln!(o, "{}", clock_line(st));
@@ -94,7 +96,7 @@ pub fn status_text(st: &RunState) -> String {
                 let _ = write!(l, " ({} attempts)", step.attempts);
             }
             if let Some(d) = step.duration_s {
-                let _ = write!(l, " {}", fmt_dur(d));
+                let _ = write!(l, " {}", h.secs(d));
             }
             if step.status == StepStatus::Waiting {
                 let _ = write!(
@@ -329,19 +331,9 @@ fn cleanup_lines(st: &RunState, o: &mut String) {
     }
 }
 
-/// `MM:SS` or `H:MM:SS` from the RTO clock's start.
+/// `MM:SS` or `H:MM:SS` from the RTO clock's start, or `-`.
 fn clock(s: Option<f64>) -> String {
-    match s {
-        None => "-".into(),
-        Some(s) => {
-            let x = s.max(0.0).round() as u64;
-            if x >= 3600 {
-                format!("{}:{:02}:{:02}", x / 3600, x / 60 % 60, x % 60)
-            } else {
-                format!("{:02}:{:02}", x / 60, x % 60)
-            }
-        }
-    }
+    s.map(fmt_clock).unwrap_or_else(|| "-".into())
 }
 
 /// A text Gantt chart of start → ready per service, scaled to 50 columns.

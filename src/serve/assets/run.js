@@ -30,18 +30,18 @@
   let scale = parseFloat(table.style.getPropertyValue("--scale")) || 60;
 
   const nowS = () => (head.frozen ? head.end_s : (Date.now() + offset - t0) / 1000);
-  const pad = (n) => String(n).padStart(2, "0");
-  // Same shape as the reports' durations: 12.3s, 4m05s, 1h02m03s.
+  // The reports' durations (report::fmt::fmt_secs_fit): 1h2m3s, 4m5s, 12.3s, 1.25s, rounded to
+  // the precision that fits the value (whole seconds from a minute, tenths from ten seconds).
   function fmt(s) {
-    const neg = s < 0;
-    s = Math.abs(s);
-    let b;
-    if (s < 60) b = s.toFixed(1) + "s";
-    else {
-      const t = Math.round(s), h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60);
-      b = h > 0 ? `${h}h${pad(m)}m${pad(t % 60)}s` : `${m}m${pad(t % 60)}s`;
-    }
-    return (neg ? "-" : "") + b;
+    let ms = Math.round(Math.abs(s) * 1000);
+    const u = ms >= 60000 ? 1000 : ms >= 10000 ? 100 : 1;
+    ms = Math.round(ms / u) * u;
+    const h = Math.floor(ms / 3600000), m = Math.floor((ms % 3600000) / 60000);
+    const sec = Math.floor((ms % 60000) / 1000), f = ms % 1000;
+    let b = (h ? h + "h" : "") + (m ? m + "m" : "");
+    if (f) b += sec + "." + String(f).padStart(3, "0").replace(/0+$/, "") + "s";
+    else if (sec || (!h && !m)) b += sec + "s";
+    return (s < 0 && ms ? "-" : "") + b;
   }
   function frag(html) {
     const t = document.createElement("template");
