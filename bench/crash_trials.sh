@@ -4,7 +4,7 @@
 # drill. Not a test of speed: figures to read (and a non-zero exit when an invariant breaks).
 #
 #   bench/crash_trials.sh [TRIALS] [SERVICES] [SEED]      default: 100 200 1
-#   CI: bench/crash_trials.sh 5 40 7
+#   CI: bench/crash_trials.sh 30 200 1
 #
 # Every step appends "SERVICE/STEP" to exec.log when it starts (so every execution, finished
 # or killed, is counted) and sleeps a little; step 1 creates up/SERVICE, the drill's cleanup
