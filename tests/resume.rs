@@ -590,13 +590,12 @@ fn an_in_flight_step_that_is_not_idempotent_needs_a_decision() {
     assert_eq!(log_lines(&log), ["db/flip", "db/flip"]);
 }
 
-/// A drill killed midway, then resumed: the cleanup at its end covers the services recovered
-/// before the kill too.
-#[test]
-fn a_resumed_drill_cleans_up_what_the_first_attempt_started() {
+/// A drill of a (up, cleanup down) ← b (up, cleanup down) whose step `slow` ("b/up" or
+/// "a/down") hangs until told otherwise: SIGKILLed once `slow` runs, its step's processes killed
+/// too, then resumed with `slow` fast. Returns the directory and the log of every step run.
+fn drill_killed_at(slow: &str) -> (tempfile::TempDir, Vec<String>) {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    let state = dir.join(".meeseeks");
     let log = dir.join("log");
     let pids = dir.join("pids");
     let fast = dir.join("fast");
@@ -606,22 +605,28 @@ fn a_resumed_drill_cleans_up_what_the_first_attempt_started() {
         "[services.a]\ntier = 0\nrto = \"30m\"\n[services.b]\ntier = 1\nrto = \"30m\"\ndepends_on = [\"a\"]\n",
     );
     let l = log.display();
-    write(
-        dir,
-        "playbooks/a.toml",
-        &format!(
-            "[[steps]]\nname = \"up\"\nrun = \"echo a/up >> {l}\"\n[[cleanup]]\nname = \"down\"\nrun = \"echo a/down >> {l}\"\n"
-        ),
-    );
-    write(
-        dir,
-        "playbooks/b.toml",
-        &format!(
-            "[[steps]]\nname = \"up\"\nrun = \"echo $$ >> {}; echo b/up >> {l}; test -e {} || sleep 30\"\n[[cleanup]]\nname = \"down\"\nrun = \"echo b/down >> {l}\"\n",
-            pids.display(),
-            fast.display()
-        ),
-    );
+    let cmd = |what: &str| {
+        if what == slow {
+            format!(
+                "echo $$ >> {}; echo {what} >> {l}; test -e {} || sleep 30",
+                pids.display(),
+                fast.display()
+            )
+        } else {
+            format!("echo {what} >> {l}")
+        }
+    };
+    for s in ["a", "b"] {
+        write(
+            dir,
+            &format!("playbooks/{s}.toml"),
+            &format!(
+                "[[steps]]\nname = \"up\"\nrun = \"{}\"\n[[cleanup]]\nname = \"down\"\nrun = \"{}\"\n",
+                cmd(&format!("{s}/up")),
+                cmd(&format!("{s}/down"))
+            ),
+        );
+    }
     let mut live = meeseeks()
         .args(["drill", "--no-progress"])
         .arg(dir)
@@ -630,8 +635,13 @@ fn a_resumed_drill_cleans_up_what_the_first_attempt_started() {
         .spawn()
         .unwrap();
     let _kill = common::KillOnDrop(live.id());
-    wait_for_event(&state, "step.started");
-    while !log_lines(&log).contains(&"b/up".to_string()) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !log_lines(&log).iter().any(|l| l == slow) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            log_lines(&log)
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     live.kill().unwrap();
@@ -647,6 +657,14 @@ fn a_resumed_drill_cleans_up_what_the_first_attempt_started() {
     let (code, so, se) = out(meeseeks().args(["resume", "--no-progress", "-C"]).arg(dir));
     assert_eq!(code, 0, "{so}{se}");
     let lines = log_lines(&log);
+    (d, lines)
+}
+
+/// A drill killed midway, then resumed: the cleanup at its end covers the services recovered
+/// before the kill too.
+#[test]
+fn a_resumed_drill_cleans_up_what_the_first_attempt_started() {
+    let (_d, lines) = drill_killed_at("b/up");
     assert_eq!(lines[..3], ["a/up", "b/up", "b/up"], "{lines:?}");
     // Dependents first.
     assert_eq!(lines[3..], ["b/down", "a/down"], "{lines:?}");
@@ -704,71 +722,13 @@ fn a_failed_run_being_resumed_blocks_a_new_run() {
 /// it tears down, a later resume recovers again.)
 #[test]
 fn a_drill_killed_in_its_closing_cleanup_resumes_the_cleanup_only() {
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path();
-    let state = dir.join(".meeseeks");
-    let log = dir.join("log");
-    let pids = dir.join("pids");
-    let fast = dir.join("fast");
-    write(
-        dir,
-        "graph.toml",
-        "[services.a]\ntier = 0\nrto = \"30m\"\n[services.b]\ntier = 1\nrto = \"30m\"\ndepends_on = [\"a\"]\n",
-    );
-    let l = log.display();
-    write(
-        dir,
-        "playbooks/a.toml",
-        &format!(
-            "[[steps]]\nname = \"up\"\nrun = \"echo a/up >> {l}\"\n[[cleanup]]\nname = \"down\"\nrun = \"echo $$ >> {}; echo a/down >> {l}; test -e {} || sleep 30\"\n",
-            pids.display(),
-            fast.display()
-        ),
-    );
-    write(
-        dir,
-        "playbooks/b.toml",
-        &format!(
-            "[[steps]]\nname = \"up\"\nrun = \"echo b/up >> {l}\"\n[[cleanup]]\nname = \"down\"\nrun = \"echo b/down >> {l}\"\n"
-        ),
-    );
-    let mut live = meeseeks()
-        .args(["drill", "--no-progress"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _kill = common::KillOnDrop(live.id());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !log_lines(&log).contains(&"a/down".to_string()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            log_lines(&log)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    wait_for_event(&state, "service.cleaned_up");
-    live.kill().unwrap();
-    live.wait().unwrap();
-    for p in log_lines(&pids) {
-        let pid: i32 = p.trim().parse().unwrap();
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-            libc::kill(pid, libc::SIGKILL);
-        }
-    }
-    std::fs::write(&fast, "").unwrap();
-    let (code, so, se) = out(meeseeks().args(["resume", "--no-progress", "-C"]).arg(dir));
-    assert_eq!(code, 0, "{so}{se}");
-    let lines = log_lines(&log);
+    let (d, lines) = drill_killed_at("a/down");
     assert_eq!(
         lines,
         ["a/up", "b/up", "b/down", "a/down", "a/down"],
         "recovered once, b torn down once, a's in-flight cleanup run again"
     );
-    let st = status_json(dir);
+    let st = status_json(d.path());
     assert_eq!(st["state"], "finished", "{st:#}");
     assert_eq!(st["cleanup"]["status"], "done", "{st:#}");
 }
