@@ -30,6 +30,7 @@ fn bar_class(s: &ServiceState) -> &'static str {
 /// scaled to the run (its actual and planned times); farther RTOs get an arrow at the edge.
 pub fn svg_gantt(st: &RunState) -> String {
     let h = human(st);
+    let ph = planned_human(st);
     let planned = |s: &ServiceState| {
         s.planned
             .as_ref()
@@ -59,7 +60,7 @@ pub fn svg_gantt(st: &RunState) -> String {
                     start: to_ms(a),
                     end: to_ms(b),
                     class: "bar planned",
-                    title: format!("planned {} – {}", h.secs(a), h.secs(b)),
+                    title: format!("planned {} – {}", ph.secs(a), ph.secs(b)),
                     lane: kit::Lane::Upper,
                 });
             }
@@ -84,7 +85,7 @@ pub fn svg_gantt(st: &RunState) -> String {
                         } else {
                             "rto"
                         },
-                        title: format!("RTO {}", h.secs(rto)),
+                        title: format!("RTO {}", ph.secs(rto)),
                     }
                 })
                 .into_iter()

@@ -91,16 +91,33 @@ pub(super) fn human(st: &RunState) -> Human {
     Human::for_secs(st.elapsed_s().unwrap_or(0.0))
 }
 
+/// The plan's times (planned ready), rounded to the plan's own scale: a plan is measured in
+/// minutes even when the drill took seconds (no `17m0.2s`).
+pub(super) fn planned_human(st: &RunState) -> Human {
+    let span = st
+        .services
+        .iter()
+        .filter_map(|s| s.planned.as_ref().and_then(|p| p.ready_s))
+        .fold(0.0, f64::max);
+    Human::for_secs(span)
+}
+
+/// One amount at the precision its own size calls for (spare time, lateness): hours to spare
+/// are not worth milliseconds.
+fn amount(secs: f64) -> String {
+    Human::for_secs(secs.abs()).secs(secs)
+}
+
 pub(super) fn fmt_ts(ts: jiff::Timestamp) -> String {
     ts.strftime("%Y-%m-%d %H:%M:%SZ").to_string()
 }
 
 /// What happened to the RTO, in words.
-pub(super) fn rto_result(s: &ServiceState, h: Human) -> String {
+pub(super) fn rto_result(s: &ServiceState) -> String {
     match (s.rto_met(), s.rto_s, s.recovered_s) {
-        (Some(true), Some(rto), Some(r)) => format!("met ({} spare)", h.secs(rto - r)),
+        (Some(true), Some(rto), Some(r)) => format!("met ({} spare)", amount(rto - r)),
         (Some(false), _, _) => match (s.breached_by_s(), s.breached_at_s) {
-            (Some(by), _) => format!("BREACHED by {}", h.secs(by)),
+            (Some(by), _) => format!("BREACHED by {}", amount(by)),
             (None, Some(_)) => "BREACHED (not recovered)".to_string(),
             (None, None) => format!("not met ({})", s.status.as_str()),
         },
@@ -197,6 +214,7 @@ pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 pub(super) fn service_rows(st: &RunState) -> Vec<Vec<String>> {
     let h = human(st);
+    let ph = planned_human(st);
     st.services
         .iter()
         .map(|s| {
@@ -205,9 +223,9 @@ pub(super) fn service_rows(st: &RunState) -> Vec<Vec<String>> {
                 s.status.as_str().to_string(),
                 h.opt_secs(s.started_s),
                 h.opt_secs(s.recovered_s),
-                h.opt_secs(s.planned.as_ref().and_then(|p| p.ready_s)),
-                h.opt_secs(s.rto_s),
-                rto_result(s, h),
+                ph.opt_secs(s.planned.as_ref().and_then(|p| p.ready_s)),
+                ph.opt_secs(s.rto_s),
+                rto_result(s),
                 s.attempts().to_string(),
             ]
         })
