@@ -8,13 +8,12 @@ mod common;
 use common::write;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, meeseeks};
+use common::{KillOnDrop, meeseeks, output};
 use serde_json::Value;
 
 fn free_port() -> u16 {
@@ -378,27 +377,15 @@ fn a_shop_drill_on_etcd_reads_the_same_as_on_files() {
     let store = c.url("shop-drill", "5s");
     // examples/shop uses fixed ports: this is the only test of this binary that drills it
     // (and `flock` keeps other test runs of this machine apart).
-    let out = meeseeks()
-        .args(["drill", shop, "--no-progress", "--state-dir"])
-        .arg(files.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (code, _, err) = output(
+        meeseeks()
+            .args(["drill", shop, "--no-progress", "--state-dir"])
+            .arg(files.path()),
     );
-    let out = meeseeks()
-        .args(["drill", shop, "--no-progress", "--store", &store])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) =
+        output(meeseeks().args(["drill", shop, "--no-progress", "--store", &store]));
+    assert_eq!(code, 0, "{err}");
     let on_files = json(
         meeseeks()
             .args(["status", "--format", "json", "--state-dir"])
@@ -460,16 +447,9 @@ fn an_approval_from_another_process_reaches_the_runner() {
     let id = st["run_id"].as_str().unwrap().to_string();
     assert_eq!(st["holder"]["pid"], child.id());
     let asked = Instant::now();
-    let out = meeseeks()
-        .args(["approve", &id, "s00", "--by", "carol", "--store", &store])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, _, err) =
+        output(meeseeks().args(["approve", &id, "s00", "--by", "carol", "--store", &store]));
+    assert_eq!(code, 0, "{err}");
     until(
         "the approval to be journaled",
         Duration::from_secs(5),
@@ -549,6 +529,27 @@ fn spawn_run(dir: &Path, store: &str, args: &[&str]) -> (Child, PathBuf) {
     (child, errlog)
 }
 
+/// A `run` of 16 chained services (each step `secs` long) on store prefix `name` with lease
+/// `ttl`, once at least `at_least` steps have started: (its DR directory, the store URL, the
+/// runner and its stderr log, the run id).
+fn run_under_way(
+    name: &str,
+    ttl: &str,
+    secs: &str,
+    at_least: usize,
+) -> (tempfile::TempDir, String, Child, PathBuf, String) {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    chains(dir, 16, secs, false);
+    let store = shared().url(name, ttl);
+    let (first, errlog) = spawn_run(dir, &store, &["run"]);
+    until("the run to be under way", Duration::from_secs(30), || {
+        log_lines(dir).len() >= at_least
+    });
+    let id = status(dir, &store)["run_id"].as_str().unwrap().to_string();
+    (t, store, first, errlog, id)
+}
+
 /// The runner is SIGKILLed mid-run; a second runner (`resume --wait`, from the start a
 /// standby) takes over once the lease expires, and every service ends recovered without any
 /// succeeded step running again.
@@ -557,17 +558,9 @@ fn a_killed_runner_is_taken_over_by_a_standby_after_its_lease_expires() {
     if !have_etcd() {
         return;
     }
-    let c = shared();
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path();
-    chains(dir, 16, "0.2", false);
-    let store = c.url("takeover", "3s");
-    let (mut first, _) = spawn_run(dir, &store, &["run"]);
+    let (t, store, mut first, _, id) = run_under_way("takeover", "3s", "0.2", 5);
     let _k1 = KillOnDrop(first.id());
-    until("the run to be under way", Duration::from_secs(30), || {
-        log_lines(dir).len() >= 5
-    });
-    let id = status(dir, &store)["run_id"].as_str().unwrap().to_string();
+    let dir = t.path();
     // A standby: refused while the lease lives, so it waits.
     let (mut standby, errlog) = spawn_run(dir, &store, &["resume", &id, "--wait"]);
     let _k2 = KillOnDrop(standby.id());
@@ -577,6 +570,7 @@ fn a_killed_runner_is_taken_over_by_a_standby_after_its_lease_expires() {
         "the standby must wait"
     );
     let killed_at = Instant::now();
+    let first_pid = first.id();
     first.kill().unwrap();
     first.wait().unwrap();
     let code = standby.wait().unwrap().code();
@@ -590,9 +584,11 @@ fn a_killed_runner_is_taken_over_by_a_standby_after_its_lease_expires() {
     assert_eq!(st["summary"]["recovered"], 16);
     let owners: Vec<u64> = st["owners"]
         .as_array()
-        .map(|o| o.iter().map(|h| h["pid"].as_u64().unwrap()).collect())
-        .unwrap_or_default();
-    let _ = owners;
+        .unwrap()
+        .iter()
+        .map(|h| h["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(owners, [first_pid as u64, standby.id() as u64]);
     // Each service's step ran once, but one in flight at the kill may have run twice.
     let mut count: BTreeMap<String, usize> = BTreeMap::new();
     for (s, _) in log_lines(dir) {
@@ -616,20 +612,12 @@ fn a_paused_runner_loses_its_lease_and_is_fenced_out() {
         return;
     }
     let c = shared();
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path();
-    chains(dir, 16, "0.3", false);
-    let store = c.url("fencing", "2s");
-    let (mut first, errlog1) = spawn_run(dir, &store, &["run"]);
+    let (t, store, mut first, errlog1, id) = run_under_way("fencing", "2s", "0.3", 4);
     let _k1 = KillOnDrop(first.id());
-    until("the run to be under way", Duration::from_secs(30), || {
-        log_lines(dir).len() >= 4
-    });
-    let id = status(dir, &store)["run_id"].as_str().unwrap().to_string();
+    let dir = t.path();
     let pid = first.id() as i32;
     // SAFETY: signals to a child this test spawned.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
-    let stopped_at = log_lines(dir).len();
     let (mut second, errlog2) = spawn_run(dir, &store, &["resume", &id, "--wait"]);
     let _k2 = KillOnDrop(second.id());
     let code2 = second.wait().unwrap().code();
@@ -651,7 +639,6 @@ fn a_paused_runner_loses_its_lease_and_is_fenced_out() {
         "the fenced runner started a step: {:?}",
         &after[before_cont.len()..]
     );
-    let _ = stopped_at;
     // Every journal record written exactly once, numbered without a hole.
     let versions = c.versions(&format!("/fencing/runs/{id}/journal/"));
     assert!(versions.values().all(|v| *v == 1), "{versions:?}");
@@ -669,14 +656,6 @@ fn a_paused_runner_loses_its_lease_and_is_fenced_out() {
         .map(|h| h["pid"].as_u64().unwrap())
         .collect();
     assert_eq!(owners, [pid as u64, second.id() as u64]);
-}
-
-#[allow(dead_code)]
-fn drain(child: &mut Child) -> Vec<String> {
-    BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .collect()
 }
 
 /// `preflight` records in the store graph.toml names; `audit` and `plan` on another host (here

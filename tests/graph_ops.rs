@@ -426,24 +426,24 @@ fn dot_export_renders_with_graphviz() {
                 .args(["--direction", direction]),
         );
         assert_eq!(code, 0);
-        let dot = t.path().join("g.dot");
-        std::fs::write(&dot, &out).unwrap();
-        let svg = std::process::Command::new("dot")
-            .arg("-Tsvg")
-            .arg(&dot)
-            .output()
-            .unwrap();
-        assert!(
-            svg.status.success(),
-            "{}",
-            String::from_utf8_lossy(&svg.stderr)
-        );
-        let svg = String::from_utf8_lossy(&svg.stdout);
+        let svg = render_dot(&t.path().join("g.dot"), &out);
         assert!(
             svg.contains("<svg") && svg.contains("orders&#45;db"),
             "{svg}"
         );
     }
+}
+
+/// Graphviz renders `dot` (written to `file`) as SVG without complaint; the SVG.
+fn render_dot(file: &Path, dot: &str) -> String {
+    std::fs::write(file, dot).unwrap();
+    let svg = Command::new("dot").arg("-Tsvg").arg(file).output().unwrap();
+    assert!(
+        svg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&svg.stderr)
+    );
+    String::from_utf8_lossy(&svg.stdout).into_owned()
 }
 
 /// `diff --format dot|mermaid|html` draws the change: Graphviz renders the DOT with the
@@ -484,19 +484,7 @@ fn diff_drawings_render() {
     let dot = draw("dot", &["--context", "all"]);
     assert!(dot.contains("\"recs\""), "{dot}");
     if std::process::Command::new("dot").arg("-V").output().is_ok() {
-        let f = t.path().join("diff.dot");
-        std::fs::write(&f, &dot).unwrap();
-        let svg = std::process::Command::new("dot")
-            .arg("-Tsvg")
-            .arg(&f)
-            .output()
-            .unwrap();
-        assert!(
-            svg.status.success(),
-            "{}",
-            String::from_utf8_lossy(&svg.stderr)
-        );
-        let svg = String::from_utf8_lossy(&svg.stdout);
+        let svg = render_dot(&t.path().join("diff.dot"), &dot);
         // The added edge is green, the changed service amber.
         assert!(svg.contains("stroke=\"#1a7f37\""), "{svg}");
         assert!(svg.contains("fill=\"#fff8c5\""), "{svg}");

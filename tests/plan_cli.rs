@@ -334,27 +334,22 @@ fn dry_run_follows_the_plan() {
         let (code, planned, err) =
             plan(&shop(), &[&["--format", "json", "-q"][..], flags].concat());
         assert_eq!(code, 0, "{err}");
-        let out = common::meeseeks()
-            .args([
-                "run",
-                "--dry-run",
-                "--format",
-                "json",
-                "-q",
-                "--no-progress",
-            ])
-            .arg(shop())
-            .args(flags)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let (code, ran, err) = common::output(
+            common::meeseeks()
+                .args([
+                    "run",
+                    "--dry-run",
+                    "--format",
+                    "json",
+                    "-q",
+                    "--no-progress",
+                ])
+                .arg(shop())
+                .args(flags),
         );
+        assert_eq!(code, 0, "{err}");
         let planned: serde_json::Value = serde_json::from_str(&planned).unwrap();
-        let ran: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ran: serde_json::Value = serde_json::from_str(&ran).unwrap();
         assert_eq!(
             times(&planned, "start_s", "ready_s"),
             times(&ran, "started_s", "ready_s"),
