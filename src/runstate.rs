@@ -225,9 +225,12 @@ impl ServiceState {
         self.step_index.get(name).map(|&i| &self.steps[i])
     }
 
-    /// Recovered or skipped, and not torn down since by a cleanup: resume leaves it alone.
-    pub fn is_done(&self) -> bool {
-        !self.cleaned_up
+    /// Recovered or skipped, and not torn down since by `meeseeks cleanup`: resume leaves it
+    /// alone. A teardown by the drill's own closing cleanup (`closing_cleanup`, from
+    /// [`RunState::closing_cleanup`]) does not undo it: resume finishes that cleanup rather
+    /// than recovering again what the drill recovered.
+    pub fn is_done(&self, closing_cleanup: bool) -> bool {
+        (closing_cleanup || !self.cleaned_up)
             && matches!(
                 self.status,
                 ServiceStatus::Recovered | ServiceStatus::Skipped

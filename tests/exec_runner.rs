@@ -678,7 +678,7 @@ async fn failed_drill_keeps_its_services_until_cleanup_tears_them_down_dependent
         let s = state.service(name).unwrap();
         assert!(s.cleaned_up, "{name}");
         // Torn down: a resume must recover it again.
-        assert!(!s.is_done(), "{name}");
+        assert!(!s.is_done(state.closing_cleanup), "{name}");
     }
     // Records continue the run's numbering.
     let recs = collector.records();

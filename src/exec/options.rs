@@ -119,16 +119,7 @@ impl RunnerInput {
         };
         input.already_breached = state.breaches.iter().map(|b| b.service.clone()).collect();
         for s in &state.services {
-            // Torn down by the drill's own closing cleanup: the drill recovered it, and the
-            // resume finishes that cleanup rather than recovering it again.
-            let closed = state.closing_cleanup
-                && s.cleaned_up
-                && matches!(
-                    s.status,
-                    crate::runstate::ServiceStatus::Recovered
-                        | crate::runstate::ServiceStatus::Skipped
-                );
-            if s.is_done() || closed {
+            if s.is_done(state.closing_cleanup) {
                 input.already_recovered.insert(s.name.clone());
                 continue;
             }
