@@ -153,10 +153,9 @@ fn plan_run(model: &Model, opts: &mut RunOptions) {
         history: None,
         ..Default::default()
     };
-    match crate::plan::build_plan(model, &po) {
-        Ok(plan) => {
-            opts.planned = plan
-                .services
+    match crate::plan::build_run_plan(model, &po) {
+        Ok((services, priority)) => {
+            opts.planned = services
                 .iter()
                 .map(|p| {
                     (
@@ -165,7 +164,7 @@ fn plan_run(model: &Model, opts: &mut RunOptions) {
                     )
                 })
                 .collect();
-            opts.priority = Some(plan.priority());
+            opts.priority = Some(priority);
         }
         Err(e) => tracing::warn!("no planned timeline for this run: {e}"),
     }
@@ -674,7 +673,7 @@ pub async fn cleanup(
         );
         subs.extend(display);
         let model = Arc::new(model);
-        let executor = crate::exec::executor_for(&model, &opts)?;
+        let executor = crate::exec::executor_for(&model, &opts);
         let state = crate::exec::cleanup_run(
             model,
             state,

@@ -269,6 +269,37 @@ pub fn run_ordering(
     ord
 }
 
+/// What a run takes from its plan: the planned services of its own mode (in planned start
+/// order) and the priority list it walks. The same schedule as [`build_plan`]'s for that mode,
+/// without planning the other one, which a plan report shows beside it but a run never walks:
+/// a waves run plans no eager schedule, and an eager run plans the waves schedule only when
+/// its own rules miss the lower bound (only then can the waves order do better).
+pub fn build_run_plan(
+    model: &Model,
+    opts: &PlanOptions,
+) -> crate::Result<(Vec<PlannedService>, Priority)> {
+    let parallel = opts.parallel.unwrap_or(model.defaults.parallel);
+    if parallel == 0 {
+        return Err(crate::Error::Usage("--parallel must be at least 1".into()));
+    }
+    let scope = select_scope(model, &opts.scope)?;
+    let par = scope.len() >= crate::util::PARALLEL_MIN_SCOPE;
+    let setup = Setup::new(model, &scope, opts, parallel, par);
+    let strategy = if opts.eager {
+        Strategy::Eager
+    } else {
+        Strategy::Waves
+    };
+    let chosen = setup.choose(strategy, par);
+    let mut estimates = setup.ord.estimates.clone();
+    let queued = setup.timeline(model, &scope).queued(&chosen);
+    let services = setup
+        .timeline(model, &scope)
+        .services(&chosen, &queued, &mut estimates);
+    let priority = Priority::of(&services, model.services.len());
+    Ok((services, priority))
+}
+
 /// A plan's priority list as a run takes it: by service id, the rank (its place in the
 /// planned start order; `u32::MAX` outside the scope) and whether the plan holds it back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,9 +311,16 @@ pub struct Priority {
 impl Plan {
     /// What a run walks to do what this plan predicts (see [`ordering_from`]).
     pub fn priority(&self) -> Priority {
-        let mut rank = vec![u32::MAX; self.total_services];
-        let mut held = vec![false; self.total_services];
-        for (r, p) in self.services.iter().enumerate() {
+        Priority::of(&self.services, self.total_services)
+    }
+}
+
+impl Priority {
+    /// The priority list of `services` (planned, in start order) among `total` services.
+    fn of(services: &[PlannedService], total: usize) -> Priority {
+        let mut rank = vec![u32::MAX; total];
+        let mut held = vec![false; total];
+        for (r, p) in services.iter().enumerate() {
             rank[p.id] = r as u32;
             held[p.id] = p.held;
         }
@@ -320,24 +358,16 @@ fn build_plan_with(model: &Model, opts: &PlanOptions, min_scope: usize) -> crate
     };
     let Setup {
         ord,
-        dur,
         ef,
         cp,
         budget,
         ..
     } = &setup;
     let mut estimates = ord.estimates.clone();
-    let timeline = Timeline {
-        model,
-        scope: &scope,
-        g: &setup.g,
-        topo: &ord.topo,
-        ef,
-        wave: &ord.wave,
-        dur,
-        deadline: &ord.deadline,
-    };
-    let (services, breaches, unachievable) = timeline.build(chosen, par, &mut estimates);
+    let (services, breaches, unachievable) =
+        setup
+            .timeline(model, &scope)
+            .build(chosen, par, &mut estimates);
     let cp_len = cp.last().map_or(0, |&e| ef[e]);
     Ok(Plan {
         strategy,
@@ -465,7 +495,32 @@ impl Setup {
     fn choose(&self, strategy: Strategy, par: bool) -> Chosen {
         match strategy {
             Strategy::Waves => self.choose_mode(Strategy::Waves),
-            Strategy::Eager => self.choose_both(par).1,
+            Strategy::Eager => {
+                // An eager schedule the rules find at its lower bound is what `choose_both`
+                // gives too (no search runs, and the waves order cannot beat the bound): the
+                // waves plan and its search are not needed.
+                let bound = self.bound(Strategy::Eager);
+                let rules =
+                    optimize::choose(&self.problem(Strategy::Eager), 0, SEARCH_SEED, false, bound);
+                if rules.obj == bound {
+                    rules
+                } else {
+                    self.choose_both(par).1
+                }
+            }
+        }
+    }
+
+    fn timeline<'a>(&'a self, model: &'a Model, scope: &'a Scope) -> Timeline<'a> {
+        Timeline {
+            model,
+            scope,
+            g: &self.g,
+            topo: &self.ord.topo,
+            ef: &self.ef,
+            wave: &self.ord.wave,
+            dur: &self.dur,
+            deadline: &self.ord.deadline,
         }
     }
 
@@ -749,6 +804,35 @@ pub(crate) mod tests {
         }
         let m = Model::from_parts(std::path::PathBuf::from("."), Defaults::default(), services);
         (m, history)
+    }
+
+    /// A run walks the plan's schedule for its mode, though it plans that mode only (an eager
+    /// run plans waves only when its rules miss the bound: both cases occur here).
+    #[test]
+    fn a_run_plans_the_same_schedule_as_the_plan_command() {
+        let (m, history) = big_graph(800);
+        for parallel in [1, 3, 16, 5000] {
+            for eager in [false, true] {
+                for history in [None, Some(history.clone())] {
+                    let opts = PlanOptions {
+                        parallel: Some(parallel),
+                        eager,
+                        history,
+                        search_budget: Some(4),
+                        ..Default::default()
+                    };
+                    let plan = build_plan(&m, &opts).unwrap();
+                    let (services, priority) = build_run_plan(&m, &opts).unwrap();
+                    let what = format!("parallel {parallel}, eager {eager}");
+                    assert_eq!(
+                        format!("{services:?}"),
+                        format!("{:?}", plan.services),
+                        "{what}"
+                    );
+                    assert_eq!(priority, plan.priority(), "{what}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub mod walker;
 pub(crate) use build::tests::big_graph;
 pub use build::{
     Breach, CHAIN_TAIL, EXPANDED, Optimality, Plan, PlanOptions, PlannedService, Priority, Rule,
-    SEARCH_SEED, SearchReport, Source, Strategy, Unachievable, build_plan, default_search_budget,
-    ordering_from, run_ordering, to_ms,
+    SEARCH_SEED, SearchReport, Source, Strategy, Unachievable, build_plan, build_run_plan,
+    default_search_budget, ordering_from, run_ordering, to_ms,
 };
 pub use exact::MAX_SERVICES as EXACT_MAX_SERVICES;
 pub use optimize::{LARGE_SCOPE, Objective};
