@@ -188,7 +188,11 @@ fn bench_critical_path() {
         scope,
         opts,
         RunnerInput::default(),
-        Arc::new(RealExecutor::new(tmp.path().into(), vec![], Duration::from_secs(1)).unwrap()),
+        Arc::new(RealExecutor::new(
+            tmp.path().into(),
+            vec![],
+            Duration::from_secs(1),
+        )),
         Arc::new(AutoApprove),
         Masker::new(),
     );

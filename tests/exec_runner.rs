@@ -523,10 +523,11 @@ async fn two_interrupts_kill_running_steps() {
         options(dir.path(), 1),
         RunnerInput::default(),
         auto(),
-        Arc::new(
-            meeseeks::exec::RealExecutor::new(dir.path().into(), vec![], Duration::from_secs(5))
-                .unwrap(),
-        ),
+        Arc::new(meeseeks::exec::RealExecutor::new(
+            dir.path().into(),
+            vec![],
+            Duration::from_secs(5),
+        )),
         move |r| {
             let int = r.interrupter();
             tokio::spawn(async move {
@@ -646,10 +647,11 @@ async fn failed_drill_keeps_its_services_until_cleanup_tears_them_down_dependent
     assert!(out.find(|e| e.name() == "cleanup.started").is_none());
 
     let collector = meeseeks::events::Collector::default();
-    let exec: Arc<dyn meeseeks::exec::Executor> = Arc::new(
-        meeseeks::exec::RealExecutor::new(dir.path().to_path_buf(), vec![], opts.config.kill_grace)
-            .unwrap(),
-    );
+    let exec: Arc<dyn meeseeks::exec::Executor> = Arc::new(meeseeks::exec::RealExecutor::new(
+        dir.path().to_path_buf(),
+        vec![],
+        opts.config.kill_grace,
+    ));
     let model = Arc::new(model);
     let state = meeseeks::exec::cleanup_run(
         model.clone(),
@@ -731,10 +733,11 @@ async fn an_interrupt_cancels_a_retry_backoff() {
         options(dir.path(), 1),
         RunnerInput::default(),
         auto(),
-        Arc::new(
-            meeseeks::exec::RealExecutor::new(dir.path().into(), vec![], Duration::from_secs(1))
-                .unwrap(),
-        ),
+        Arc::new(meeseeks::exec::RealExecutor::new(
+            dir.path().into(),
+            vec![],
+            Duration::from_secs(1),
+        )),
         move |r| {
             let int = r.interrupter();
             tokio::spawn(async move {

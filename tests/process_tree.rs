@@ -121,7 +121,7 @@ fn wait_step(d: Duration, timeout: Option<Duration>) -> Step {
 #[test]
 fn wait_honours_its_timeout_and_the_first_interrupt() {
     let rt = rt();
-    let ex = RealExecutor::new("/".into(), Vec::new(), Duration::from_secs(1)).unwrap();
+    let ex = RealExecutor::new("/".into(), Vec::new(), Duration::from_secs(1));
     let (stop, kill) = (CancellationToken::new(), CancellationToken::new());
     let call = Call {
         service: "s",

@@ -82,7 +82,9 @@ pub trait Executor: Send + Sync + 'static {
 
 /// Executes for real: `/bin/sh -c`, argv, reqwest, TCP connects, real sleeps.
 pub struct RealExecutor {
-    client: reqwest::Client,
+    /// Built on the first HTTP step or check: building it reads and parses the system's CA
+    /// certificates (~300 files here), which a run of commands only never needs.
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     cwd: PathBuf,
     env: Vec<(String, String)>,
     grace: Duration,
@@ -91,17 +93,13 @@ pub struct RealExecutor {
 impl RealExecutor {
     /// `cwd`: working directory of commands (the DR directory); `env`: added to every command's
     /// environment; `grace`: time between SIGTERM and SIGKILL on timeout.
-    pub fn new(
-        cwd: PathBuf,
-        env: Vec<(String, String)>,
-        grace: Duration,
-    ) -> Result<RealExecutor, String> {
-        Ok(RealExecutor {
-            client: probe::http_client()?,
+    pub fn new(cwd: PathBuf, env: Vec<(String, String)>, grace: Duration) -> RealExecutor {
+        RealExecutor {
+            client: std::sync::OnceLock::new(),
             cwd,
             env,
             grace,
-        })
+        }
     }
 
     async fn process(
@@ -180,13 +178,16 @@ impl RealExecutor {
                 self.process(process::Program::Argv(argv), env, tag, timeout, kill)
                     .await
             }
-            Action::Http(h) => {
-                self.net(
-                    async { http_attempt(probe::http(&self.client, h, timeout).await) },
-                    kill,
-                )
-                .await
-            }
+            Action::Http(h) => match self.client.get_or_init(probe::http_client) {
+                Ok(client) => {
+                    self.net(
+                        async { http_attempt(probe::http(client, h, timeout).await) },
+                        kill,
+                    )
+                    .await
+                }
+                Err(e) => Attempt::fail(e.clone(), String::new()),
+            },
             Action::Tcp(addr) => {
                 self.net(
                     async {

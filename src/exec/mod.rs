@@ -63,7 +63,7 @@ pub fn runtime(dry_run: bool) -> crate::Result<tokio::runtime::Runtime> {
 /// Runs (or, with `dry_run`, simulates) a recovery until it ends. Call it inside
 /// [`runtime`]`(dry_run)`.
 pub async fn execute(model: Arc<Model>, s: Session) -> crate::Result<RunOutcome> {
-    let executor = executor_for(&model, &s.opts)?;
+    let executor = executor_for(&model, &s.opts);
     let mut runner = Runner::new(
         model,
         s.scope,
@@ -88,9 +88,9 @@ pub async fn execute(model: Arc<Model>, s: Session) -> crate::Result<RunOutcome>
 
 /// The simulated executor for a dry-run, else the real one (steps see the run's identity in
 /// their environment).
-pub fn executor_for(model: &Model, opts: &RunOptions) -> crate::Result<Arc<dyn Executor>> {
+pub fn executor_for(model: &Model, opts: &RunOptions) -> Arc<dyn Executor> {
     if opts.config.dry_run {
-        return Ok(Arc::new(SimExecutor));
+        return Arc::new(SimExecutor);
     }
     let env: Vec<(String, String)> = vec![
         ("MEESEEKS_RUN_ID".into(), opts.run_id.clone()),
@@ -101,8 +101,9 @@ pub fn executor_for(model: &Model, opts: &RunOptions) -> crate::Result<Arc<dyn E
         ),
         ("MEESEEKS_DR_DIR".into(), model.dir.display().to_string()),
     ];
-    Ok(Arc::new(
-        RealExecutor::new(model.dir.clone(), env, opts.config.kill_grace)
-            .map_err(crate::Error::Other)?,
+    Arc::new(RealExecutor::new(
+        model.dir.clone(),
+        env,
+        opts.config.kill_grace,
     ))
 }

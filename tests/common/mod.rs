@@ -155,9 +155,11 @@ pub async fn execute(
     input: RunnerInput,
     approvals: Arc<dyn ApprovalSource>,
 ) -> Outcome {
-    let exec: Arc<dyn Executor> = Arc::new(
-        RealExecutor::new(model.dir.clone(), vec![], opts.config.kill_grace).expect("client"),
-    );
+    let exec: Arc<dyn Executor> = Arc::new(RealExecutor::new(
+        model.dir.clone(),
+        vec![],
+        opts.config.kill_grace,
+    ));
     execute_with(model, opts, input, approvals, exec, |_| {}).await
 }
 
