@@ -16,7 +16,9 @@ use crate::model::Mode;
 
 pub mod bus;
 
-pub use bus::{Collector, Durability, JournalFailure, Subscriber, TracingSubscriber};
+pub use bus::{
+    Collector, Durability, DurableCallback, JournalFailure, Subscriber, TracingSubscriber,
+};
 
 /// Who holds a run's lock (a file lock or a store lease): written by the holder so that a
 /// refused second process, `status` and `serve` can say who runs it.

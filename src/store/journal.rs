@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::events::{Durability, Event, JournalFailure, Record, Subscriber};
+use crate::events::{Durability, DurableCallback, Event, JournalFailure, Record, Subscriber};
 use crate::mask::Masker;
 
 /// Why a batch could not be made durable (what the runner sees as a journal failure).
@@ -156,6 +156,9 @@ fn mask_value(v: &mut serde_json::Value, masker: &Masker) {
 
 enum Msg {
     Rec(Box<Record>),
+    /// Call this once record `seq` is durable (or can no longer be). Sent after the record
+    /// on the same channel, so it is answered right after the batch that holds the record.
+    Wait(u64, DurableCallback),
     Close(oneshot::Sender<Result<(), Failure>>),
 }
 
@@ -209,7 +212,7 @@ pub(crate) fn spawn(
         seq: last_seq,
         ..Durable::default()
     });
-    tokio::spawn(writer_task(rx, sink, masker, state_tx, fence));
+    tokio::spawn(writer_task(rx, sink, masker, state_tx, fence, name.clone()));
     JournalHandle {
         inner: Arc::new(Inner {
             tx,
@@ -270,23 +273,57 @@ impl JournalHandle {
 
     /// Resolves once every record with `seq <=` `seq` is written and durable.
     pub async fn durable(&self, seq: u64) -> Result<(), Failure> {
-        let mut rx = self.inner.durable.clone();
-        let waited = rx
-            .wait_for(|d| d.seq >= seq || d.error.is_some() || d.closed)
-            .await
-            .map(|d| d.clone());
-        // Err: the sender is gone (the task ended); its last state says how.
-        let snapshot = waited.unwrap_or_else(|_| rx.borrow().clone());
-        if snapshot.seq >= seq {
-            return Ok(());
+        if let Some(r) = self.settled(seq) {
+            return r;
         }
-        match snapshot.error {
-            Some(f) => Err(f),
-            None => Err(Failure::Io(format!(
-                "journal {} closed before record {seq} was written",
-                self.inner.name
-            ))),
+        let (tx, rx) = oneshot::channel();
+        self.on_durable(seq, Box::new(move |r| drop(tx.send(r))));
+        match rx.await {
+            Ok(r) => r,
+            // The writer dropped the callback unanswered (it cannot: it answers every waiter
+            // before it stops); its last state says how.
+            Err(_) => self
+                .settled(seq)
+                .unwrap_or_else(|| Err(self.closed_before(seq))),
         }
+    }
+
+    /// Calls `done` once record `seq` is durable, or with the failure that means it never
+    /// will be: from the writer task, right after the batch that holds it (no task waits).
+    pub fn on_durable(&self, seq: u64, done: DurableCallback) {
+        if let Some(r) = self.settled(seq) {
+            return done(r);
+        }
+        if let Err(mpsc::error::SendError(Msg::Wait(_, done))) =
+            self.inner.tx.send(Msg::Wait(seq, done))
+        {
+            // The writer has stopped: what it left is all there is.
+            done(
+                self.settled(seq)
+                    .unwrap_or_else(|| Err(self.closed_before(seq))),
+            );
+        }
+    }
+
+    /// The answer for `seq` if the writer's state already gives it.
+    fn settled(&self, seq: u64) -> Option<Result<(), Failure>> {
+        let d = self.inner.durable.borrow();
+        if d.seq >= seq {
+            Some(Ok(()))
+        } else if let Some(f) = &d.error {
+            Some(Err(f.clone()))
+        } else if d.closed {
+            Some(Err(self.closed_before(seq)))
+        } else {
+            None
+        }
+    }
+
+    fn closed_before(&self, seq: u64) -> Failure {
+        Failure::Io(format!(
+            "journal {} closed before record {seq} was written",
+            self.inner.name
+        ))
     }
 
     /// Everything emitted so far is durable.
@@ -331,10 +368,15 @@ async fn writer_task(
     masker: Masker,
     state: watch::Sender<Durable>,
     mut fence: Option<watch::Receiver<Option<Failure>>>,
+    name: String,
 ) {
     let mut batch = Batch::default();
     let mut error: Option<Failure> = None;
     let mut stop = false;
+    // Callbacks of `on_durable`, answered after each batch. A waiter only ever waits for a
+    // record sent before it, so after a batch every waiter but a misuse's is settled.
+    let mut waiters: Vec<(u64, DurableCallback)> = Vec::new();
+    let mut durable_seq = state.borrow().seq;
     while !stop {
         let fenced = async {
             match fence.as_mut() {
@@ -356,6 +398,7 @@ async fn writer_task(
                     error = Some(f.clone());
                     state.send_modify(|d| d.error = Some(f));
                 }
+                answer(&mut waiters, durable_seq, error.as_ref());
                 continue;
             }
         };
@@ -367,6 +410,7 @@ async fn writer_task(
                 b.ends.push(b.buf.len());
                 b.seqs.push(rec.seq);
             }
+            Msg::Wait(seq, done) => waiters.push((seq, done)),
             Msg::Close(tx) => closers.push(tx),
         };
         take(first, &mut batch);
@@ -383,10 +427,16 @@ async fn writer_task(
             let (b, res) = sink.write(batch).await;
             batch = b;
             match res {
-                Ok(()) => state.send_modify(|d| {
-                    d.seq = seq;
-                    d.batches += 1;
-                }),
+                Ok(()) => {
+                    durable_seq = seq;
+                    // No wake-up: nobody waits on the watch for progress (waiters are
+                    // called below); readers of `seq` and `batches` see the value anyway.
+                    state.send_if_modified(|d| {
+                        d.seq = seq;
+                        d.batches += 1;
+                        false
+                    });
+                }
                 Err(f) => {
                     tracing::error!("journal write failed: {f}");
                     error = Some(f.clone());
@@ -395,6 +445,7 @@ async fn writer_task(
             }
         }
         batch.clear();
+        answer(&mut waiters, durable_seq, error.as_ref());
         for c in closers {
             let _ = c.send(match &error {
                 None => Ok(()),
@@ -403,6 +454,32 @@ async fn writer_task(
         }
     }
     state.send_modify(|d| d.closed = true);
+    for (seq, done) in waiters {
+        done(Err(error.clone().unwrap_or_else(|| {
+            Failure::Io(format!(
+                "journal {name} closed before record {seq} was written"
+            ))
+        })));
+    }
+}
+
+/// Calls back every waiter whose record is durable, and every waiter at all once the journal
+/// has failed; keeps the others (a record not sent yet).
+fn answer(waiters: &mut Vec<(u64, DurableCallback)>, durable: u64, error: Option<&Failure>) {
+    if waiters.is_empty() {
+        return;
+    }
+    let mut kept = Vec::new();
+    for (seq, done) in waiters.drain(..) {
+        if seq <= durable {
+            done(Ok(()));
+        } else if let Some(f) = error {
+            done(Err(f.clone()));
+        } else {
+            kept.push((seq, done));
+        }
+    }
+    *waiters = kept;
 }
 
 /// The journal is one more subscriber of the record stream.
@@ -422,6 +499,10 @@ impl Durability for JournalHandle {
         Box::pin(JournalHandle::durable(self, seq))
     }
 
+    fn on_durable(&self, seq: u64, done: DurableCallback) {
+        JournalHandle::on_durable(self, seq, done)
+    }
+
     fn failed(&self) -> Pin<Box<dyn Future<Output = JournalFailure> + Send + '_>> {
         let mut rx = self.inner.durable.clone();
         Box::pin(async move {
@@ -436,5 +517,108 @@ impl Durability for JournalHandle {
                 Err(_) => std::future::pending().await,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails every batch from the `fail_from`-th on (1-based), the way a full disk would.
+    struct FailingSink {
+        batches: u32,
+        fail_from: u32,
+    }
+
+    impl Sink for FailingSink {
+        fn write(&mut self, batch: Batch) -> SinkWrite<'_> {
+            self.batches += 1;
+            let fail = self.batches >= self.fail_from;
+            Box::pin(async move {
+                let r = if fail {
+                    Err(Failure::Io("disk full".into()))
+                } else {
+                    Ok(())
+                };
+                (batch, r)
+            })
+        }
+    }
+
+    fn started(service: &str) -> Event {
+        Event::ServiceStarted {
+            service: service.to_string(),
+        }
+    }
+
+    /// `on_durable` callbacks, collected as (seq, ok).
+    type Seen = Arc<Mutex<Vec<(u64, bool)>>>;
+
+    fn recorder() -> (Seen, impl Fn(u64) -> DurableCallback) {
+        let seen: Seen = Arc::default();
+        let s = seen.clone();
+        let make = move |seq: u64| -> DurableCallback {
+            let s = s.clone();
+            Box::new(move |r: Result<(), Failure>| s.lock().unwrap().push((seq, r.is_ok())))
+        };
+        (seen, make)
+    }
+
+    #[tokio::test]
+    async fn callbacks_follow_the_batch_that_holds_their_record_and_a_failure_answers_all() {
+        let j = spawn(
+            "test".into(),
+            Box::new(FailingSink {
+                batches: 0,
+                fail_from: 2,
+            }),
+            0,
+            Masker::new(),
+            None,
+        );
+        let (seen, cb) = recorder();
+        let a = j.emit(started("a")).seq;
+        j.on_durable(a, cb(a));
+        j.durable(a).await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![(a, true)]);
+        // Already durable: answered at once, on the caller's thread.
+        j.on_durable(a, cb(a));
+        assert_eq!(seen.lock().unwrap().len(), 2);
+
+        // The second batch fails: its waiter hears it, and so does any later one.
+        let b = j.emit(started("b")).seq;
+        j.on_durable(b, cb(b));
+        assert!(j.durable(b).await.is_err());
+        let c = j.emit(started("c")).seq;
+        j.on_durable(c, cb(c));
+        assert!(j.durable(c).await.is_err());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![(a, true), (a, true), (b, false), (c, false)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiter_for_a_record_never_sent_is_answered_when_the_journal_closes() {
+        let j = spawn(
+            "test".into(),
+            Box::new(FailingSink {
+                batches: 0,
+                fail_from: u32::MAX,
+            }),
+            0,
+            Masker::new(),
+            None,
+        );
+        let (seen, cb) = recorder();
+        let a = j.emit(started("a")).seq;
+        // A misuse (waiting for a record nobody sent) must not hang its waiter forever.
+        j.on_durable(a + 5, cb(a + 5));
+        j.on_durable(a, cb(a));
+        j.clone().close().await.unwrap();
+        let got = seen.lock().unwrap().clone();
+        assert_eq!(got, vec![(a, true), (a + 5, false)]);
+        let err = j.durable(a + 5).await.unwrap_err();
+        assert!(err.to_string().contains("closed before record"), "{err}");
     }
 }

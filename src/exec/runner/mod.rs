@@ -484,16 +484,16 @@ impl Walk {
             return;
         }
         let seq = self.emit(ev);
-        match self.durability.clone() {
+        match &self.durability {
             None => {
                 let _ = ack.send(true);
             }
-            Some(d) => {
-                tokio::spawn(async move {
-                    let ok = d.durable(seq).await.is_ok();
-                    let _ = ack.send(ok);
-                });
-            }
+            Some(d) => d.on_durable(
+                seq,
+                Box::new(move |r| {
+                    let _ = ack.send(r.is_ok());
+                }),
+            ),
         }
     }
 
