@@ -1,6 +1,7 @@
 //! Child processes in their own process group, so that a timeout or an operator's second
 //! interrupt kills the whole tree (grandchildren too): SIGTERM to the group, then SIGKILL after a
-//! grace period. stdout and stderr go into one bounded ring buffer (the last 64 KiB).
+//! grace period. stdout and stderr share one pipe (so their lines keep the order a terminal
+//! would show) read into a bounded ring buffer (the last 64 KiB).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -37,7 +38,7 @@ pub enum Exit {
 #[derive(Debug)]
 pub struct ProcResult {
     pub exit: Exit,
-    /// The last `OUTPUT_LIMIT` bytes of stdout and stderr, interleaved as they arrived.
+    /// The last `OUTPUT_LIMIT` bytes of stdout and stderr, in the order they were written.
     pub output: String,
 }
 
@@ -93,6 +94,70 @@ async fn pump(mut r: impl AsyncRead + Unpin, ring: Arc<Mutex<Ring>>) {
     }
 }
 
+/// Where a command named without a slash lives, looked up in `PATH` once per run rather than
+/// by every spawn: `posix_spawnp` tries each `PATH` directory with `execve` while the thread
+/// that spawns waits (8 failed `execve`s per step with `/usr/bin` eighth in `PATH`), the way
+/// a shell's command hash saves the same walk. Only found paths are kept (a step may install
+/// a tool another one uses), keyed by the `PATH` the child gets; a kept path that no longer
+/// spawns is forgotten and the name looked up again.
+mod path_cache {
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, OnceLock};
+
+    type Key = (String, OsString);
+
+    fn cache() -> &'static Mutex<HashMap<Key, PathBuf>> {
+        static CACHE: OnceLock<Mutex<HashMap<Key, PathBuf>>> = OnceLock::new();
+        CACHE.get_or_init(Default::default)
+    }
+
+    /// The `PATH` the child sees: the last one `env` sets, else ours.
+    fn path_of(env: &[(String, String)]) -> Option<OsString> {
+        match env.iter().rev().find(|(k, _)| k == "PATH") {
+            Some((_, v)) => Some(v.into()),
+            None => std::env::var_os("PATH"),
+        }
+    }
+
+    /// The absolute path `name` runs from, or `None` to let the spawn look it up itself
+    /// (a path with a slash, a name not found, a `PATH` with relative entries).
+    pub(super) fn resolve(name: &str, env: &[(String, String)], cwd: &Path) -> Option<PathBuf> {
+        if name.is_empty() || name.contains('/') {
+            return None;
+        }
+        let path = path_of(env)?;
+        if std::env::split_paths(&path).any(|d| !d.is_absolute()) {
+            return None;
+        }
+        let key = (name.to_string(), path);
+        let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&key) {
+            return Some(p.clone());
+        }
+        let found = which::which_in(name, Some(&key.1), cwd).ok()?;
+        cache.insert(key, found.clone());
+        Some(found)
+    }
+
+    pub(super) fn forget(name: &str, env: &[(String, String)]) {
+        if let Some(path) = path_of(env) {
+            let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
+            cache.remove(&(name.to_string(), path));
+        }
+    }
+}
+
+/// One pipe for the child's stdout and stderr: the parent's non-blocking read end, and the
+/// write end twice (the child's fds 1 and 2).
+fn output_pipe() -> std::io::Result<(tokio::net::unix::pipe::Receiver, Stdio, Stdio)> {
+    let (r, w) = std::io::pipe()?;
+    let w2 = w.try_clone()?;
+    let r = tokio::net::unix::pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(r))?;
+    Ok((r, Stdio::from(w), Stdio::from(w2)))
+}
+
 fn killpg(pgid: i32, sig: i32) -> bool {
     // SAFETY: killpg has no memory-safety preconditions; a stale pgid only yields ESRCH.
     unsafe { libc::killpg(pgid, sig) == 0 }
@@ -144,49 +209,73 @@ pub async fn run(
     grace: Duration,
     kill: &CancellationToken,
 ) -> ProcResult {
-    let mut cmd = match program {
-        Program::Shell(line) => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c").arg(line);
-            c
-        }
-        Program::Argv(argv) => {
-            let Some((first, rest)) = argv.split_first() else {
+    let (file, args): (&str, &[String]) = match program {
+        Program::Shell(_) => ("/bin/sh", &[]),
+        Program::Argv(argv) => match argv.split_first() {
+            Some((first, rest)) => (first.as_str(), rest),
+            None => {
                 return ProcResult {
                     exit: Exit::SpawnFailed("empty command".into()),
                     output: String::new(),
                 };
-            };
-            let mut c = Command::new(first);
-            c.args(rest);
-            c
-        }
+            }
+        },
     };
     let token = attempt_token();
-    cmd.current_dir(cwd)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env(ATTEMPT_VAR, &token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Own group: signals to the group reach grandchildren, and the terminal's Ctrl-C
-        // reaches only us, so the runner decides what happens to running steps.
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some(t) = tag {
-        cmd.env(SERVICE_VAR, t.service).env(STEP_VAR, t.step);
-    }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            let what = match program {
-                Program::Shell(_) => "/bin/sh".to_string(),
-                Program::Argv(a) => a[0].clone(),
-            };
-            return ProcResult {
-                exit: Exit::SpawnFailed(format!("cannot start `{what}`: {e}")),
-                output: String::new(),
-            };
+    let mut resolved = path_cache::resolve(file, env, cwd);
+    let (mut child, out) = loop {
+        let (out, stdout, stderr) = match output_pipe() {
+            Ok(p) => p,
+            Err(e) => {
+                return ProcResult {
+                    exit: Exit::SpawnFailed(format!("cannot create a pipe for the output: {e}")),
+                    output: String::new(),
+                };
+            }
+        };
+        let mut cmd = match &resolved {
+            // argv[0] stays the name as written (busybox-style tools look at it).
+            Some(path) => {
+                let mut c = Command::new(path);
+                c.arg0(file);
+                c
+            }
+            None => Command::new(file),
+        };
+        match program {
+            Program::Shell(line) => cmd.arg("-c").arg(line),
+            Program::Argv(_) => cmd.args(args),
+        };
+        cmd.current_dir(cwd)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env(ATTEMPT_VAR, &token)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            // Own group: signals to the group reach grandchildren, and the terminal's Ctrl-C
+            // reaches only us, so the runner decides what happens to running steps.
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(t) = tag {
+            cmd.env(SERVICE_VAR, t.service).env(STEP_VAR, t.step);
+        }
+        let spawned = cmd.spawn();
+        // The command holds the pipe's write ends: closed here, the read end sees EOF once
+        // the child (and whatever inherited its output) is done.
+        drop(cmd);
+        match spawned {
+            Ok(c) => break (c, out),
+            // The binary found earlier is gone: look the name up again, as a shell would.
+            Err(_) if resolved.is_some() => {
+                path_cache::forget(file, env);
+                resolved = None;
+            }
+            Err(e) => {
+                return ProcResult {
+                    exit: Exit::SpawnFailed(format!("cannot start `{file}`: {e}")),
+                    output: String::new(),
+                };
+            }
         }
     };
     let pgid = child.id().map(|p| p as i32).unwrap_or(0);
@@ -198,12 +287,7 @@ pub async fn run(
     }));
     let ring = Arc::new(Mutex::new(Ring::default()));
     let mut readers = tokio::task::JoinSet::new();
-    if let Some(o) = child.stdout.take() {
-        readers.spawn(pump(o, ring.clone()));
-    }
-    if let Some(e) = child.stderr.take() {
-        readers.spawn(pump(e, ring.clone()));
-    }
+    readers.spawn(pump(out, ring.clone()));
 
     let exit = tokio::select! {
         s = child.wait() => match s {
@@ -477,6 +561,86 @@ mod tests {
         assert_eq!(r.buf.back(), Some(&b'z'));
         r.push(&vec![b'b'; OUTPUT_LIMIT + 10]);
         assert!(r.buf.iter().all(|&c| c == b'b'));
+    }
+
+    async fn run_argv(argv: &[&str], cwd: &Path, env: &[(String, String)]) -> ProcResult {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        run(
+            Program::Argv(&argv),
+            cwd,
+            env,
+            None,
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+            &CancellationToken::new(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn stdout_and_stderr_keep_the_order_they_were_written_in() {
+        let r = run_argv(
+            &[
+                "sh",
+                "-c",
+                "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done",
+            ],
+            Path::new("/"),
+            &[],
+        )
+        .await;
+        assert!(r.success(), "{r:?}");
+        let want: String = (1..=5).map(|i| format!("out{i}\nerr{i}\n")).collect();
+        assert_eq!(r.output, want);
+    }
+
+    /// A tool written in an executable file under `dir`, printing `says`.
+    fn tool(dir: &Path, says: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("mtool");
+        std::fs::write(&p, format!("#!/bin/sh\necho {says}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_command_found_in_path_once_is_looked_up_again_when_it_disappears() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let path = format!("{}:{}:/usr/bin:/bin", a.display(), b.display());
+        let env = vec![("PATH".to_string(), path)];
+        // Not found yet: a miss is not remembered, so a tool installed later is found.
+        let r = run_argv(&["mtool"], t.path(), &env).await;
+        assert!(matches!(r.exit, Exit::SpawnFailed(_)), "{r:?}");
+        tool(&b, "from-b");
+        assert_eq!(
+            run_argv(&["mtool"], t.path(), &env).await.output,
+            "from-b\n"
+        );
+        // Remembered: spawned from b without walking PATH again...
+        tool(&a, "from-a");
+        assert_eq!(
+            run_argv(&["mtool"], t.path(), &env).await.output,
+            "from-b\n"
+        );
+        // ...until it no longer spawns: then looked up again, as a shell would.
+        std::fs::remove_file(b.join("mtool")).unwrap();
+        assert_eq!(
+            run_argv(&["mtool"], t.path(), &env).await.output,
+            "from-a\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn argv0_is_the_name_as_written() {
+        let r = run_argv(&["cat", "/proc/self/cmdline"], Path::new("/"), &[]).await;
+        assert!(r.success(), "{r:?}");
+        assert!(
+            r.output.starts_with("cat\0/proc/self/cmdline"),
+            "{:?}",
+            r.output
+        );
     }
 
     #[test]
