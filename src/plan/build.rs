@@ -806,37 +806,8 @@ pub(crate) mod tests {
         (m, history)
     }
 
-    /// A run walks the plan's schedule for its mode, though it plans that mode only (an eager
-    /// run plans waves only when its rules miss the bound: both cases occur here).
     #[test]
-    fn a_run_plans_the_same_schedule_as_the_plan_command() {
-        let (m, history) = big_graph(800);
-        for parallel in [1, 3, 16, 5000] {
-            for eager in [false, true] {
-                for history in [None, Some(history.clone())] {
-                    let opts = PlanOptions {
-                        parallel: Some(parallel),
-                        eager,
-                        history,
-                        search_budget: Some(4),
-                        ..Default::default()
-                    };
-                    let plan = build_plan(&m, &opts).unwrap();
-                    let (services, priority) = build_run_plan(&m, &opts).unwrap();
-                    let what = format!("parallel {parallel}, eager {eager}");
-                    assert_eq!(
-                        format!("{services:?}"),
-                        format!("{:?}", plan.services),
-                        "{what}"
-                    );
-                    assert_eq!(priority, plan.priority(), "{what}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn two_threads_plan_what_one_does() {
+    fn two_threads_plan_what_one_does_and_a_run_walks_it() {
         let (m, history) = big_graph(6000);
         for parallel in [1, 16, 5000] {
             for eager in [false, true] {
@@ -856,6 +827,11 @@ pub(crate) mod tests {
                         format!("{two:?}"),
                         format!("{:?}", build_plan(&m, &opts).unwrap())
                     );
+                    // A run walks this schedule, though it plans its own mode only (an eager
+                    // run plans waves only when its rules miss the bound).
+                    let (services, priority) = build_run_plan(&m, &opts).unwrap();
+                    assert_eq!(format!("{services:?}"), format!("{:?}", two.services));
+                    assert_eq!(priority, two.priority());
                 }
             }
         }
