@@ -141,10 +141,13 @@ pub fn input_files(model: &Model) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-/// Plans the run once: its timeline, journaled in `run.started` (planned vs actual in status
-/// and reports), and its priority list, which the runner walks (so the run follows the plan).
-fn plan_run(model: &Model, opts: &mut RunOptions) {
-    let config = &opts.config;
+/// What a run takes from its plan: the planned (start, ready) seconds by service, journaled
+/// in `run.started` (planned vs actual in status and reports), and the priority list the
+/// runner walks (so the run follows the plan).
+type RunPlan = (BTreeMap<String, (f64, f64)>, crate::plan::Priority);
+
+/// Plans the run once (see [`RunPlan`]); `None` (with a warning) if it cannot be planned.
+fn plan_run(model: &Model, config: &RunConfig) -> Option<RunPlan> {
     let po = crate::plan::PlanOptions {
         scope: config.scope.spec(),
         parallel: Some(config.parallel),
@@ -155,7 +158,7 @@ fn plan_run(model: &Model, opts: &mut RunOptions) {
     };
     match crate::plan::build_run_plan(model, &po) {
         Ok((services, priority)) => {
-            opts.planned = services
+            let planned = services
                 .iter()
                 .map(|p| {
                     (
@@ -164,9 +167,12 @@ fn plan_run(model: &Model, opts: &mut RunOptions) {
                     )
                 })
                 .collect();
-            opts.priority = Some(priority);
+            Some((planned, priority))
         }
-        Err(e) => tracing::warn!("no planned timeline for this run: {e}"),
+        Err(e) => {
+            tracing::warn!("no planned timeline for this run: {e}");
+            None
+        }
     }
 }
 
@@ -188,6 +194,13 @@ pub async fn start(
     {
         return Err(Error::Invalid(msg));
     }
+    // Planned on a second thread while the inputs are hashed and the run is created (the
+    // run waits for it before its first step).
+    let model = Arc::new(model);
+    let planning = {
+        let (model, config) = (model.clone(), config.clone());
+        tokio::task::spawn_blocking(move || plan_run(&model, &config))
+    };
     let run_id = crate::store::new_run_id(jiff::Timestamp::now());
     let files = input_files(&model);
     let (lease, dr_lock, run_dir, input_hash) = if config.dry_run {
@@ -221,9 +234,12 @@ pub async fn start(
     let mut opts = RunOptions::from_config(config, run_id, run_dir);
     opts.declared_at = Some(declared_at);
     opts.handle_signals = true;
-    plan_run(&model, &mut opts);
+    if let Ok(Some((planned, priority))) = planning.await {
+        opts.planned = planned;
+        opts.priority = Some(priority);
+    }
     Ok(Prepared {
-        model: Arc::new(model),
+        model,
         scope,
         opts,
         input: RunnerInput {
