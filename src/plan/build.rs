@@ -278,13 +278,7 @@ pub fn build_run_plan(
     model: &Model,
     opts: &PlanOptions,
 ) -> crate::Result<(Vec<PlannedService>, Priority)> {
-    let parallel = opts.parallel.unwrap_or(model.defaults.parallel);
-    if parallel == 0 {
-        return Err(crate::Error::Usage("--parallel must be at least 1".into()));
-    }
-    let scope = select_scope(model, &opts.scope)?;
-    let par = scope.len() >= crate::util::PARALLEL_MIN_SCOPE;
-    let setup = Setup::new(model, &scope, opts, parallel, par);
+    let (scope, setup, par) = prepare(model, opts, crate::util::PARALLEL_MIN_SCOPE)?;
     let strategy = if opts.eager {
         Strategy::Eager
     } else {
@@ -292,10 +286,8 @@ pub fn build_run_plan(
     };
     let chosen = setup.choose(strategy, par);
     let mut estimates = setup.ord.estimates.clone();
-    let queued = setup.timeline(model, &scope).queued(&chosen);
-    let services = setup
-        .timeline(model, &scope)
-        .services(&chosen, &queued, &mut estimates);
+    let timeline = setup.timeline(model, &scope);
+    let services = timeline.services(&chosen, &timeline.queued(&chosen), &mut estimates);
     let priority = Priority::of(&services, model.services.len());
     Ok((services, priority))
 }
@@ -341,13 +333,8 @@ pub fn ordering_from(model: &Model, scope: &Scope, mode: Mode, priority: &Priori
 /// [`build_plan`], using a second thread when the scope has at least `min_scope` services
 /// (tests force either way).
 fn build_plan_with(model: &Model, opts: &PlanOptions, min_scope: usize) -> crate::Result<Plan> {
-    let parallel = opts.parallel.unwrap_or(model.defaults.parallel);
-    if parallel == 0 {
-        return Err(crate::Error::Usage("--parallel must be at least 1".into()));
-    }
-    let scope = select_scope(model, &opts.scope)?;
-    let par = scope.len() >= min_scope;
-    let setup = Setup::new(model, &scope, opts, parallel, par);
+    let (scope, setup, par) = prepare(model, opts, min_scope)?;
+    let parallel = setup.parallel;
     // Both modes are planned: the report gives both makespans, and the eager plan may walk
     // the waves plan's order.
     let (waves, eager) = setup.choose_both(par);
@@ -396,6 +383,23 @@ fn build_plan_with(model: &Model, opts: &PlanOptions, min_scope: usize) -> crate
         breaches,
         unachievable,
     })
+}
+
+/// The scope `opts` selects and what its plans are made from; `true` when the scope has at
+/// least `min_scope` services (then the work is split over two threads).
+fn prepare(
+    model: &Model,
+    opts: &PlanOptions,
+    min_scope: usize,
+) -> crate::Result<(Scope, Setup, bool)> {
+    let parallel = opts.parallel.unwrap_or(model.defaults.parallel);
+    if parallel == 0 {
+        return Err(crate::Error::Usage("--parallel must be at least 1".into()));
+    }
+    let scope = select_scope(model, &opts.scope)?;
+    let par = scope.len() >= min_scope;
+    let setup = Setup::new(model, &scope, opts, parallel, par);
+    Ok((scope, setup, par))
 }
 
 /// Everything both modes are planned from.
