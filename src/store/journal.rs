@@ -284,7 +284,7 @@ impl JournalHandle {
             // before it stops); its last state says how.
             Err(_) => self
                 .settled(seq)
-                .unwrap_or_else(|| Err(self.closed_before(seq))),
+                .unwrap_or_else(|| Err(closed_before(&self.inner.name, seq))),
         }
     }
 
@@ -300,7 +300,7 @@ impl JournalHandle {
             // The writer has stopped: what it left is all there is.
             done(
                 self.settled(seq)
-                    .unwrap_or_else(|| Err(self.closed_before(seq))),
+                    .unwrap_or_else(|| Err(closed_before(&self.inner.name, seq))),
             );
         }
     }
@@ -313,17 +313,10 @@ impl JournalHandle {
         } else if let Some(f) = &d.error {
             Some(Err(f.clone()))
         } else if d.closed {
-            Some(Err(self.closed_before(seq)))
+            Some(Err(closed_before(&self.inner.name, seq)))
         } else {
             None
         }
-    }
-
-    fn closed_before(&self, seq: u64) -> Failure {
-        Failure::Io(format!(
-            "journal {} closed before record {seq} was written",
-            self.inner.name
-        ))
     }
 
     /// Everything emitted so far is durable.
@@ -455,31 +448,30 @@ async fn writer_task(
     }
     state.send_modify(|d| d.closed = true);
     for (seq, done) in waiters {
-        done(Err(error.clone().unwrap_or_else(|| {
-            Failure::Io(format!(
-                "journal {name} closed before record {seq} was written"
-            ))
-        })));
+        done(Err(error
+            .clone()
+            .unwrap_or_else(|| closed_before(&name, seq))));
     }
+}
+
+/// What waiting for record `seq` of journal `name` ends with once the writer has stopped
+/// without writing it.
+fn closed_before(name: &str, seq: u64) -> Failure {
+    Failure::Io(format!(
+        "journal {name} closed before record {seq} was written"
+    ))
 }
 
 /// Calls back every waiter whose record is durable, and every waiter at all once the journal
 /// has failed; keeps the others (a record not sent yet).
 fn answer(waiters: &mut Vec<(u64, DurableCallback)>, durable: u64, error: Option<&Failure>) {
-    if waiters.is_empty() {
-        return;
-    }
-    let mut kept = Vec::new();
-    for (seq, done) in waiters.drain(..) {
-        if seq <= durable {
-            done(Ok(()));
-        } else if let Some(f) = error {
-            done(Err(f.clone()));
-        } else {
-            kept.push((seq, done));
+    let settled = waiters.extract_if(.., |(seq, _)| *seq <= durable || error.is_some());
+    for (seq, done) in settled {
+        match error {
+            Some(f) if seq > durable => done(Err(f.clone())),
+            _ => done(Ok(())),
         }
     }
-    *waiters = kept;
 }
 
 /// The journal is one more subscriber of the record stream.
