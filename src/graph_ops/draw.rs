@@ -249,6 +249,15 @@ impl Picture {
         }
     }
 
+    /// Each drawn node's place in `nodes`, by name (links name their ends).
+    fn node_index(&self) -> BTreeMap<&str, usize> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), i))
+            .collect()
+    }
+
     fn dot(&self) -> String {
         let mut o = String::from(
             "digraph meeseeks_diff {\n  rankdir=RL;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=10];\n  edge [fontname=\"Helvetica\", fontsize=9];\n",
@@ -307,12 +316,7 @@ impl Picture {
                 st.class()
             );
         }
-        let index: BTreeMap<&str, usize> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name.as_str(), i))
-            .collect();
+        let index = self.node_index();
         for (i, n) in self.nodes.iter().enumerate() {
             let _ = writeln!(
                 o,
@@ -361,12 +365,7 @@ impl Picture {
             }
             rows = rows.max(ids.len());
         }
-        let index: BTreeMap<&str, usize> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name.as_str(), i))
-            .collect();
+        let index = self.node_index();
         let w = 20.0 + COL_W * cols.len().max(1) as f64;
         let h = 20.0 + (NODE_H + GAP) * rows.max(1) as f64;
         let mut o = String::from(
