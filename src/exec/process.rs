@@ -209,10 +209,10 @@ pub async fn run(
     grace: Duration,
     kill: &CancellationToken,
 ) -> ProcResult {
-    let (file, args): (&str, &[String]) = match program {
-        Program::Shell(_) => ("/bin/sh", &[]),
+    let (file, args): (&str, Vec<&str>) = match program {
+        Program::Shell(line) => ("/bin/sh", vec!["-c", line]),
         Program::Argv(argv) => match argv.split_first() {
-            Some((first, rest)) => (first.as_str(), rest),
+            Some((first, rest)) => (first.as_str(), rest.iter().map(String::as_str).collect()),
             None => {
                 return ProcResult {
                     exit: Exit::SpawnFailed("empty command".into()),
@@ -242,11 +242,8 @@ pub async fn run(
             }
             None => Command::new(file),
         };
-        match program {
-            Program::Shell(line) => cmd.arg("-c").arg(line),
-            Program::Argv(_) => cmd.args(args),
-        };
-        cmd.current_dir(cwd)
+        cmd.args(&args)
+            .current_dir(cwd)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env(ATTEMPT_VAR, &token)
             .stdin(Stdio::null())
