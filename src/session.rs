@@ -194,15 +194,14 @@ pub async fn start(
     {
         return Err(Error::Invalid(msg));
     }
-    // Planned on a second thread while the inputs are hashed and the run is created (the
-    // run waits for it before its first step).
+    // Planned on a second thread while the run is created and its inputs hashed (the run
+    // waits for the plan before its first step).
     let model = Arc::new(model);
     let planning = {
         let (model, config) = (model.clone(), config.clone());
         tokio::task::spawn_blocking(move || plan_run(&model, &config))
     };
     let run_id = crate::store::new_run_id(jiff::Timestamp::now());
-    let files = input_files(&model);
     let (lease, dr_lock, run_dir, input_hash) = if config.dry_run {
         // Only rendered into templates: a dry-run creates nothing.
         let run_dir = match store {
@@ -226,6 +225,9 @@ pub async fn start(
                 });
             }
         };
+        // Read only by a run that goes ahead (a dry-run writes no meta; a locked directory
+        // ends here).
+        let files = input_files(&model);
         let meta = RunMeta::new(&run_id, &config, &model.dir, declared_at, &files);
         let lease = store.begin(&meta).await?;
         let run_dir = lease.run_dir();
