@@ -15,6 +15,7 @@ pub mod probe;
 pub mod process;
 pub mod rpo;
 pub mod runner;
+mod spawn;
 pub mod walker;
 
 pub use bus::Bus;

@@ -4,14 +4,16 @@
 //! would show) read into a bounded ring buffer (the last 64 KiB).
 
 use std::collections::VecDeque;
+use std::ffi::OsStr;
+use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::ExitStatus;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
+use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
+
+use super::spawn;
 
 /// How much output is kept per attempt.
 pub const OUTPUT_LIMIT: usize = 64 * 1024;
@@ -80,26 +82,12 @@ impl Ring {
     }
 }
 
-async fn pump(mut r: impl AsyncRead + Unpin, ring: Arc<Mutex<Ring>>) {
-    let mut chunk = vec![0u8; 8192];
-    loop {
-        match r.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if let Ok(mut g) = ring.lock() {
-                    g.push(&chunk[..n]);
-                }
-            }
-        }
-    }
-}
-
 /// Where a command named without a slash lives, looked up in `PATH` once per run rather than
-/// by every spawn: `posix_spawnp` tries each `PATH` directory with `execve` while the thread
-/// that spawns waits (8 failed `execve`s per step with `/usr/bin` eighth in `PATH`), the way
-/// a shell's command hash saves the same walk. Only found paths are kept (a step may install
-/// a tool another one uses), keyed by the `PATH` the child gets; a kept path that no longer
-/// spawns is forgotten and the name looked up again.
+/// by every spawn: `posix_spawnp` would try each `PATH` directory with `execve` while the
+/// thread that spawns waits (8 failed `execve`s per step with `/usr/bin` eighth in `PATH`),
+/// the way a shell's command hash saves the same walk. Only found paths are kept (a step may
+/// install a tool another one uses), keyed by the `PATH` the child gets; a kept path that no
+/// longer spawns is forgotten and the name looked up again.
 mod path_cache {
     use std::collections::HashMap;
     use std::ffi::OsString;
@@ -141,6 +129,16 @@ mod path_cache {
         Some(found)
     }
 
+    /// Where `name` runs from, looked up now and not kept: a path with a slash as it is
+    /// (relative to the child's working directory), else the first match in the child's
+    /// `PATH` (relative entries taken from `cwd`, as the child would).
+    pub(super) fn lookup(name: &str, env: &[(String, String)], cwd: &Path) -> Option<PathBuf> {
+        if name.contains('/') {
+            return Some(PathBuf::from(name));
+        }
+        which::which_in(name, path_of(env), cwd).ok()
+    }
+
     pub(super) fn forget(name: &str, env: &[(String, String)]) {
         if let Some(path) = path_of(env) {
             let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
@@ -150,12 +148,11 @@ mod path_cache {
 }
 
 /// One pipe for the child's stdout and stderr: the parent's non-blocking read end, and the
-/// write end twice (the child's fds 1 and 2).
-fn output_pipe() -> std::io::Result<(tokio::net::unix::pipe::Receiver, Stdio, Stdio)> {
+/// write end the child gets as its fds 1 and 2.
+fn output_pipe() -> std::io::Result<(tokio::net::unix::pipe::Receiver, std::os::fd::OwnedFd)> {
     let (r, w) = std::io::pipe()?;
-    let w2 = w.try_clone()?;
     let r = tokio::net::unix::pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(r))?;
-    Ok((r, Stdio::from(w), Stdio::from(w2)))
+    Ok((r, w.into()))
 }
 
 fn killpg(pgid: i32, sig: i32) -> bool {
@@ -209,90 +206,89 @@ pub async fn run(
     grace: Duration,
     kill: &CancellationToken,
 ) -> ProcResult {
-    let (file, args): (&str, Vec<&str>) = match program {
-        Program::Shell(line) => ("/bin/sh", vec!["-c", line]),
-        Program::Argv(argv) => match argv.split_first() {
-            Some((first, rest)) => (first.as_str(), rest.iter().map(String::as_str).collect()),
-            None => {
-                return ProcResult {
-                    exit: Exit::SpawnFailed("empty command".into()),
-                    output: String::new(),
-                };
+    let mut argv: Vec<&OsStr> = Vec::new();
+    let file = match program {
+        Program::Shell(line) => {
+            argv.extend(["/bin/sh", "-c", line].map(OsStr::new));
+            "/bin/sh"
+        }
+        Program::Argv(a) => {
+            argv.extend(a.iter().map(OsStr::new));
+            match a.first() {
+                Some(first) => first.as_str(),
+                None => return spawn_failed("empty command".into()),
             }
-        },
+        }
     };
     let token = attempt_token();
-    let mut resolved = path_cache::resolve(file, env, cwd);
-    let (mut child, out) = loop {
-        let (out, stdout, stderr) = match output_pipe() {
-            Ok(p) => p,
-            Err(e) => {
-                return ProcResult {
-                    exit: Exit::SpawnFailed(format!("cannot create a pipe for the output: {e}")),
-                    output: String::new(),
-                };
-            }
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    vars.push((ATTEMPT_VAR, &token));
+    if let Some(t) = tag {
+        vars.extend([(SERVICE_VAR, t.service), (STEP_VAR, t.step)]);
+    }
+    let (mut out, write_end) = match output_pipe() {
+        Ok(p) => p,
+        Err(e) => return spawn_failed(format!("cannot create a pipe for the output: {e}")),
+    };
+    let mut cached = path_cache::resolve(file, env, cwd);
+    let mut child = loop {
+        let path = match &cached {
+            Some(p) => p.clone(),
+            None => match path_cache::lookup(file, env, cwd) {
+                Some(p) => p,
+                None => {
+                    let e = std::io::Error::from_raw_os_error(libc::ENOENT);
+                    return spawn_failed(format!("cannot start `{file}`: {e}"));
+                }
+            },
         };
-        let mut cmd = match &resolved {
-            // argv[0] stays the name as written (busybox-style tools look at it).
-            Some(path) => {
-                let mut c = Command::new(path);
-                c.arg0(file);
-                c
-            }
-            None => Command::new(file),
-        };
-        cmd.args(&args)
-            .current_dir(cwd)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env(ATTEMPT_VAR, &token)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            // Own group: signals to the group reach grandchildren, and the terminal's Ctrl-C
-            // reaches only us, so the runner decides what happens to running steps.
-            .process_group(0)
-            .kill_on_drop(true);
-        if let Some(t) = tag {
-            cmd.env(SERVICE_VAR, t.service).env(STEP_VAR, t.step);
-        }
-        let spawned = cmd.spawn();
-        // The command holds the pipe's write ends: closed here, the read end sees EOF once
-        // the child (and whatever inherited its output) is done.
-        drop(cmd);
+        let spawned = spawn::spawn(&spawn::Spec {
+            path: &path,
+            argv: &argv,
+            env: &vars,
+            cwd,
+            output: write_end.as_raw_fd(),
+        });
         match spawned {
-            Ok(c) => break (c, out),
+            Ok(c) => break c,
             // The binary found earlier is gone: look the name up again, as a shell would.
-            Err(_) if resolved.is_some() => {
+            Err(_) if cached.is_some() => {
                 path_cache::forget(file, env);
-                resolved = None;
+                cached = None;
             }
-            Err(e) => {
-                return ProcResult {
-                    exit: Exit::SpawnFailed(format!("cannot start `{file}`: {e}")),
-                    output: String::new(),
-                };
-            }
+            Err(e) => return spawn_failed(format!("cannot start `{file}`: {e}")),
         }
     };
-    let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    // Only the child holds the write end now: the read end sees EOF once the child (and
+    // whatever inherited its output) is done.
+    drop(write_end);
+    let pgid = child.id();
     // If this future is dropped mid-attempt (a check aborted because another one failed), the
-    // whole tree goes, not only the leader `kill_on_drop` would kill.
+    // whole tree goes, not only the leader the child's own drop kills.
     let mut guard = TreeGuard(Some(Tree {
         pgid,
         token: token.clone(),
     }));
-    let ring = Arc::new(Mutex::new(Ring::default()));
-    let mut readers = tokio::task::JoinSet::new();
-    readers.spawn(pump(out, ring.clone()));
-
-    let exit = tokio::select! {
-        s = child.wait() => match s {
-            Ok(s) => Exit::Status(s),
-            Err(e) => Exit::SpawnFailed(format!("wait failed: {e}")),
-        },
-        _ = tokio::time::sleep(timeout) => Exit::TimedOut,
-        _ = kill.cancelled() => Exit::Killed,
+    // The output is read here, next to the wait, rather than by a task of its own.
+    let mut ring = Ring::default();
+    let mut chunk = vec![0u8; 8192];
+    let mut open = true;
+    let deadline = tokio::time::sleep(timeout);
+    let cancelled = kill.cancelled();
+    tokio::pin!(deadline, cancelled);
+    let exit = loop {
+        tokio::select! {
+            r = out.read(&mut chunk), if open => match r {
+                Ok(0) | Err(_) => open = false,
+                Ok(n) => ring.push(&chunk[..n]),
+            },
+            s = child.wait() => break match s {
+                Ok(s) => Exit::Status(s),
+                Err(e) => Exit::SpawnFailed(format!("wait failed: {e}")),
+            },
+            _ = &mut deadline => break Exit::TimedOut,
+            _ = &mut cancelled => break Exit::Killed,
+        }
     };
     let tree = Tree { pgid, token };
     match exit {
@@ -308,23 +304,30 @@ pub async fn run(
     }
     // The leader is gone: what is left in the group was started on purpose (a daemon).
     guard.0 = None;
-    // Drain the pipes. A background grandchild may hold them open forever: bound the wait.
-    let drained = tokio::time::timeout(Duration::from_millis(250), async {
-        while readers.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        readers.abort_all();
+    // Drain the pipe. A background grandchild may hold it open forever: bound the wait.
+    if open {
+        let _ = tokio::time::timeout(Duration::from_millis(250), async {
+            while let Ok(n @ 1..) = out.read(&mut chunk).await {
+                ring.push(&chunk[..n]);
+            }
+        })
+        .await;
     }
-    let output = {
-        let g = ring.lock().unwrap_or_else(|e| e.into_inner());
-        let (a, b) = g.buf.as_slices();
-        let mut v = Vec::with_capacity(a.len() + b.len());
-        v.extend_from_slice(a);
-        v.extend_from_slice(b);
-        String::from_utf8_lossy(&v).into_owned()
-    };
-    ProcResult { exit, output }
+    let (a, b) = ring.buf.as_slices();
+    let mut v = Vec::with_capacity(a.len() + b.len());
+    v.extend_from_slice(a);
+    v.extend_from_slice(b);
+    ProcResult {
+        exit,
+        output: String::from_utf8_lossy(&v).into_owned(),
+    }
+}
+
+fn spawn_failed(why: String) -> ProcResult {
+    ProcResult {
+        exit: Exit::SpawnFailed(why),
+        output: String::new(),
+    }
 }
 
 /// Everything one attempt started: its process group, and every process carrying its
@@ -353,12 +356,7 @@ impl Tree {
     /// After SIGTERM: reaps the leader as soon as it exits (a zombie leader would keep the
     /// group "alive" for the whole grace), waits until no member is left, at most `grace`, then
     /// SIGKILLs what remains.
-    async fn terminate(
-        &self,
-        child: &mut tokio::process::Child,
-        grace: Duration,
-        kill: &CancellationToken,
-    ) {
+    async fn terminate(&self, child: &mut spawn::Child, grace: Duration, kill: &CancellationToken) {
         let deadline = tokio::time::Instant::now() + grace;
         let mut tick = Duration::from_millis(5);
         let mut reaped = false;
@@ -637,6 +635,72 @@ mod tests {
             r.output.starts_with("cat\0/proc/self/cmdline"),
             "{:?}",
             r.output
+        );
+    }
+
+    /// What the spawn sets up for a child: added variables replace inherited ones (the last
+    /// of a name wins), stdin is /dev/null, no signal is blocked, SIGPIPE is at its default
+    /// (the test harness ignores it, as Rust does), and the child leads its own group.
+    #[tokio::test]
+    async fn a_child_starts_with_our_environment_amended_and_clean_signals() {
+        let env = vec![
+            ("HOME".to_string(), "/first".to_string()),
+            ("MEESEEKS_T_ADDED".to_string(), "yes".to_string()),
+            ("HOME".to_string(), "/second".to_string()),
+        ];
+        let script = "echo home=$HOME added=$MEESEEKS_T_ADDED path=${PATH:+set}; \
+            readlink /proc/self/fd/0; \
+            grep -E '^(SigBlk|SigIgn)' /proc/$$/status; \
+            set -- $(sed 's/.*) //' /proc/$$/stat); [ \"$3\" = $$ ] && echo leader";
+        let r = run_argv(&["sh", "-c", script], Path::new("/"), &env).await;
+        assert!(r.success(), "{r:?}");
+        let lines: Vec<&str> = r.output.lines().collect();
+        assert_eq!(lines[0], "home=/second added=yes path=set");
+        assert_eq!(lines[1], "/dev/null");
+        let mask = |name: &str| {
+            let l = lines.iter().find(|l| l.starts_with(name)).unwrap();
+            u64::from_str_radix(l.split_whitespace().nth(1).unwrap(), 16).unwrap()
+        };
+        assert_eq!(mask("SigBlk"), 0, "{r:?}");
+        assert_eq!(mask("SigIgn") & (1 << (libc::SIGPIPE - 1)), 0, "{r:?}");
+        assert_eq!(lines.last(), Some(&"leader"), "{r:?}");
+    }
+
+    /// An attempt dropped mid-run (a check aborted) takes its process with it, reaped: no
+    /// process and no zombie is left.
+    #[tokio::test]
+    async fn a_dropped_attempt_leaves_neither_process_nor_zombie() {
+        let t = tempfile::tempdir().unwrap();
+        let pidfile = t.path().join("pid");
+        let line = format!("echo $$ > {}; exec sleep 30", pidfile.display());
+        let argv = ["sh", "-c", &line];
+        let attempt = run_argv(&argv, t.path(), &[]);
+        let r = tokio::time::timeout(Duration::from_millis(500), attempt).await;
+        assert!(r.is_err(), "the attempt should still be running: {r:?}");
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let stat = format!("/proc/{}/stat", pid.trim());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::path::Path::new(&stat).exists() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = std::fs::read_to_string(&stat).ok();
+        assert!(left.is_none(), "still there: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_a_spawn_failure_naming_it() {
+        let r = run_argv(&["meeseeks-no-such-tool"], Path::new("/"), &[]).await;
+        match &r.exit {
+            Exit::SpawnFailed(e) => assert_eq!(
+                e,
+                "cannot start `meeseeks-no-such-tool`: No such file or directory (os error 2)"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let r = run_argv(&["./nope"], Path::new("/"), &[]).await;
+        assert!(
+            matches!(r.exit, Exit::SpawnFailed(ref e) if e.starts_with("cannot start `./nope`")),
+            "{r:?}"
         );
     }
 
