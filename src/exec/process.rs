@@ -90,42 +90,48 @@ impl Ring {
 /// longer spawns is forgotten and the name looked up again.
 mod path_cache {
     use std::collections::HashMap;
-    use std::ffi::OsString;
+    use std::ffi::{OsStr, OsString};
     use std::path::{Path, PathBuf};
     use std::sync::{Mutex, OnceLock};
 
-    type Key = (String, OsString);
+    /// By `PATH` value, then by name: looked up with borrowed keys, so a hit allocates nothing
+    /// but the returned path.
+    type Cache = HashMap<OsString, HashMap<String, PathBuf>>;
 
-    fn cache() -> &'static Mutex<HashMap<Key, PathBuf>> {
-        static CACHE: OnceLock<Mutex<HashMap<Key, PathBuf>>> = OnceLock::new();
+    fn cache() -> &'static Mutex<Cache> {
+        static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
         CACHE.get_or_init(Default::default)
     }
 
-    /// The `PATH` the child sees: the last one `env` sets, else ours.
-    fn path_of(env: &[(String, String)]) -> Option<OsString> {
+    /// The `PATH` the child sees: the last one `env` sets, else ours as it was when first
+    /// asked (children get the environment meeseeks started with, see `spawn`).
+    fn path_of(env: &[(String, String)]) -> Option<&OsStr> {
+        static OURS: OnceLock<Option<OsString>> = OnceLock::new();
         match env.iter().rev().find(|(k, _)| k == "PATH") {
-            Some((_, v)) => Some(v.into()),
-            None => std::env::var_os("PATH"),
+            Some((_, v)) => Some(OsStr::new(v)),
+            None => OURS.get_or_init(|| std::env::var_os("PATH")).as_deref(),
         }
     }
 
-    /// The absolute path `name` runs from, or `None` to let the spawn look it up itself
-    /// (a path with a slash, a name not found, a `PATH` with relative entries).
+    /// The absolute path `name` runs from, or `None` to look it up uncached (a path with a
+    /// slash, a name not found, a `PATH` with relative entries).
     pub(super) fn resolve(name: &str, env: &[(String, String)], cwd: &Path) -> Option<PathBuf> {
         if name.is_empty() || name.contains('/') {
             return None;
         }
         let path = path_of(env)?;
-        if std::env::split_paths(&path).any(|d| !d.is_absolute()) {
-            return None;
-        }
-        let key = (name.to_string(), path);
         let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&key) {
+        if let Some(p) = cache.get(path).and_then(|by_name| by_name.get(name)) {
             return Some(p.clone());
         }
-        let found = which::which_in(name, Some(&key.1), cwd).ok()?;
-        cache.insert(key, found.clone());
+        if std::env::split_paths(path).any(|d| !d.is_absolute()) {
+            return None;
+        }
+        let found = which::which_in(name, Some(path), cwd).ok()?;
+        cache
+            .entry(path.to_os_string())
+            .or_default()
+            .insert(name.to_string(), found.clone());
         Some(found)
     }
 
@@ -142,7 +148,9 @@ mod path_cache {
     pub(super) fn forget(name: &str, env: &[(String, String)]) {
         if let Some(path) = path_of(env) {
             let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
-            cache.remove(&(name.to_string(), path));
+            if let Some(by_name) = cache.get_mut(path) {
+                by_name.remove(name);
+            }
         }
     }
 }
@@ -189,6 +197,9 @@ fn attempt_token() -> String {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{}.{n}", std::process::id())
 }
+
+/// How long an attempt waits for its output to end before it watches the child's exit itself.
+const WATCH_EXIT_AFTER: Duration = Duration::from_millis(10);
 
 /// Runs `program` in a new process group with `cwd` as working directory and `env` added.
 /// `kill` kills everything the attempt started at once (SIGKILL).
@@ -275,14 +286,23 @@ pub async fn run(
     let mut open = true;
     let deadline = tokio::time::sleep(timeout);
     let cancelled = kill.cancelled();
-    tokio::pin!(deadline, cancelled);
+    // The exit is watched once the output ends (the usual sign of it) or after a moment (a
+    // child whose output a background process keeps open, or that closed it early): a short
+    // step never needs the pidfd and its registration.
+    let watch = tokio::time::sleep(WATCH_EXIT_AFTER);
+    tokio::pin!(deadline, cancelled, watch);
+    let mut watching = false;
     let exit = loop {
         tokio::select! {
             r = out.read(&mut chunk), if open => match r {
-                Ok(0) | Err(_) => open = false,
+                Ok(0) | Err(_) => {
+                    open = false;
+                    watching = true;
+                }
                 Ok(n) => ring.push(&chunk[..n]),
             },
-            s = child.wait() => break match s {
+            _ = &mut watch, if !watching => watching = true,
+            s = child.wait(), if watching => break match s {
                 Ok(s) => Exit::Status(s),
                 Err(e) => Exit::SpawnFailed(format!("wait failed: {e}")),
             },
@@ -650,20 +670,22 @@ mod tests {
         ];
         let script = "echo home=$HOME added=$MEESEEKS_T_ADDED path=${PATH:+set}; \
             readlink /proc/self/fd/0; \
-            grep -E '^(SigBlk|SigIgn)' /proc/$$/status; \
             set -- $(sed 's/.*) //' /proc/$$/stat); [ \"$3\" = $$ ] && echo leader";
         let r = run_argv(&["sh", "-c", script], Path::new("/"), &env).await;
         assert!(r.success(), "{r:?}");
         let lines: Vec<&str> = r.output.lines().collect();
-        assert_eq!(lines[0], "home=/second added=yes path=set");
-        assert_eq!(lines[1], "/dev/null");
+        assert_eq!(
+            lines,
+            ["home=/second added=yes path=set", "/dev/null", "leader"]
+        );
+        // The child's own masks (a shell blocks signals of its own while it forks).
+        let r = run_argv(&["grep", "^Sig", "/proc/self/status"], Path::new("/"), &[]).await;
         let mask = |name: &str| {
-            let l = lines.iter().find(|l| l.starts_with(name)).unwrap();
+            let l = r.output.lines().find(|l| l.starts_with(name)).unwrap();
             u64::from_str_radix(l.split_whitespace().nth(1).unwrap(), 16).unwrap()
         };
-        assert_eq!(mask("SigBlk"), 0, "{r:?}");
-        assert_eq!(mask("SigIgn") & (1 << (libc::SIGPIPE - 1)), 0, "{r:?}");
-        assert_eq!(lines.last(), Some(&"leader"), "{r:?}");
+        assert_eq!(mask("SigBlk:"), 0, "{r:?}");
+        assert_eq!(mask("SigIgn:") & (1 << (libc::SIGPIPE - 1)), 0, "{r:?}");
     }
 
     /// An attempt dropped mid-run (a check aborted) takes its process with it, reaped: no

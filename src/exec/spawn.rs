@@ -191,9 +191,11 @@ pub fn spawn(spec: &Spec<'_>) -> io::Result<Child> {
 /// (SIGKILL) and reaped in the background, so no zombie is left behind.
 pub struct Child {
     pid: libc::pid_t,
-    /// Readable once the child has exited. `None` when the kernel has no pidfd (before 5.3):
-    /// then `wait` polls.
+    /// Readable once the child has exited; opened by the first `wait` that finds the child
+    /// still running (most steps of a big run have exited by then, and never need one).
     pidfd: Option<AsyncFd<OwnedFd>>,
+    /// The kernel has no pidfd (before 5.3): `wait` polls.
+    no_pidfd: bool,
     status: Option<ExitStatus>,
 }
 
@@ -214,7 +216,8 @@ impl Child {
     fn new(pid: libc::pid_t) -> Child {
         Child {
             pid,
-            pidfd: pidfd_open(pid),
+            pidfd: None,
+            no_pidfd: false,
             status: None,
         }
     }
@@ -249,6 +252,12 @@ impl Child {
             if let Some(s) = self.try_wait()? {
                 return Ok(s);
             }
+            if self.pidfd.is_none() && !self.no_pidfd {
+                self.pidfd = pidfd_open(self.pid);
+                self.no_pidfd = self.pidfd.is_none();
+                // Opened after the check above: the exit may have come in between.
+                continue;
+            }
             match &self.pidfd {
                 Some(fd) => {
                     let mut ready = fd.readable().await?;
@@ -276,6 +285,7 @@ impl Drop for Child {
         let orphan = Child {
             pid: self.pid,
             pidfd: self.pidfd.take(),
+            no_pidfd: self.no_pidfd,
             status: None,
         };
         // Reaped once it is gone; outside a runtime (at exit) the kernel reaps it with us.
