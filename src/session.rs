@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::events::{ApprovalSource, Durability, Event, Subscriber};
 use crate::exec::{RunOptions, RunOutcome, RunnerInput, Session};
 use crate::mask::Masker;
-use crate::model::{Mode, Model};
+use crate::model::{Mode, Model, Source};
 use crate::plan::Scope;
 use crate::progress::Display;
 use crate::runconfig::RunConfig;
@@ -112,8 +112,9 @@ impl Prepared {
 }
 
 /// The input files of a run (paths relative to the DR directory, contents), whose hashes let
-/// `resume` tell the operator what changed.
-pub fn input_files(model: &Model) -> Vec<(PathBuf, Vec<u8>)> {
+/// `resume` tell the operator what changed: the bytes the loader read when it kept them
+/// (`Model::sources`), else read now.
+pub fn input_files(model: &Model) -> Vec<(PathBuf, Source)> {
     let mut files = Vec::new();
     let mut add = |p: &Path| {
         let abs = if p.is_absolute() {
@@ -121,10 +122,15 @@ pub fn input_files(model: &Model) -> Vec<(PathBuf, Vec<u8>)> {
         } else {
             model.dir.join(p)
         };
-        if let Ok(bytes) = std::fs::read(&abs) {
-            let rel = abs.strip_prefix(&model.dir).unwrap_or(&abs).to_path_buf();
-            files.push((rel, bytes));
-        }
+        let bytes = match model.sources.0.get(&abs) {
+            Some(b) => b.clone(),
+            None => match std::fs::read(&abs) {
+                Ok(b) => Source(Arc::new(b)),
+                Err(_) => return,
+            },
+        };
+        let rel = abs.strip_prefix(&model.dir).unwrap_or(&abs).to_path_buf();
+        files.push((rel, bytes));
     };
     model.files.iter().for_each(|f| add(f));
     // Local templates the playbooks' `uses` steps expanded are inputs too (each once).

@@ -193,3 +193,61 @@ fn shows_every_step_kind_and_option() {
     assert!(steps.iter().any(|s| s.retries > 0));
     assert!(steps.iter().any(|s| !s.idempotent));
 }
+
+/// Copies a directory tree (the shop's files are small).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A run hashes the bytes the loader read (kept in `Model::sources`) rather than reading every
+/// file again: the same files as a fresh reading, the local template included, with the
+/// directory named relatively (as the README's command does); and a file changed on disk
+/// after the load is hashed as it was loaded.
+#[test]
+fn a_runs_inputs_are_the_bytes_the_loader_read() {
+    let opts = |keep_sources| LoadOptions {
+        require_playbooks: true,
+        keep_sources,
+        ..Default::default()
+    };
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("shop");
+    copy_tree(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop"),
+        &dir,
+    );
+    // The same directory, named relative to the working directory the test runs in.
+    let cwd = std::env::current_dir().unwrap();
+    let up = "../".repeat(cwd.components().count() - 1);
+    let relative = std::path::PathBuf::from(up).join(dir.strip_prefix("/").unwrap());
+    let kept = load(&relative, &opts(true)).model.unwrap();
+    let fresh = load(&dir, &opts(false)).model.unwrap();
+    assert!(fresh.sources.0.is_empty());
+    let view = |v: &[(std::path::PathBuf, meeseeks::model::Source)]| {
+        v.iter()
+            .map(|(p, b)| (p.display().to_string(), b.as_ref().to_vec()))
+            .collect::<Vec<_>>()
+    };
+    let from_disk = view(&meeseeks::session::input_files(&fresh));
+    let names: Vec<&str> = from_disk.iter().map(|(p, _)| p.as_str()).collect();
+    assert!(names.contains(&"graph.toml"), "{names:?}");
+    assert!(
+        names.contains(&"playbooks/_templates/shop/stand-in.toml"),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), 1 + 27 + 1, "{names:?}");
+    // Changed on disk after the load: the kept bytes are what the run was loaded from.
+    for (p, _) in &from_disk {
+        std::fs::write(dir.join(p), "# changed after the load\n").unwrap();
+    }
+    assert_eq!(view(&meeseeks::session::input_files(&kept)), from_disk);
+}

@@ -187,6 +187,7 @@ impl Checkout {
         }
         let opts = LoadOptions {
             graph_only: true,
+            keep_sources: false,
             ..Default::default()
         };
         Ok(crate::load::load(

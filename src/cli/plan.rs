@@ -71,6 +71,7 @@ pub fn run(g: &Global, a: &PlanArgs) -> Result<i32> {
         // A service without a playbook is planned with defaults.estimate: a warning here.
         require_playbooks: false,
         graph_only: false,
+        keep_sources: false,
     };
     let model = load_model(g, &a.dir.path(), &load)?;
     let spec = a.store.spec_for(&model)?;

@@ -71,6 +71,7 @@ fn load_opts(a: &PreflightArgs) -> LoadOptions {
         // A service without a playbook is a finding of its own (not ready), not a load error.
         require_playbooks: false,
         graph_only: false,
+        keep_sources: false,
     }
 }
 

@@ -213,6 +213,7 @@ pub fn run(g: &Global, a: &RunArgs, force_drill: bool) -> Result<i32> {
         cli_vars: a.exec.vars.map(),
         require_playbooks: true,
         graph_only: false,
+        keep_sources: true,
     };
     let model = super::load_model(g, &a.dir.path(), &opts)?;
     let mode = if a.drill || force_drill {
@@ -257,6 +258,7 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> Result<i32> {
                 cli_vars: cfg.var_values(),
                 require_playbooks: true,
                 graph_only: false,
+                keep_sources: true,
             };
             super::load_model(g, dir, &opts)
         })

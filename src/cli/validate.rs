@@ -19,6 +19,7 @@ pub fn run(g: &Global, a: &ValidateArgs) -> Result<i32> {
         cli_vars: a.vars.map(),
         require_playbooks: true,
         graph_only: false,
+        keep_sources: false,
     };
     let mut loaded = crate::load::load(&a.dir.path(), &opts);
     if let Some(m) = &loaded.model {

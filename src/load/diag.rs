@@ -43,6 +43,12 @@ pub const MAX_PLAYBOOK_BYTES: u64 = 16 << 20;
 const SCAN_BELOW: usize = 256 * 1024;
 const SCANS: u32 = 64;
 
+impl AsRef<[u8]> for SourceFile {
+    fn as_ref(&self) -> &[u8] {
+        self.text.as_bytes()
+    }
+}
+
 impl SourceFile {
     pub fn new(path: PathBuf, text: String) -> Arc<SourceFile> {
         Arc::new(SourceFile {

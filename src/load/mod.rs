@@ -28,7 +28,9 @@ use std::sync::Arc;
 pub use diag::{Diag, Diagnostics, Severity, SourceFile};
 use read::{Reader, SV};
 
-use crate::model::{Backup, Defaults, Model, Notify, NotifyFormat, Service, SvcId, VarValue};
+use crate::model::{
+    Backup, Defaults, Model, Notify, NotifyFormat, Service, Source, SvcId, VarValue,
+};
 use crate::util::{PARALLEL_MIN_SCOPE, join};
 
 /// Event names a `[[notify]]` hook may subscribe to: every run event, and those sent outside
@@ -51,6 +53,8 @@ pub struct LoadOptions {
     pub require_playbooks: bool,
     /// Skip `playbooks/` entirely (graph-only commands on a lone graph file).
     pub graph_only: bool,
+    /// Keep what was read in `Model::sources` (runs hash their inputs from it).
+    pub keep_sources: bool,
 }
 
 /// The result of a load: a model when the input is usable, and every diagnostic.
@@ -177,6 +181,8 @@ fn absolutize(m: &mut Model) {
             pb.templates = pb.templates.iter().map(|t| abs(t)).collect();
         }
     }
+    let sources = std::mem::take(&mut m.sources.0);
+    m.sources.0 = sources.into_iter().map(|(p, f)| (abs(&p), f)).collect();
     m.dir = canonical;
 }
 
@@ -387,7 +393,13 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
         index,
         dependents,
         soft_dependents,
+        sources: Default::default(),
     };
+    if opts.keep_sources {
+        for f in &sources {
+            model.sources.0.insert(f.path.clone(), Source((*f).clone()));
+        }
+    }
 
     if !opts.graph_only {
         let at = playbook::GraphAt {

@@ -11,7 +11,7 @@ use super::diag::{Diag, Diagnostics, MAX_PLAYBOOK_BYTES, SourceFile};
 use super::library::Cache;
 use super::read::{Reader, SV, to_var};
 use super::steps::{Ctx, Defined, read_check, read_preflight, read_rpo_probe, read_step};
-use crate::model::{Model, Playbook, Step, VarValue};
+use crate::model::{Model, Playbook, Source, Step, VarValue};
 
 const PLAYBOOK_KEYS: &[&str] = &[
     "description",
@@ -98,6 +98,9 @@ pub(super) fn load_playbooks(
         // in a broken generated graph) once per playbook.
         let mut own = Diagnostics::default();
         let pb = read_playbook(&file, path, &defined, &cache, stateful, scoped, &mut own);
+        if opts.keep_sources {
+            model.sources.0.insert(path.clone(), Source(file.clone()));
+        }
         diags.items.append(&mut own.items);
         if let (Some(id), Some(pb)) = (id, pb) {
             loaded.push((id, pb));
@@ -105,6 +108,13 @@ pub(super) fn load_playbooks(
     }
     for (id, pb) in loaded {
         model.services[id].playbook = Some(Box::new(pb));
+    }
+    if opts.keep_sources {
+        for def in cache.borrow().defs.values().flatten() {
+            if let super::library::Origin::Local(p) = &def.origin {
+                model.sources.0.insert(p.clone(), Source(def.file.clone()));
+            }
+        }
     }
     // Thousands of services without a playbook (a freshly imported graph) must not cost a
     // diagnostic each: the first few are shown where they are, the rest counted in one line.
