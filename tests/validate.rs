@@ -697,3 +697,49 @@ fn validate_counts_essential_and_optional_dependencies_apart() {
         "{stdout}"
     );
 }
+
+/// A directory with many playbooks is read on two threads: problems in both halves are still
+/// each reported once, where they are, and every good playbook is loaded.
+#[test]
+fn many_playbooks_read_side_by_side_report_every_problem_in_place() {
+    let n = 100;
+    let graph: String = (0..n)
+        .map(|i| format!("[services.s{i:03}]\ntier = 1\n"))
+        .collect();
+    let mut books: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("s{i:03}"), OK_PLAYBOOK.to_string()))
+        .collect();
+    books[3].1 = "[[steps]\nname = \"x\"\n".into();
+    books[90].1 = "[[steps]]\nname = \"start\"\nrun = \"true\"\nbogus = 1\n".into();
+    books.push(("stray".into(), OK_PLAYBOOK.into()));
+    let refs: Vec<(&str, &str)> = books
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let found = problems(&graph, &refs);
+    let codes: Vec<&str> = found.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == "syntax").count(),
+        1,
+        "{found:?}"
+    );
+    assert!(codes.contains(&"unknown-key"), "{found:?}");
+    assert!(codes.contains(&"unknown-playbook"), "{found:?}");
+    // s090's unknown key, at its line 4.
+    assert!(
+        found.contains(&("unknown-key".into(), Severity::Error, 4, 1)),
+        "{found:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("graph.toml"), &graph).unwrap();
+    std::fs::create_dir(dir.path().join("playbooks")).unwrap();
+    for i in 0..n {
+        std::fs::write(
+            dir.path().join(format!("playbooks/s{i:03}.toml")),
+            OK_PLAYBOOK,
+        )
+        .unwrap();
+    }
+    let m = load(dir.path(), &LoadOptions::default()).model.unwrap();
+    assert!(m.services.iter().all(|s| s.playbook.is_some()));
+}
