@@ -282,21 +282,21 @@ impl Drop for Child {
         if let Ok(Some(_)) = self.try_wait() {
             return;
         }
-        let orphan = Child {
+        // Reaped in the background once it is gone. Wrapped so that the task, dropped
+        // unfinished (its runtime shutting down), does not come back here and spawn again:
+        // then, as outside a runtime, the kernel reaps it when we exit.
+        let mut orphan = std::mem::ManuallyDrop::new(Child {
             pid: self.pid,
             pidfd: self.pidfd.take(),
             no_pidfd: self.no_pidfd,
             status: None,
-        };
-        // Reaped once it is gone; outside a runtime (at exit) the kernel reaps it with us.
+        });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let mut orphan = orphan;
                 let _ = orphan.wait().await;
                 orphan.status = Some(ExitStatus::from_raw(0));
+                drop(std::mem::ManuallyDrop::into_inner(orphan));
             });
-        } else {
-            std::mem::forget(orphan);
         }
     }
 }
@@ -338,6 +338,36 @@ mod tests {
                 .unwrap(),
             "pid {pid} still in /proc (a zombie?)"
         );
+    }
+
+    /// Dropped while its runtime shuts down, the background reaping is dropped too, once,
+    /// without coming back to spawn it again (no hang, no endless respawning); the killed
+    /// child is left for us to reap, here by hand.
+    #[test]
+    fn a_child_dropped_as_its_runtime_shuts_down_is_left_to_reap_once() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let pid = rt.block_on(async {
+            let c = sleeper();
+            let pid = c.id();
+            drop(c);
+            pid
+        });
+        drop(rt);
+        let mut raw = 0;
+        // SAFETY: our own child.
+        let r = unsafe { libc::waitpid(pid, &mut raw, 0) };
+        if r == pid {
+            assert_eq!(ExitStatus::from_raw(raw).signal(), Some(libc::SIGKILL));
+        } else {
+            // Already dead when it was dropped, and reaped right there.
+            assert_eq!(
+                io::Error::last_os_error().raw_os_error(),
+                Some(libc::ECHILD)
+            );
+        }
     }
 
     #[tokio::test]
