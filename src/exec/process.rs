@@ -156,10 +156,25 @@ mod path_cache {
 }
 
 /// One pipe for the child's stdout and stderr: the parent's non-blocking read end, and the
-/// write end the child gets as its fds 1 and 2.
+/// write end the child gets as its fds 1 and 2 (blocking, as a child expects). Made
+/// non-blocking here, where its flags are known, rather than by tokio's checked constructor
+/// (an fstat and two fcntls per step).
 fn output_pipe() -> std::io::Result<(tokio::net::unix::pipe::Receiver, std::os::fd::OwnedFd)> {
     let (r, w) = std::io::pipe()?;
-    let r = tokio::net::unix::pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(r))?;
+    let r = std::os::fd::OwnedFd::from(r);
+    // SAFETY: F_SETFL on a pipe read end we own; O_RDONLY is the access mode std::io::pipe
+    // gave it (close-on-exec is a descriptor flag, not touched by F_SETFL).
+    if unsafe {
+        libc::fcntl(
+            r.as_raw_fd(),
+            libc::F_SETFL,
+            libc::O_RDONLY | libc::O_NONBLOCK,
+        )
+    } < 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    let r = tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(r)?;
     Ok((r, w.into()))
 }
 
