@@ -258,7 +258,7 @@ impl Inspector<'_> {
                 line: s.line,
             };
             out.checked += 1;
-            let ctx = self.renderer.context(id);
+            let ctx = std::cell::OnceCell::new();
             match self.renderer.render(id, &ctx, cmd) {
                 Ok(line) => self.item(
                     k,
@@ -369,7 +369,7 @@ impl Inspector<'_> {
             preflight: true,
             line: p.line,
         };
-        let ctx = self.renderer.context(id);
+        let ctx = std::cell::OnceCell::new();
         let rendered = self.renderer.render_check(id, &as_check).and_then(|c| {
             let body = p
                 .expect_body
