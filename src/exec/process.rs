@@ -113,36 +113,36 @@ mod path_cache {
         }
     }
 
-    /// The absolute path `name` runs from, or `None` to look it up uncached (a path with a
-    /// slash, a name not found, a `PATH` with relative entries).
-    pub(super) fn resolve(name: &str, env: &[(String, String)], cwd: &Path) -> Option<PathBuf> {
-        if name.is_empty() || name.contains('/') {
-            return None;
+    /// Where `name` runs from, and whether that came from the cache (a kept path may be stale:
+    /// the caller forgets it and asks again if it no longer spawns). A path with a slash is
+    /// taken as it is (relative to the child's working directory); a name is looked up in the
+    /// child's `PATH` (relative entries taken from `cwd`, as the child would), and kept when
+    /// found through a `PATH` of absolute entries only. `None`: not found.
+    pub(super) fn locate(
+        name: &str,
+        env: &[(String, String)],
+        cwd: &Path,
+    ) -> Option<(PathBuf, bool)> {
+        if name.contains('/') {
+            return Some((PathBuf::from(name), false));
         }
-        let path = path_of(env)?;
+        let Some(path) = path_of(env) else {
+            return which::which_in(name, None::<&OsStr>, cwd)
+                .ok()
+                .map(|p| (p, false));
+        };
         let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = cache.get(path).and_then(|by_name| by_name.get(name)) {
-            return Some(p.clone());
-        }
-        if std::env::split_paths(path).any(|d| !d.is_absolute()) {
-            return None;
+            return Some((p.clone(), true));
         }
         let found = which::which_in(name, Some(path), cwd).ok()?;
-        cache
-            .entry(path.to_os_string())
-            .or_default()
-            .insert(name.to_string(), found.clone());
-        Some(found)
-    }
-
-    /// Where `name` runs from, looked up now and not kept: a path with a slash as it is
-    /// (relative to the child's working directory), else the first match in the child's
-    /// `PATH` (relative entries taken from `cwd`, as the child would).
-    pub(super) fn lookup(name: &str, env: &[(String, String)], cwd: &Path) -> Option<PathBuf> {
-        if name.contains('/') {
-            return Some(PathBuf::from(name));
+        if std::env::split_paths(path).all(|d| d.is_absolute()) {
+            cache
+                .entry(path.to_os_string())
+                .or_default()
+                .insert(name.to_string(), found.clone());
         }
-        which::which_in(name, path_of(env), cwd).ok()
+        Some((found, false))
     }
 
     pub(super) fn forget(name: &str, env: &[(String, String)]) {
@@ -256,17 +256,11 @@ pub async fn run(
         Ok(p) => p,
         Err(e) => return spawn_failed(format!("cannot create a pipe for the output: {e}")),
     };
-    let mut cached = path_cache::resolve(file, env, cwd);
+    let mut located = path_cache::locate(file, env, cwd);
     let mut child = loop {
-        let path = match &cached {
-            Some(p) => p.clone(),
-            None => match path_cache::lookup(file, env, cwd) {
-                Some(p) => p,
-                None => {
-                    let e = std::io::Error::from_raw_os_error(libc::ENOENT);
-                    return spawn_failed(format!("cannot start `{file}`: {e}"));
-                }
-            },
+        let Some((path, from_cache)) = located else {
+            let e = std::io::Error::from_raw_os_error(libc::ENOENT);
+            return spawn_failed(format!("cannot start `{file}`: {e}"));
         };
         let spawned = spawn::spawn(&spawn::Spec {
             path: &path,
@@ -278,9 +272,9 @@ pub async fn run(
         match spawned {
             Ok(c) => break c,
             // The binary found earlier is gone: look the name up again, as a shell would.
-            Err(_) if cached.is_some() => {
+            Err(_) if from_cache => {
                 path_cache::forget(file, env);
-                cached = None;
+                located = path_cache::locate(file, env, cwd);
             }
             Err(e) => return spawn_failed(format!("cannot start `{file}`: {e}")),
         }
