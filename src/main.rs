@@ -40,8 +40,8 @@ const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 /// A run's heap does without transparent huge pages. mimalloc asks for them (`madvise`) on
 /// the arena it reserves, so the first touch of each 2 MiB region zeroes 2 MiB; a run
 /// allocates a little on many threads (workers, journal writer, planner), and on 2 000 x
-/// `true` that zeroing was ~13 % of meeseeks' own CPU, against ~5 % for faults of 4 KiB
-/// pages (perf, 4 runs each). Done here rather than with `MIMALLOC_ALLOW_THP=0`, whose
+/// `true` page faults were 14–22 % of meeseeks' own CPU samples with them, 4–6 % with 4 KiB
+/// pages (perf). Done here rather than with `MIMALLOC_ALLOW_THP=0`, whose
 /// `prctl(PR_SET_THP_DISABLE)` every step's process (a database a drill starts) would
 /// inherit. `plan` keeps them: on the 100 000-service graph they save more faults than they
 /// cost.
@@ -56,12 +56,10 @@ fn no_huge_pages() {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
         return;
     };
-    let range = maps.lines().find_map(|l| {
-        let (start, end) = l.split(' ').next()?.split_once('-')?;
-        let start = usize::from_str_radix(start, 16).ok()?;
-        let end = usize::from_str_radix(end, 16).ok()?;
-        (start <= addr && addr < end).then_some((start, end))
-    });
+    let range = maps
+        .lines()
+        .filter_map(mapping_range)
+        .find(|&(start, end)| start <= addr && addr < end);
     if let Some((start, end)) = range {
         // SAFETY: advice only (no data is changed) on a mapping of our own heap.
         unsafe {
@@ -72,6 +70,15 @@ fn no_huge_pages() {
             )
         };
     }
+}
+
+/// The address range a line of `/proc/self/maps` (or a mapping's first line in `smaps`)
+/// starts with: `start-end perms ...`, in hex.
+fn mapping_range(line: &str) -> Option<(usize, usize)> {
+    let (start, end) = line.split(' ').next()?.split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    Some((start, end))
 }
 
 fn main() {
@@ -96,11 +103,8 @@ fn main() {
 
 #[cfg(test)]
 mod tests {
-    /// The option number is mimalloc's `mi_option_purge_delay`: its default in the vendored
-    /// v3 is 1000 (ms, src/options.c), and the next option is `use_numa_nodes` (the crate's
-    /// constant, 16). If the vendored mimalloc renumbers its options, this fails.
-    /// Option 43 is `allow_thp` (default 1, and `arena_purge_mult`... are elsewhere): after
-    /// `no_huge_pages` it reads 0, and the heap's mapping no longer asks for huge pages.
+    /// Option 43 is `allow_thp` (default 1): after `no_huge_pages` it reads 0, and the heap's
+    /// mapping no longer asks for huge pages (`nh` among its flags in smaps).
     #[test]
     fn a_runs_heap_asks_for_no_huge_pages() {
         // SAFETY: reads an option.
@@ -114,20 +118,12 @@ mod tests {
             0
         );
         let probe = Box::new(0u8);
-        let addr = format!("{:x}", &*probe as *const u8 as usize);
+        let addr = &*probe as *const u8 as usize;
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
         let mut inside = false;
         for l in smaps.lines() {
-            if let Some((range, _)) = l.split_once(' ')
-                && let Some((s, e)) = range.split_once('-')
-                && s.chars().all(|c| c.is_ascii_hexdigit())
-            {
-                let (s, e, a) = (
-                    usize::from_str_radix(s, 16).unwrap(),
-                    usize::from_str_radix(e, 16).unwrap(),
-                    usize::from_str_radix(&addr, 16).unwrap(),
-                );
-                inside = s <= a && a < e;
+            if let Some((start, end)) = super::mapping_range(l) {
+                inside = start <= addr && addr < end;
             }
             if inside && l.starts_with("VmFlags:") {
                 assert!(
@@ -137,9 +133,12 @@ mod tests {
                 return;
             }
         }
-        panic!("no mapping holds the heap address {addr}");
+        panic!("no mapping holds the heap address {addr:x}");
     }
 
+    /// The option number is mimalloc's `mi_option_purge_delay`: its default in the vendored
+    /// v3 is 1000 (ms, src/options.c), and the next option is `use_numa_nodes` (the crate's
+    /// constant, 16). If the vendored mimalloc renumbers its options, this fails.
     #[test]
     fn purge_delay_is_option_15() {
         assert_eq!(
