@@ -863,8 +863,9 @@ impl<'i> Table<'i> {
 /// copied (rehashed) every entry about once more and faulted in each new buffer, on the
 /// thread that builds the tree: inserting the `[services.*]` tables took 5.5 % of its
 /// samples on a 100 000-service graph, 3.4 % now (perf; what is left is hashing the names
-/// and first touching the memory the entries need anyway). An overestimate costs address space only (pages never touched are
-/// never faulted in); an underestimate grows again, by this rule or by doubling.
+/// and first touching the memory the entries need anyway). An overestimate costs address
+/// space only (pages never touched are never faulted in); an underestimate grows again, by
+/// this rule or by doubling.
 fn reserve_for_the_rest(table: &mut Table<'_>, ix: &mut Index, at: usize, text_len: usize) {
     const FROM: usize = 1024;
     let n = table.entries.len();
