@@ -7,8 +7,6 @@
 //! journal is linear in its length. The fold is pure: whether a run without a terminal event
 //! is live or crashed is decided afterwards by probing its lock ([`RunState::set_liveness`]).
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use crate::events::{Event, PlannedService, Record};
@@ -135,7 +133,7 @@ pub struct ServiceState {
     pub name: String,
     pub status: ServiceStatus,
     /// From the plan in `run.started`.
-    pub planned: Option<PlannedService>,
+    pub planned: Option<std::sync::Arc<PlannedService>>,
     pub rto_s: Option<f64>,
     /// First `service.started`, seconds from the RTO clock start.
     pub started_s: Option<f64>,
@@ -155,10 +153,11 @@ pub struct ServiceState {
     pub cleaned_up: bool,
     /// Cleanup steps that failed for it (something may still be running).
     pub cleanup_failed: Vec<String>,
+    /// Found by name with a scan: a playbook has a few steps and checks (tens at most), and
+    /// a scan costs less than a hash map per service (built for every service in
+    /// `run.started`, before the first step starts).
     pub steps: Vec<StepState>,
-    step_index: HashMap<String, usize>,
     pub checks: Vec<CheckState>,
-    check_index: HashMap<String, usize>,
     /// Measured data loss (`rpo.measured`, the latest), or why it could not be measured.
     pub rpo: Option<RpoMeasurement>,
     pub rpo_error: Option<String>,
@@ -190,15 +189,13 @@ impl ServiceState {
     }
 
     fn step_mut(&mut self, name: &str) -> &mut StepState {
-        let i = match self.step_index.get(name) {
-            Some(&i) => i,
+        let i = match self.steps.iter().position(|s| s.name == name) {
+            Some(i) => i,
             None => {
                 self.steps.push(StepState {
                     name: name.to_string(),
                     ..StepState::default()
                 });
-                self.step_index
-                    .insert(name.to_string(), self.steps.len() - 1);
                 self.steps.len() - 1
             }
         };
@@ -206,15 +203,13 @@ impl ServiceState {
     }
 
     fn check_mut(&mut self, name: &str) -> &mut CheckState {
-        let i = match self.check_index.get(name) {
-            Some(&i) => i,
+        let i = match self.checks.iter().position(|c| c.name == name) {
+            Some(i) => i,
             None => {
                 self.checks.push(CheckState {
                     name: name.to_string(),
                     ..CheckState::default()
                 });
-                self.check_index
-                    .insert(name.to_string(), self.checks.len() - 1);
                 self.checks.len() - 1
             }
         };
@@ -222,7 +217,7 @@ impl ServiceState {
     }
 
     pub fn step(&self, name: &str) -> Option<&StepState> {
-        self.step_index.get(name).map(|&i| &self.steps[i])
+        self.steps.iter().find(|s| s.name == name)
     }
 
     /// Recovered or skipped, and not torn down since by `meeseeks cleanup`: resume leaves it
@@ -361,7 +356,7 @@ pub struct RunState {
     pub last_seq: u64,
     /// In `run.started` order, then first appearance.
     pub services: Vec<ServiceState>,
-    index: HashMap<String, usize>,
+    index: crate::util::FastMap<String, usize>,
     pub approvals: Vec<ApprovalRecord>,
     pub breaches: Vec<Breach>,
     pub interruptions: Vec<Interruption>,
@@ -450,16 +445,21 @@ impl RunState {
                 self.config = Some(options.as_ref().clone());
                 self.input_hash = Some(input_hash.clone());
                 self.state = RunStatus::Running;
+                // Sized once: growing 2 000 service states (and each one's steps) one push at
+                // a time copied them over and over before the first step could start.
+                self.services.reserve(services.len());
+                self.index.reserve(services.len());
                 for s in services {
                     self.svc_mut(s);
                 }
                 for p in plan {
                     let svc = self.svc_mut(&p.name);
                     svc.rto_s = p.rto_s;
+                    svc.steps.reserve_exact(p.steps.len());
                     for step in &p.steps {
                         svc.step_mut(step);
                     }
-                    svc.planned = Some(p.clone());
+                    svc.planned = Some(std::sync::Arc::clone(p));
                 }
             }
             Event::RunResumed {

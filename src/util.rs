@@ -8,6 +8,23 @@
 /// of services, stays on one thread.
 pub const PARALLEL_MIN_SCOPE: usize = 4096;
 
+/// Maps keyed by names from the user's own files (services, steps): hash flooding is not a
+/// threat worth SipHash's cost on 400 000 lookups, so they use foldhash (a fixed seed: the
+/// same graph loads the same way every time).
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+
+/// Lower-case hex of `bytes`. A run's meta.json holds a sha256 per input file (2 001 on a
+/// 2 000-service directory), and a `write!` per byte was a millisecond of the run's start.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
 /// Runs `a` and `b` and returns both results: side by side, `a` on a scoped thread and `b` on
 /// this one, when `parallel`; else one after the other on this thread, so that small inputs
 /// do not pay for starting a thread. A panic in either is propagated.
@@ -59,4 +76,13 @@ pub fn whoami() -> String {
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".to_string());
     format!("{user}@{}", hostname())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_is_two_lower_case_digits_per_byte() {
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff, 0x10]), "000fa5ff10");
+        assert_eq!(super::hex(&[]), "");
+    }
 }

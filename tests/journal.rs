@@ -5,6 +5,7 @@ mod common;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use common::bin;
 use meeseeks::events::{Approval as Answer, ApprovalSource, Event, PlannedService, Record};
@@ -24,8 +25,8 @@ fn ts(secs: f64) -> jiff::Timestamp {
     jiff::Timestamp::from_millisecond(T0 * 1000 + (secs * 1000.0) as i64).unwrap()
 }
 
-fn planned(name: &str, rto: f64, start: f64, ready: f64, steps: &[&str]) -> PlannedService {
-    PlannedService {
+fn planned(name: &str, rto: f64, start: f64, ready: f64, steps: &[&str]) -> Arc<PlannedService> {
+    Arc::new(PlannedService {
         name: name.into(),
         tier: 0,
         rto_s: Some(rto),
@@ -34,7 +35,7 @@ fn planned(name: &str, rto: f64, start: f64, ready: f64, steps: &[&str]) -> Plan
         ready_s: Some(ready),
         depends_on: vec![],
         steps: steps.iter().map(|s| s.to_string()).collect(),
-    }
+    })
 }
 
 /// A drill in which orders-db recovers after a retry and a manual approval, payments recovers

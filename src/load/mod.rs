@@ -31,6 +31,7 @@ use read::{Reader, SV};
 use crate::model::{
     Backup, Defaults, Model, Notify, NotifyFormat, Service, Source, SvcId, VarValue,
 };
+use crate::util::FastMap;
 use crate::util::{PARALLEL_MIN_SCOPE, join};
 
 /// Event names a `[[notify]]` hook may subscribe to: every run event, and those sent outside
@@ -861,11 +862,6 @@ struct ServiceFields<'t, 'i> {
 
 /// A service's `depends_on` and `soft_depends_on`, as written.
 type DepLists<'t, 'i> = (Option<&'t SV<'i>>, Option<&'t SV<'i>>);
-
-/// Service names are the user's own graph file: hash flooding is not a threat worth SipHash's
-/// cost on 400 000 lookups, so the maps keyed by them use foldhash (a fixed seed: the same
-/// graph loads the same way every time).
-pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Service name → id. Names of up to 23 bytes (nearly all) are kept inside the hash table's
 /// slots: resolving 400 000 dependency names was dominated by cache misses, first on the

@@ -32,7 +32,7 @@ fn hex_id(parts: &[&str], len: usize) -> String {
     if bytes.iter().all(|&b| b == 0) {
         bytes[len - 1] = 1;
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::util::hex(&bytes)
 }
 
 /// The trace id of a run (16 bytes, hex).
@@ -328,7 +328,7 @@ mod tests {
                     services: vec!["a".into(), "b".into()],
                     options: Box::new(crate::runconfig::RunConfig::new(crate::model::Mode::Drill)),
                     input_hash: "h".into(),
-                    plan: vec![plan("a"), plan("b")],
+                    plan: vec![plan("a").into(), plan("b").into()],
                     holder: None,
                 },
             ),

@@ -770,7 +770,7 @@ mod tests {
                     services: vec!["a".into(), "b".into()],
                     options: Box::new(crate::runconfig::RunConfig::new(crate::model::Mode::Drill)),
                     input_hash: String::new(),
-                    plan: vec![svc("a"), svc("b")],
+                    plan: vec![svc("a").into(), svc("b").into()],
                     holder: None,
                 },
             ),

@@ -97,6 +97,7 @@ fn floats_mut(ev: &mut Event) -> Vec<&mut f64> {
         Event::RtoBreached { rto_s, .. } => vec![rto_s],
         Event::RunStarted { plan, .. } => plan
             .iter_mut()
+            .map(std::sync::Arc::make_mut)
             .flat_map(|p| [&mut p.rto_s, &mut p.start_s, &mut p.ready_s])
             .filter_map(Option::as_mut)
             .collect(),

@@ -17,6 +17,7 @@ use crate::mask::Masker;
 use crate::model::Mode;
 use crate::runconfig::RunConfig;
 use crate::runstate::{LockInfo, RunState, RunSummary};
+use crate::util::hex;
 
 pub mod docs;
 pub mod etcd;
@@ -77,15 +78,6 @@ pub fn input_digests<P: AsRef<Path>, B: AsRef<[u8]>>(files: &[(P, B)]) -> Vec<In
         .collect();
     v.sort_by(|a, b| a.path.cmp(&b.path));
     v
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 /// What a run was started with (`meta.json`, 0600). Written once, never changed.

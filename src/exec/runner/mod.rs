@@ -674,7 +674,7 @@ fn planned(
     scope: &Scope,
     ord: &plan::Ordering,
     opts: &RunOptions,
-) -> Vec<crate::events::PlannedService> {
+) -> Vec<std::sync::Arc<crate::events::PlannedService>> {
     let mode = opts.mode();
     scope
         .ids
@@ -682,7 +682,7 @@ fn planned(
         .map(|&id| {
             let s = &model.services[id];
             let times = opts.planned.get(&s.name);
-            crate::events::PlannedService {
+            std::sync::Arc::new(crate::events::PlannedService {
                 name: s.name.clone(),
                 tier: s.tier,
                 rto_s: Some(s.rto.as_secs_f64()),
@@ -702,7 +702,7 @@ fn planned(
                     .filter(|st| st.runs_in(mode))
                     .map(|st| st.name.clone())
                     .collect(),
-            }
+            })
         })
         .collect()
 }
