@@ -8,9 +8,9 @@
 /// of services, stays on one thread.
 pub const PARALLEL_MIN_SCOPE: usize = 4096;
 
-/// Maps keyed by names from the user's own files (services, steps): hash flooding is not a
-/// threat worth SipHash's cost on 400 000 lookups, so they use foldhash (a fixed seed: the
-/// same graph loads the same way every time).
+/// Maps keyed by names from the user's own files (services, steps, the commands they run):
+/// hash flooding is not a threat worth SipHash's cost on 400 000 lookups, so they use
+/// foldhash (a fixed seed: the same graph loads the same way every time).
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Lower-case hex of `bytes`. A run's meta.json holds a sha256 per input file (2 001 on a

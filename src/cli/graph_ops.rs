@@ -70,7 +70,6 @@ fn load_graph(g: &Global, path: &Path) -> Result<Model> {
         path,
         &LoadOptions {
             graph_only: true,
-            keep_sources: false,
             ..Default::default()
         },
     )
@@ -285,7 +284,6 @@ pub fn diff(g: &Global, a: &DiffArgs) -> Result<i32> {
     // The two loads dominate the command's time and are independent: run them side by side.
     let opts = LoadOptions {
         graph_only: true,
-        keep_sources: false,
         ..Default::default()
     };
     let (old, new) = std::thread::scope(|s| {

@@ -187,7 +187,6 @@ impl Checkout {
         }
         let opts = LoadOptions {
             graph_only: true,
-            keep_sources: false,
             ..Default::default()
         };
         Ok(crate::load::load(

@@ -89,14 +89,15 @@ impl Ring {
 /// install a tool another one uses), keyed by the `PATH` the child gets; a kept path that no
 /// longer spawns is forgotten and the name looked up again.
 mod path_cache {
-    use std::collections::HashMap;
     use std::ffi::{OsStr, OsString};
     use std::path::{Path, PathBuf};
     use std::sync::{Mutex, OnceLock};
 
+    use crate::util::FastMap;
+
     /// By `PATH` value, then by name: looked up with borrowed keys, so a hit allocates nothing
     /// but the returned path.
-    type Cache = HashMap<OsString, HashMap<String, PathBuf>>;
+    type Cache = FastMap<OsString, FastMap<String, PathBuf>>;
 
     fn cache() -> &'static Mutex<Cache> {
         static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();

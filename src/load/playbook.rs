@@ -34,10 +34,6 @@ pub(super) struct GraphAt<'a> {
     pub scoped_vars: &'a [BTreeMap<String, VarValue>],
 }
 
-/// From this many playbooks on, they are read on two threads (a thread costs tens of
-/// microseconds; a playbook's open and read about ten).
-const PARALLEL_READ_MIN: usize = 64;
-
 pub(super) fn load_playbooks(
     model: &mut Model,
     at: &GraphAt<'_>,
@@ -81,7 +77,7 @@ pub(super) fn load_playbooks(
             .collect()
     };
     let (mut read_files, second) = crate::util::join(
-        files.len() >= PARALLEL_READ_MIN,
+        files.len() >= super::FILES_THREADS_AT,
         || read(&files[..half]),
         || read(&files[half..]),
     );
