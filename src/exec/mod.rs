@@ -47,6 +47,12 @@ pub struct Session {
 
 /// The runtime a run needs: a multi-threaded one, or for a dry-run a current-thread one with
 /// paused (virtual) time, so that a walk of hours is simulated in milliseconds.
+///
+/// Two workers per core rather than tokio's one: starting a step suspends the worker that
+/// starts it until the child has called `execve` (see `spawn`), and with one worker per core
+/// the runnable tasks (other steps' output and exits, the next starts) waited behind those
+/// suspended workers. 2 000 x `true` against `make -j16` on 2 cores, paired rounds: 1.053x with
+/// 2 workers, 0.98–1.00x with 4 to 16.
 pub fn runtime(dry_run: bool) -> crate::Result<tokio::runtime::Runtime> {
     if dry_run {
         tokio::runtime::Builder::new_current_thread()
@@ -54,7 +60,9 @@ pub fn runtime(dry_run: bool) -> crate::Result<tokio::runtime::Runtime> {
             .start_paused(true)
             .build()
     } else {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores * 2)
             .enable_all()
             .build()
     }
