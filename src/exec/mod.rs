@@ -92,7 +92,14 @@ pub async fn execute(model: Arc<Model>, s: Session) -> crate::Result<RunOutcome>
     if let Some(d) = s.durability {
         runner.set_durability(d);
     }
-    Ok(runner.run().await)
+    // The runner's loop runs on a worker, not on the thread that called `block_on`: the
+    // services' tasks it starts and hears from then mostly share its worker, rather than
+    // waking the calling thread for every message (2 000 x `true`: ~2 % less wall time,
+    // paired rounds against make).
+    match tokio::spawn(runner.run()).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// The simulated executor for a dry-run, else the real one (steps see the run's identity in
