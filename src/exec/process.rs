@@ -210,8 +210,10 @@ pub struct Tag<'a> {
 /// A unique value of `MEESEEKS_ATTEMPT`: this runner's pid, and a counter.
 fn attempt_token() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    // Our pid once: `std::process::id()` is a system call each time.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{}.{n}", std::process::id())
+    format!("{}.{n}", PID.get_or_init(std::process::id))
 }
 
 /// How long an attempt waits for its output to end before it watches the child's exit itself.
