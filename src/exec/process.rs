@@ -222,10 +222,10 @@ const WATCH_EXIT_AFTER: Duration = Duration::from_millis(10);
 /// Runs `program` in a new process group with `cwd` as working directory and `env` added.
 /// `kill` kills everything the attempt started at once (SIGKILL).
 ///
-/// A step outlives a runner that is killed (it is not tied to it with `PR_SET_PDEATHSIG`: that
-/// needs a `pre_exec` hook, which makes std fork the whole runner for every step instead of
-/// `posix_spawn`, and doubled the cost of a 2 000-step run). `resume` finds what an in-flight
-/// step left running by its `MEESEEKS_*` variables and stops it before the step runs again.
+/// A step outlives a runner that is killed (it is not tied to it with `PR_SET_PDEATHSIG`:
+/// stopping a step halfway is not safer than letting it finish). `resume` finds what an
+/// in-flight step left running by its `MEESEEKS_*` variables and stops it before the step runs
+/// again.
 pub async fn run(
     program: Program<'_>,
     cwd: &Path,
