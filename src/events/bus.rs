@@ -50,6 +50,12 @@ pub trait Durability: Send + Sync {
     /// Calls `done` once the record `seq` is durable (or can no longer be): what `durable`
     /// answers, without a task waiting for it (one per step start, on a 2 000-step run).
     fn on_durable(&self, seq: u64, done: DurableCallback);
+    /// Calls `done` once the record `seq` would be read by a `resume` on this host if this
+    /// process died now: written, maybe not yet durable against the host's death. By
+    /// default, once it is durable.
+    fn on_written(&self, seq: u64, done: DurableCallback) {
+        self.on_durable(seq, done)
+    }
     /// Resolves when the journal fails (write error, lost lock); pending while it works.
     fn failed(&self) -> Pin<Box<dyn Future<Output = JournalFailure> + Send + '_>>;
 }

@@ -2,11 +2,14 @@
 //!
 //! Callers never wait to append: [`JournalHandle::emit`] assigns the next sequence number and a
 //! UTC timestamp and queues the record on an unbounded channel. The writer task takes
-//! everything queued and hands it to its store's [`Sink`] as one batch (one write and one
-//! fsync for files, one fenced transaction per chunk for etcd); records that arrive meanwhile
-//! form the next batch. So a burst of N events costs one commit, not N, while each batch is
-//! still durable before anyone is told so. Code that must not go on before an event is
-//! durable (a step's side effects, reporting a run finished) awaits [`JournalHandle::durable`].
+//! everything queued and hands it to its store's [`Sink`] as one batch (one write for files,
+//! one fenced transaction per chunk for etcd); records that arrive meanwhile form the next
+//! batch. A file is fsynced apart, one sync at a time covering every batch written before it,
+//! while the next batches are written. So a burst of N events costs one commit, not N, while
+//! each record is still durable before anyone is told so. Code that must not go on before an
+//! event is durable (a non-idempotent step's side effects, reporting a run finished) awaits
+//! [`JournalHandle::durable`]; a step that may run twice waits for
+//! [`JournalHandle::on_written`] only.
 //!
 //! Sequence numbers are assigned under the same lock that enqueues, so the store's order is
 //! the sequence order whatever the number of concurrent emitters. After the first failed
@@ -54,10 +57,26 @@ impl Batch {
 /// What a [`Sink`] returns: the batch back (to reuse its buffers) and whether it is durable.
 pub type SinkWrite<'a> = Pin<Box<dyn Future<Output = (Batch, Result<(), Failure>)> + Send + 'a>>;
 
+/// What [`Sink::sync`] returns: resolves once everything written before it was called is
+/// durable, or with why it is not.
+pub type SinkSync = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'static>>;
+
 /// Where a store commits a journal's batches. `write` makes the batch durable (or says why it
-/// cannot), and hands it back so its buffers are reused.
+/// cannot), and hands it back so its buffers are reused — unless the sink `syncs_apart`.
 pub trait Sink: Send + 'static {
     fn write(&mut self, batch: Batch) -> SinkWrite<'_>;
+
+    /// `write` only writes where this host reads it back (a file's page cache), and
+    /// [`Sink::sync`] makes it durable: the writer then writes the next batches while a sync
+    /// runs (see [`JournalHandle::on_written`]).
+    fn syncs_apart(&self) -> bool {
+        false
+    }
+
+    /// Makes everything written so far durable (only called when `syncs_apart`).
+    fn sync(&mut self) -> SinkSync {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Serializes one record as a JSON line with every registered secret masked. Masking walks
@@ -160,6 +179,8 @@ enum Msg {
     /// Call this once record `seq` is durable (or can no longer be). Sent after the record
     /// on the same channel, so it is answered right after the batch that holds the record.
     Wait(u64, DurableCallback),
+    /// Call this once record `seq` is written (see [`JournalHandle::on_written`]).
+    WaitWritten(u64, DurableCallback),
     Close(oneshot::Sender<Result<(), Failure>>),
 }
 
@@ -171,7 +192,7 @@ struct Durable {
     error: Option<Failure>,
     /// The writer task has stopped.
     closed: bool,
-    /// Batches written (each one write and, in `Group` mode, one fsync).
+    /// Batches written (each one write; in `Group` mode fsynced apart, often several at once).
     batches: u64,
 }
 
@@ -292,11 +313,23 @@ impl JournalHandle {
     /// Calls `done` once record `seq` is durable, or with the failure that means it never
     /// will be: from the writer task, right after the batch that holds it (no task waits).
     pub fn on_durable(&self, seq: u64, done: DurableCallback) {
+        self.wait(seq, done, Msg::Wait)
+    }
+
+    /// Calls `done` once record `seq` is written where a `resume` on this host reads it even
+    /// if this process dies right after (a file's page cache): that may be before it is
+    /// durable against the host's death. For a sink that does not sync apart (etcd), once it
+    /// is durable. Or with the failure that means it never will be.
+    pub fn on_written(&self, seq: u64, done: DurableCallback) {
+        self.wait(seq, done, Msg::WaitWritten)
+    }
+
+    fn wait(&self, seq: u64, done: DurableCallback, msg: fn(u64, DurableCallback) -> Msg) {
         if let Some(r) = self.settled(seq) {
             return done(r);
         }
-        if let Err(mpsc::error::SendError(Msg::Wait(_, done))) =
-            self.inner.tx.send(Msg::Wait(seq, done))
+        if let Err(mpsc::error::SendError(Msg::Wait(_, done) | Msg::WaitWritten(_, done))) =
+            self.inner.tx.send(msg(seq, done))
         {
             // The writer has stopped: what it left is all there is.
             done(
@@ -356,6 +389,11 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 
 /// `fence`: the store's own word that appending is over (a lost lease): from then on nothing
 /// is written, exactly as after a failed batch.
+///
+/// With a sink that syncs apart (a file), a batch is written as soon as it is taken, and one
+/// sync at a time makes everything written so far durable: records that come in while a sync
+/// runs are written at once (their `on_written` waiters answered) and made durable by the
+/// next sync. Otherwise each write is the commit.
 async fn writer_task(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     mut sink: Box<dyn Sink>,
@@ -364,14 +402,27 @@ async fn writer_task(
     mut fence: Option<watch::Receiver<Option<Failure>>>,
     name: String,
 ) {
+    let apart = sink.syncs_apart();
     let mut batch = Batch::default();
     let mut error: Option<Failure> = None;
+    // No more messages are taken (closed, or every handle dropped).
     let mut stop = false;
-    // Callbacks of `on_durable`, answered after each batch. A waiter only ever waits for a
-    // record sent before it, so after a batch every waiter but a misuse's is settled.
+    // Callbacks of `on_durable` / `on_written`. A waiter only ever waits for a record sent
+    // before it, so once that record's batch is written (durable) it is settled.
     let mut waiters: Vec<(u64, DurableCallback)> = Vec::new();
+    let mut written_waiters: Vec<(u64, DurableCallback)> = Vec::new();
+    let mut closers = Vec::new();
     let mut durable_seq = state.borrow().seq;
-    while !stop {
+    let mut written_seq = durable_seq;
+    // The sync in flight and the last record it makes durable.
+    let mut syncing: Option<(u64, SinkSync)> = None;
+    loop {
+        if apart && syncing.is_none() && error.is_none() && written_seq > durable_seq {
+            syncing = Some((written_seq, sink.sync()));
+        }
+        if stop && syncing.is_none() {
+            break;
+        }
         let fenced = async {
             match fence.as_mut() {
                 Some(f) => f
@@ -382,8 +433,82 @@ async fn writer_task(
                 None => std::future::pending().await,
             }
         };
-        let first = tokio::select! {
-            m = rx.recv() => m,
+        let synced = async {
+            match syncing.as_mut() {
+                Some((_, f)) => f.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            m = rx.recv(), if !stop => match m {
+                None => stop = true,
+                Some(first) => {
+                    let mut take = |msg: Msg, b: &mut Batch| match msg {
+                        Msg::Rec(rec) => {
+                            serialize_line(&rec, &masker, &mut b.buf);
+                            b.ends.push(b.buf.len());
+                            b.seqs.push(rec.seq);
+                        }
+                        Msg::Wait(seq, done) => waiters.push((seq, done)),
+                        Msg::WaitWritten(seq, done) => written_waiters.push((seq, done)),
+                        Msg::Close(tx) => closers.push(tx),
+                    };
+                    take(first, &mut batch);
+                    while batch.buf.len() < MAX_BATCH_BYTES {
+                        match rx.try_recv() {
+                            Ok(msg) => take(msg, &mut batch),
+                            Err(_) => break,
+                        }
+                    }
+                    if !closers.is_empty() {
+                        stop = true;
+                    }
+                    if let (Some(&seq), None) = (batch.seqs.last(), &error) {
+                        let (b, res) = sink.write(batch).await;
+                        batch = b;
+                        match res {
+                            Ok(()) => {
+                                written_seq = seq;
+                                if !apart {
+                                    durable_seq = seq;
+                                }
+                                // No wake-up: nobody waits on the watch for progress (waiters
+                                // are called below); readers of `seq` and `batches` see it.
+                                state.send_if_modified(|d| {
+                                    d.seq = durable_seq;
+                                    d.batches += 1;
+                                    false
+                                });
+                            }
+                            Err(f) => {
+                                tracing::error!("journal write failed: {f}");
+                                error = Some(f.clone());
+                                state.send_modify(|d| d.error = Some(f));
+                            }
+                        }
+                    }
+                    batch.clear();
+                }
+            },
+            r = synced => {
+                let (seq, _) = syncing.take().expect("a sync was in flight");
+                match r {
+                    Ok(()) => {
+                        durable_seq = seq;
+                        state.send_if_modified(|d| {
+                            d.seq = seq;
+                            false
+                        });
+                    }
+                    Err(f) => {
+                        tracing::error!("journal sync failed: {f}");
+                        if error.is_none() {
+                            error = Some(f.clone());
+                            state.send_modify(|d| d.error = Some(f));
+                        }
+                    }
+                }
+            }
             f = fenced => {
                 // Never again: the fence only goes up.
                 fence = None;
@@ -392,63 +517,19 @@ async fn writer_task(
                     error = Some(f.clone());
                     state.send_modify(|d| d.error = Some(f));
                 }
-                answer(&mut waiters, durable_seq, error.as_ref());
-                continue;
-            }
-        };
-        let Some(first) = first else { break };
-        let mut closers = Vec::new();
-        let mut take = |msg: Msg, b: &mut Batch| match msg {
-            Msg::Rec(rec) => {
-                serialize_line(&rec, &masker, &mut b.buf);
-                b.ends.push(b.buf.len());
-                b.seqs.push(rec.seq);
-            }
-            Msg::Wait(seq, done) => waiters.push((seq, done)),
-            Msg::Close(tx) => closers.push(tx),
-        };
-        take(first, &mut batch);
-        while batch.buf.len() < MAX_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(msg) => take(msg, &mut batch),
-                Err(_) => break,
             }
         }
-        if !closers.is_empty() {
-            stop = true;
-        }
-        if let (Some(&seq), None) = (batch.seqs.last(), &error) {
-            let (b, res) = sink.write(batch).await;
-            batch = b;
-            match res {
-                Ok(()) => {
-                    durable_seq = seq;
-                    // No wake-up: nobody waits on the watch for progress (waiters are
-                    // called below); readers of `seq` and `batches` see the value anyway.
-                    state.send_if_modified(|d| {
-                        d.seq = seq;
-                        d.batches += 1;
-                        false
-                    });
-                }
-                Err(f) => {
-                    tracing::error!("journal write failed: {f}");
-                    error = Some(f.clone());
-                    state.send_modify(|d| d.error = Some(f));
-                }
-            }
-        }
-        batch.clear();
+        answer(&mut written_waiters, written_seq, error.as_ref());
         answer(&mut waiters, durable_seq, error.as_ref());
-        for c in closers {
-            let _ = c.send(match &error {
-                None => Ok(()),
-                Some(f) => Err(f.clone()),
-            });
-        }
+    }
+    for c in closers {
+        let _ = c.send(match &error {
+            None => Ok(()),
+            Some(f) => Err(f.clone()),
+        });
     }
     state.send_modify(|d| d.closed = true);
-    for (seq, done) in waiters {
+    for (seq, done) in waiters.into_iter().chain(written_waiters) {
         done(Err(error
             .clone()
             .unwrap_or_else(|| closed_before(&name, seq))));
@@ -494,6 +575,10 @@ impl Durability for JournalHandle {
 
     fn on_durable(&self, seq: u64, done: DurableCallback) {
         JournalHandle::on_durable(self, seq, done)
+    }
+
+    fn on_written(&self, seq: u64, done: DurableCallback) {
+        JournalHandle::on_written(self, seq, done)
     }
 
     fn failed(&self) -> Pin<Box<dyn Future<Output = JournalFailure> + Send + '_>> {
@@ -613,5 +698,140 @@ mod tests {
         assert_eq!(got, vec![(a, true), (a + 5, false)]);
         let err = j.durable(a + 5).await.unwrap_err();
         assert!(err.to_string().contains("closed before record"), "{err}");
+    }
+
+    /// Writes at once and syncs apart, like a file: each sync waits for a go from the test
+    /// (`true`: it succeeds, `false`: it fails) and reports, when it starts, the bytes written
+    /// so far (what it covers).
+    struct HeldSyncSink {
+        written: Arc<Mutex<Vec<u64>>>,
+        go: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<bool>>>,
+        started: mpsc::UnboundedSender<usize>,
+    }
+
+    impl Sink for HeldSyncSink {
+        fn write(&mut self, batch: Batch) -> SinkWrite<'_> {
+            self.written.lock().unwrap().extend(&batch.seqs);
+            Box::pin(async move { (batch, Ok(())) })
+        }
+
+        fn syncs_apart(&self) -> bool {
+            true
+        }
+
+        fn sync(&mut self) -> SinkSync {
+            let _ = self.started.send(self.written.lock().unwrap().len());
+            let go = self.go.clone();
+            Box::pin(async move {
+                match go.lock().await.recv().await {
+                    Some(true) => Ok(()),
+                    _ => Err(Failure::Io("fsync failed".into())),
+                }
+            })
+        }
+    }
+
+    /// A journal over a `HeldSyncSink`: the handle, the sender of go's, and the receiver of
+    /// sync starts.
+    fn held() -> (
+        JournalHandle,
+        mpsc::UnboundedSender<bool>,
+        mpsc::UnboundedReceiver<usize>,
+    ) {
+        let (go_tx, go_rx) = mpsc::unbounded_channel();
+        let (started_tx, started_rx) = mpsc::unbounded_channel();
+        let sink = HeldSyncSink {
+            written: Arc::default(),
+            go: Arc::new(tokio::sync::Mutex::new(go_rx)),
+            started: started_tx,
+        };
+        let j = spawn("test".into(), Box::new(sink), 0, Masker::new(), None);
+        (j, go_tx, started_rx)
+    }
+
+    /// The next sync's start (what it covers), or `None` if none starts within 5 s.
+    async fn next_sync(syncs: &mut mpsc::UnboundedReceiver<usize>) -> Option<usize> {
+        tokio::time::timeout(std::time::Duration::from_secs(5), syncs.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Waits (bounded) until `seen` holds `n` answers.
+    async fn answers(seen: &Seen, n: usize) -> Vec<(u64, bool)> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while seen.lock().unwrap().len() < n && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        seen.lock().unwrap().clone()
+    }
+
+    /// With a sink that syncs apart, a record is written (and its `on_written` waiter
+    /// answered) while the sync before it still runs; it is durable only after a sync that
+    /// started once it was written; `close` waits for that last sync.
+    #[tokio::test]
+    async fn records_are_written_while_a_sync_runs_and_durable_after_the_next() {
+        let (j, go, mut syncs) = held();
+        let (written, w) = recorder();
+        let (durable, d) = recorder();
+        let a = j.emit(started("a")).seq;
+        j.on_written(a, w(a));
+        j.on_durable(a, d(a));
+        // The first sync covers `a` and is held.
+        assert_eq!(next_sync(&mut syncs).await, Some(1));
+        assert_eq!(answers(&written, 1).await, vec![(a, true)]);
+        assert!(
+            durable.lock().unwrap().is_empty(),
+            "durable before its sync"
+        );
+
+        // `b` comes in during that sync: written at once, not durable with `a`.
+        let b = j.emit(started("b")).seq;
+        j.on_written(b, w(b));
+        j.on_durable(b, d(b));
+        assert_eq!(answers(&written, 2).await, vec![(a, true), (b, true)]);
+        go.send(true).unwrap();
+        assert_eq!(answers(&durable, 1).await, vec![(a, true)]);
+        // The next sync starts after `b` was written, so it covers both records.
+        assert_eq!(next_sync(&mut syncs).await, Some(2));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(
+            durable.lock().unwrap().len(),
+            1,
+            "b durable before its sync"
+        );
+
+        let c = j.emit(started("c")).seq;
+        let closing = tokio::spawn(j.clone().close());
+        go.send(true).unwrap();
+        // `c` needs one more sync before `close` returns.
+        assert_eq!(next_sync(&mut syncs).await, Some(3));
+        assert!(!closing.is_finished());
+        go.send(true).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), closing)
+            .await
+            .expect("close waits for its last sync only")
+            .unwrap()
+            .unwrap();
+        assert_eq!(answers(&durable, 2).await, vec![(a, true), (b, true)]);
+        j.durable(c).await.unwrap();
+    }
+
+    /// A failed sync fails the records it was to make durable, and every later one, even
+    /// those already written: the journal stops there.
+    #[tokio::test]
+    async fn a_failed_sync_fails_the_journal() {
+        let (j, go, mut syncs) = held();
+        let a = j.emit(started("a")).seq;
+        assert_eq!(next_sync(&mut syncs).await, Some(1));
+        go.send(false).unwrap();
+        let err = j.durable(a).await.unwrap_err();
+        assert!(err.to_string().contains("fsync failed"), "{err}");
+        let (seen, cb) = recorder();
+        let b = j.emit(started("b")).seq;
+        j.on_written(b, cb(b));
+        j.on_durable(b, cb(b));
+        assert_eq!(answers(&seen, 2).await, vec![(b, false), (b, false)]);
+        assert!(j.clone().close().await.is_err());
     }
 }

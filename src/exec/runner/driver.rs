@@ -31,12 +31,18 @@ impl DoneGuard {
         }
     }
 
-    /// Journals `ev` and waits until it is durable (write-ahead for side effects). `false`:
-    /// the journal failed (or the runner is gone), so whatever `ev` announces must not happen.
-    async fn event_durable(&self, ev: Event) -> bool {
+    /// Journals `ev` and waits until it is durable (write-ahead for side effects), or with
+    /// `written_enough` only until it is written (see [`Msg::EventWritten`]). `false`: the
+    /// journal failed (or the runner is gone), so whatever `ev` announces must not happen.
+    async fn event_durable(&self, ev: Event, written_enough: bool) -> bool {
         let Some(tx) = &self.tx else { return false };
         let (ack, done) = tokio::sync::oneshot::channel();
-        if tx.send(Msg::EventDurable(ev, ack)).is_err() {
+        let msg = if written_enough {
+            Msg::EventWritten(ev, ack)
+        } else {
+            Msg::EventDurable(ev, ack)
+        };
+        if tx.send(msg).is_err() {
             return false;
         }
         done.await.unwrap_or(false)
@@ -310,14 +316,16 @@ pub(super) async fn run_step(
     let attempts = step.retries + 1;
     let mut backoff = crate::backoff::Backoff::new(step.retry_delay);
     for attempt in 1..=attempts {
-        let durable = g
-            .event_durable(Event::StepStarted {
-                service: service.into(),
-                step: label.into(),
-                attempt,
-                action: Some(template::describe(&step, &sh.masker)),
-            })
-            .await;
+        // A step that may run twice needs its start only written (see `Msg::EventWritten`);
+        // one marked `idempotent = false` waits for the fsync, so that `resume` always knows
+        // to ask before it runs again.
+        let start = Event::StepStarted {
+            service: service.into(),
+            step: label.into(),
+            attempt,
+            action: Some(template::describe(&step, &sh.masker)),
+        };
+        let durable = g.event_durable(start, step.idempotent).await;
         if !durable {
             // Not on disk: running the step now could leave a side effect no journal knows.
             return StepEnd::Interrupted;

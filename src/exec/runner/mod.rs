@@ -52,6 +52,12 @@ pub(super) enum Msg {
     /// `step.started` must be on disk before the step's side effects can happen, or a crash in
     /// between would hide from `resume` that the step may have run.
     EventDurable(Event, oneshot::Sender<bool>),
+    /// The same, answered once the event is written where `resume` on this host would read it
+    /// (see `Durability::on_written`): enough before a step that may safely run twice. A host
+    /// that dies before the fsync loses `step.started`, and `resume` then runs the step again,
+    /// as it does with any step started and not finished; a runner that dies leaves the record
+    /// for `resume`, which stops what the step left running. It does not wait for the fsync.
+    EventWritten(Event, oneshot::Sender<bool>),
     Done(SvcId, Outcome),
     CleanupDone,
 }
@@ -470,15 +476,17 @@ impl Walk {
             Msg::Event(ev) => {
                 self.emit(ev);
             }
-            Msg::EventDurable(ev, ack) => self.emit_durable(ev, ack),
+            Msg::EventDurable(ev, ack) => self.emit_durable(ev, ack, false),
+            Msg::EventWritten(ev, ack) => self.emit_durable(ev, ack, true),
             Msg::Done(id, outcome) => self.on_done(id, outcome),
             Msg::CleanupDone => {}
         }
     }
 
-    /// Journals `ev` and answers `ack` once it is durable: at once without a journal, never
-    /// (`false`) once the journal has failed.
-    fn emit_durable(&mut self, ev: Event, ack: oneshot::Sender<bool>) {
+    /// Journals `ev` and answers `ack` once it is durable (with `written`: once it is written,
+    /// see [`Msg::EventWritten`]): at once without a journal, never (`false`) once the journal
+    /// has failed.
+    fn emit_durable(&mut self, ev: Event, ack: oneshot::Sender<bool>, written: bool) {
         if self.journal_failure.is_some() {
             let _ = ack.send(false);
             return;
@@ -488,12 +496,16 @@ impl Walk {
             None => {
                 let _ = ack.send(true);
             }
-            Some(d) => d.on_durable(
-                seq,
-                Box::new(move |r| {
+            Some(d) => {
+                let done: crate::events::DurableCallback = Box::new(move |r| {
                     let _ = ack.send(r.is_ok());
-                }),
-            ),
+                });
+                if written {
+                    d.on_written(seq, done)
+                } else {
+                    d.on_durable(seq, done)
+                }
+            }
         }
     }
 
@@ -759,7 +771,8 @@ pub async fn cleanup_run(
                 Some(Msg::Event(ev)) => {
                     bus.emit(jiff::Timestamp::now(), ev);
                 }
-                Some(Msg::EventDurable(ev, ack)) => {
+                // Cleanup waits for durability either way (its steps are few).
+                Some(Msg::EventDurable(ev, ack) | Msg::EventWritten(ev, ack)) => {
                     if failed {
                         let _ = ack.send(false);
                         continue;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, Record};
 use crate::mask::Masker;
 use crate::store::journal::{
-    Batch, Failure, JournalHandle, Sink, SinkWrite, serialize_line, spawn,
+    Batch, Failure, JournalHandle, Sink, SinkSync, SinkWrite, serialize_line, spawn,
 };
 
 pub const JOURNAL_FILE: &str = "journal.jsonl";
@@ -163,7 +163,9 @@ fn spawn_file(
     )
 }
 
-/// Appends batches to the journal file: one write, one fsync (per record with `PerRecord`).
+/// Appends batches to the journal file. `Group`: one write per batch, and the writer task
+/// fsyncs (`sync`) while it writes the next batches; `PerRecord`: one write and one fsync per
+/// record, in `write`.
 struct FileSink {
     file: Arc<File>,
     policy: SyncPolicy,
@@ -175,7 +177,8 @@ impl Sink for FileSink {
     fn write(&mut self, batch: Batch) -> SinkWrite<'_> {
         let file = Arc::clone(&self.file);
         let policy = self.policy;
-        let marker = self.begun.take();
+        // In `Group` mode the first sync creates it.
+        let marker = self.begun.take_if(|_| policy == SyncPolicy::PerRecord);
         Box::pin(async move {
             let r = tokio::task::spawn_blocking(move || {
                 let res =
@@ -191,6 +194,28 @@ impl Sink for FileSink {
             match r {
                 Ok((b, res)) => (b, res.map_err(|e| Failure::Io(e.to_string()))),
                 Err(join) => (Batch::default(), Err(Failure::Io(join.to_string()))),
+            }
+        })
+    }
+
+    fn syncs_apart(&self) -> bool {
+        self.policy == SyncPolicy::Group
+    }
+
+    fn sync(&mut self) -> SinkSync {
+        let file = Arc::clone(&self.file);
+        let marker = self.begun.take();
+        Box::pin(async move {
+            let r = tokio::task::spawn_blocking(move || {
+                file.sync_data().and_then(|_| match &marker {
+                    Some(m) => mark_begun(m),
+                    None => Ok(()),
+                })
+            })
+            .await;
+            match r {
+                Ok(res) => res.map_err(|e| Failure::Io(e.to_string())),
+                Err(join) => Err(Failure::Io(join.to_string())),
             }
         })
     }
@@ -212,10 +237,8 @@ fn mark_begun(marker: &Path) -> io::Result<()> {
 
 fn write_batch(mut file: &File, buf: &[u8], ends: &[usize], policy: SyncPolicy) -> io::Result<()> {
     match policy {
-        SyncPolicy::Group => {
-            file.write_all(buf)?;
-            file.sync_data()
-        }
+        // Synced apart, by `FileSink::sync`.
+        SyncPolicy::Group => file.write_all(buf),
         SyncPolicy::PerRecord => {
             let mut start = 0;
             for &end in ends {
