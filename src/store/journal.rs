@@ -701,8 +701,8 @@ mod tests {
     }
 
     /// Writes at once and syncs apart, like a file: each sync waits for a go from the test
-    /// (`true`: it succeeds, `false`: it fails) and reports, when it starts, the bytes written
-    /// so far (what it covers).
+    /// (`true`: it succeeds, `false`: it fails) and reports, when it starts, how many records
+    /// were written so far (what it covers).
     struct HeldSyncSink {
         written: Arc<Mutex<Vec<u64>>>,
         go: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<bool>>>,

@@ -32,15 +32,15 @@ impl DoneGuard {
     }
 
     /// Journals `ev` and waits until it is durable (write-ahead for side effects), or with
-    /// `written_enough` only until it is written (see [`Msg::EventWritten`]). `false`: the
+    /// `written_enough` only until it is written (see [`Msg::EventDurable`]). `false`: the
     /// journal failed (or the runner is gone), so whatever `ev` announces must not happen.
     async fn event_durable(&self, ev: Event, written_enough: bool) -> bool {
         let Some(tx) = &self.tx else { return false };
         let (ack, done) = tokio::sync::oneshot::channel();
-        let msg = if written_enough {
-            Msg::EventWritten(ev, ack)
-        } else {
-            Msg::EventDurable(ev, ack)
+        let msg = Msg::EventDurable {
+            ev,
+            written_enough,
+            ack,
         };
         if tx.send(msg).is_err() {
             return false;
@@ -316,7 +316,7 @@ pub(super) async fn run_step(
     let attempts = step.retries + 1;
     let mut backoff = crate::backoff::Backoff::new(step.retry_delay);
     for attempt in 1..=attempts {
-        // A step that may run twice needs its start only written (see `Msg::EventWritten`);
+        // A step that may run twice needs its start only written (see `Msg::EventDurable`);
         // one marked `idempotent = false` waits for the fsync, so that `resume` always knows
         // to ask before it runs again.
         let start = Event::StepStarted {

@@ -51,13 +51,17 @@ pub(super) enum Msg {
     /// Journal this, then answer once it is durable (`true`) or cannot be (`false`):
     /// `step.started` must be on disk before the step's side effects can happen, or a crash in
     /// between would hide from `resume` that the step may have run.
-    EventDurable(Event, oneshot::Sender<bool>),
-    /// The same, answered once the event is written where `resume` on this host would read it
-    /// (see `Durability::on_written`): enough before a step that may safely run twice. A host
-    /// that dies before the fsync loses `step.started`, and `resume` then runs the step again,
-    /// as it does with any step started and not finished; a runner that dies leaves the record
-    /// for `resume`, which stops what the step left running. It does not wait for the fsync.
-    EventWritten(Event, oneshot::Sender<bool>),
+    ///
+    /// With `written_enough`, answered once the event is written where `resume` on this host
+    /// would read it (see `Durability::on_written`): enough before a step that may safely run
+    /// twice. A host that dies before the fsync loses `step.started`, and `resume` then runs
+    /// the step again, as it does with any step started and not finished; a runner that dies
+    /// leaves the record for `resume`, which stops what the step left running.
+    EventDurable {
+        ev: Event,
+        written_enough: bool,
+        ack: oneshot::Sender<bool>,
+    },
     Done(SvcId, Outcome),
     CleanupDone,
 }
@@ -476,15 +480,18 @@ impl Walk {
             Msg::Event(ev) => {
                 self.emit(ev);
             }
-            Msg::EventDurable(ev, ack) => self.emit_durable(ev, ack, false),
-            Msg::EventWritten(ev, ack) => self.emit_durable(ev, ack, true),
+            Msg::EventDurable {
+                ev,
+                written_enough,
+                ack,
+            } => self.emit_durable(ev, ack, written_enough),
             Msg::Done(id, outcome) => self.on_done(id, outcome),
             Msg::CleanupDone => {}
         }
     }
 
     /// Journals `ev` and answers `ack` once it is durable (with `written`: once it is written,
-    /// see [`Msg::EventWritten`]): at once without a journal, never (`false`) once the journal
+    /// see [`Msg::EventDurable`]): at once without a journal, never (`false`) once the journal
     /// has failed.
     fn emit_durable(&mut self, ev: Event, ack: oneshot::Sender<bool>, written: bool) {
         if self.journal_failure.is_some() {
@@ -772,7 +779,7 @@ pub async fn cleanup_run(
                     bus.emit(jiff::Timestamp::now(), ev);
                 }
                 // Cleanup waits for durability either way (its steps are few).
-                Some(Msg::EventDurable(ev, ack) | Msg::EventWritten(ev, ack)) => {
+                Some(Msg::EventDurable { ev, ack, .. }) => {
                     if failed {
                         let _ = ack.send(false);
                         continue;
