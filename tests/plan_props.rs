@@ -404,6 +404,10 @@ proptest! {
         prop_assert_eq!(waves.makespan_eager, eager.makespan);
         prop_assert!(eager.makespan >= eager.critical_path_len);
         for (p, is_eager) in [(&waves, false), (&eager, true)] {
+            let b = p.lower_bound;
+            let o = p.objective;
+            prop_assert!(b.breaches <= o.breaches && b.lateness <= o.lateness && b.makespan <= o.makespan,
+                "bound {:?} above the plan {:?}", b, o);
             let reference = reference_rules(&m, &h, parallel, is_eager);
             prop_assert_eq!(&p.search.rules, &reference, "the portfolio's schedules");
             for (rule, o) in &reference {
@@ -496,13 +500,22 @@ proptest! {
     /// On small instances the plan is optimal (the exact search), as an independent exact
     /// solver (dynamic programming over event times) confirms, and says so.
     #[test]
-    fn small_plans_are_optimal(seed in any::<u64>(), n in 3usize..8, parallel in 1usize..4, kind in 0usize..4) {
+    fn small_plans_are_optimal(seed in any::<u64>(), n in 3usize..8, parallel in 1usize..4, kind in 0usize..4, equal in any::<bool>()) {
         let mut rng = quality::Rng::new(seed);
-        let inst = quality::generate(&mut rng, n, parallel, ["tight", "loose", "mixed", "planted"][kind]);
+        let mut inst = quality::generate(&mut rng, n, parallel, ["tight", "loose", "mixed", "planted"][kind]);
+        if equal && kind != 3 {
+            // Equal estimates (a graph planned on `defaults.estimate`): where the parallelism's
+            // bound on breaches and lateness is tight.
+            inst.dur.iter_mut().for_each(|d| *d = 60);
+        }
         for eager in [false, true] {
             let opt = quality::optimum(&inst, eager);
             let p = inst.plan(eager, true, None);
             prop_assert_eq!(p.objective, opt, "eager {}", eager);
+            // The lower bound is one: no component above the optimum's.
+            let b = p.lower_bound;
+            prop_assert!(b.breaches <= opt.breaches && b.lateness <= opt.lateness && b.makespan <= opt.makespan,
+                "bound {:?} above the optimum {:?} (eager {})", b, opt, eager);
             prop_assert!(p.search.optimality != Optimality::Unknown);
             if kind == 3 && eager {
                 prop_assert_eq!(opt.breaches, 0, "planted: a schedule without breach exists");
