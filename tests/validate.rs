@@ -743,3 +743,63 @@ fn many_playbooks_read_side_by_side_report_every_problem_in_place() {
     let m = load(dir.path(), &LoadOptions::default()).model.unwrap();
     assert!(m.services.iter().all(|s| s.playbook.is_some()));
 }
+
+/// From 64 playbooks on, they are read and parsed on two threads: each file's diagnostics
+/// are still exactly those it gets loaded alone (one thread), in file order, each once.
+#[test]
+fn many_playbooks_report_as_one_by_one() {
+    let n = 80;
+    let broken = |i: usize| match i {
+        10 | 70 => Some("[[steps]\nname = \"a\"\n".to_string()),
+        40 => Some(format!("{OK_PLAYBOOK}bogus = 1\n")),
+        55 => Some("color = 1\n[[steps]]\nname = \"a\"\nrun = \"true\"\nx = = 1\n".to_string()),
+        _ => None,
+    };
+    // (file, code, line, col, message) of each diagnostic of a file in `dir`.
+    let diags = |dir: &Path| -> Vec<(String, String, u32, u32, String)> {
+        let opts = LoadOptions {
+            require_playbooks: true,
+            ..Default::default()
+        };
+        load(dir, &opts)
+            .diags
+            .items
+            .iter()
+            .filter_map(|d| {
+                let f = d.file.as_ref()?;
+                let (l, c) = f.line_col(d.span.start);
+                let name = f.path.file_name()?.to_string_lossy().to_string();
+                Some((name, d.code.to_string(), l, c, d.message.clone()))
+            })
+            .collect()
+    };
+    let write_dir = |ids: &[usize]| {
+        let dir = tempfile::tempdir().unwrap();
+        let g: String = ids
+            .iter()
+            .map(|i| format!("[services.s{i:02}]\ntier = 1\n"))
+            .collect();
+        std::fs::write(dir.path().join("graph.toml"), g).unwrap();
+        std::fs::create_dir(dir.path().join("playbooks")).unwrap();
+        for &i in ids {
+            let text = broken(i).unwrap_or_else(|| OK_PLAYBOOK.to_string());
+            std::fs::write(dir.path().join(format!("playbooks/s{i:02}.toml")), text).unwrap();
+        }
+        dir
+    };
+    let all: Vec<usize> = (0..n).collect();
+    let got = diags(write_dir(&all).path());
+    let mut want = Vec::new();
+    for i in (0..n).filter(|&i| broken(i).is_some()) {
+        want.extend(diags(write_dir(&[i]).path()));
+    }
+    assert_eq!(
+        want.iter()
+            .map(|d| &d.0)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        4,
+        "{want:?}"
+    );
+    assert_eq!(got, want);
+}

@@ -11,6 +11,7 @@ use super::diag::{Diag, Diagnostics, MAX_PLAYBOOK_BYTES, SourceFile};
 use super::library::Cache;
 use super::read::{Reader, SV, to_var};
 use super::steps::{Ctx, Defined, read_check, read_preflight, read_rpo_probe, read_step};
+use super::tree;
 use crate::model::{Model, Playbook, Source, Step, VarValue};
 
 const PLAYBOOK_KEYS: &[&str] = &[
@@ -68,20 +69,40 @@ pub(super) fn load_playbooks(
     // One directory: ordering by file name is ordering by path, without comparing the
     // common prefix component by component.
     files.sort_unstable_by(|a, b| a.file_name().cmp(&b.file_name()));
-    // Read on two threads when there are many (opening and reading is most of a small
-    // playbook's cost); checked below in file order, one after the other, as before.
+    // Read, then parsed, on two threads when there are many (opening, reading and parsing
+    // are most of a small playbook's cost); checked below in file order, one after the
+    // other, as before (templates are cached and their errors reported once, at their first
+    // use in that order).
     let half = files.len() / 2;
+    let two = files.len() >= super::FILES_THREADS_AT;
     let read = |part: &[std::path::PathBuf]| -> Vec<Result<Arc<SourceFile>, Box<Diag>>> {
         part.iter()
             .map(|p| SourceFile::read(p, MAX_PLAYBOOK_BYTES, ""))
             .collect()
     };
-    let (mut read_files, second) = crate::util::join(
-        files.len() >= super::FILES_THREADS_AT,
-        || read(&files[..half]),
-        || read(&files[half..]),
-    );
+    let (mut read_files, second) =
+        crate::util::join(two, || read(&files[..half]), || read(&files[half..]));
     read_files.extend(second);
+    let (texts, mut read_errors): (Vec<_>, Vec<_>) = read_files
+        .into_iter()
+        .map(|r| match r {
+            Ok(f) => (Some(f), None),
+            Err(d) => (None, Some(d)),
+        })
+        .unzip();
+    // Each file's tree and its syntax errors (the first of its own diagnostics).
+    fn parse(part: &[Option<Arc<SourceFile>>]) -> Vec<Option<(tree::Doc<'_>, Diagnostics)>> {
+        part.iter()
+            .map(|f| {
+                let f = f.as_ref()?;
+                let mut own = Diagnostics::default();
+                Some((super::parse(f, &mut own), own))
+            })
+            .collect()
+    }
+    let (mut parsed, second) =
+        crate::util::join(two, || parse(&texts[..half]), || parse(&texts[half..]));
+    parsed.extend(second);
     if opts.keep_sources {
         model.sources.0.reserve(files.len());
     }
@@ -89,14 +110,13 @@ pub(super) fn load_playbooks(
     let cli_vars: BTreeSet<&str> = opts.cli_vars.keys().map(String::as_str).collect();
     let mut loaded: Vec<(usize, Playbook)> = Vec::new();
     let cache = RefCell::new(Cache::new(model.dir.clone()));
-    for (path, file) in files.iter().zip(read_files) {
+    for (i, (path, doc)) in files.iter().zip(parsed).enumerate() {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        let file = match file {
-            Ok(f) => f,
-            Err(d) => {
+        let (Some(file), Some((doc, mut own))) = (&texts[i], doc) else {
+            if let Some(d) = read_errors[i].take() {
                 diags.push(*d);
-                continue;
             }
+            continue;
         };
         let id = model.id(stem);
         if id.is_none() {
@@ -105,7 +125,7 @@ pub(super) fn load_playbooks(
                     "unknown-playbook",
                     format!("playbook for `{stem}`, which is not a service in graph.toml"),
                 )
-                .at(&file, 0..0)
+                .at(file, 0..0)
                 .hint(
                     stem,
                     "did you mean playbooks/{}.toml? The file name must be the service name".into(),
@@ -119,10 +139,11 @@ pub(super) fn load_playbooks(
         };
         let stateful = id.map(|id| model.services[id].stateful);
         let scoped = id.map(|id| &at.scoped_vars[model.services[id].file]);
-        // Its own list, so that counting its errors does not count the graph's (thousands,
-        // in a broken generated graph) once per playbook.
-        let mut own = Diagnostics::default();
-        let pb = read_playbook(&file, path, &defined, &cache, stateful, scoped, &mut own);
+        // Its own list (from its syntax errors on), so that counting its errors does not
+        // count the graph's (thousands, in a broken generated graph) once per playbook.
+        let pb = read_playbook(
+            file, &doc, path, &defined, &cache, stateful, scoped, &mut own,
+        );
         if opts.keep_sources {
             model.sources.0.insert(path.clone(), Source(file.clone()));
         }
@@ -176,9 +197,11 @@ pub(super) fn load_playbooks(
     }
 }
 
-/// Reads one playbook; `diags` holds this playbook's diagnostics only.
+/// Reads one playbook from its tree `table`; `diags` holds this playbook's diagnostics only.
+#[allow(clippy::too_many_arguments)]
 fn read_playbook(
     file: &Arc<SourceFile>,
+    table: &tree::Doc<'_>,
     path: &Path,
     defined: &Defined<'_>,
     cache: &RefCell<Cache>,
@@ -186,7 +209,6 @@ fn read_playbook(
     scoped: Option<&BTreeMap<String, VarValue>>,
     diags: &mut Diagnostics,
 ) -> Option<Playbook> {
-    let table = super::parse(file, diags);
     let root = table.get_ref();
     let mut cx = Ctx {
         r: Reader { file, diags },
