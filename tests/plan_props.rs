@@ -497,6 +497,29 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
+    /// Independent services with equal estimates, where the parallelism alone decides: the
+    /// plan is the exact optimum (an independent solver's), and its lower bound below it.
+    #[test]
+    fn slots_alone_bound_equal_estimates(rtos in proptest::collection::vec(1u64..12, 2..8), parallel in 1usize..4) {
+        let n = rtos.len();
+        let inst = quality::Inst {
+            deps: vec![Vec::new(); n],
+            dur: vec![60; n],
+            rto: rtos.iter().map(|r| r * 30).collect(),
+            tier: vec![1; n],
+            parallel,
+            kind: "tight",
+        };
+        for eager in [false, true] {
+            let opt = quality::optimum(&inst, eager);
+            let p = inst.plan(eager, true, None);
+            prop_assert_eq!(p.objective, opt);
+            let b = p.lower_bound;
+            prop_assert!(b.breaches <= opt.breaches && b.lateness <= opt.lateness && b.makespan <= opt.makespan,
+                "bound {:?} above the optimum {:?}", b, opt);
+        }
+    }
+
     /// On small instances the plan is optimal (the exact search), as an independent exact
     /// solver (dynamic programming over event times) confirms, and says so.
     #[test]
@@ -554,6 +577,19 @@ fn reproducer(spec: &[(&str, u64, u64, &[&str])], parallel: usize, eager: bool) 
     )
     .unwrap();
     (m, p)
+}
+
+/// The parallelism's lower bound on breaches is the most RTOs that can be met, not those the
+/// RTO-sorted matching meets: with one slot, 10 s each, RTOs of 9 s and 15 s, the best order
+/// breaches one (b first), and the bound must not say two.
+#[test]
+fn the_slots_bound_counts_the_rtos_that_can_be_met() {
+    for eager in [false, true] {
+        let (_, p) = reproducer(&[("a", 10, 9, &[]), ("b", 10, 15, &[])], 1, eager);
+        assert_eq!(p.objective.breaches, 1);
+        assert_eq!(p.lower_bound.breaches, 1, "eager {eager}");
+        assert!(p.lower_bound.lateness <= p.objective.lateness);
+    }
 }
 
 /// (name, start in seconds) by start, then name.
