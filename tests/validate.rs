@@ -744,15 +744,16 @@ fn many_playbooks_read_side_by_side_report_every_problem_in_place() {
     assert!(m.services.iter().all(|s| s.playbook.is_some()));
 }
 
-/// From 64 playbooks on, they are read and parsed on two threads: each file's diagnostics
-/// are still exactly those it gets loaded alone (one thread), in file order, each once.
+/// From 64 playbooks on, they are read and parsed on two threads, in blocks of 4 096: each
+/// file's diagnostics are still exactly those it gets loaded alone (one thread), in file
+/// order, each once.
 #[test]
 fn many_playbooks_report_as_one_by_one() {
-    let n = 80;
+    let n = 4200;
     let broken = |i: usize| match i {
-        10 | 70 => Some("[[steps]\nname = \"a\"\n".to_string()),
-        40 => Some(format!("{OK_PLAYBOOK}bogus = 1\n")),
-        55 => Some("color = 1\n[[steps]]\nname = \"a\"\nrun = \"true\"\nx = = 1\n".to_string()),
+        10 | 4150 => Some("[[steps]\nname = \"a\"\n".to_string()),
+        2100 => Some(format!("{OK_PLAYBOOK}bogus = 1\n")),
+        4096 => Some("color = 1\n[[steps]]\nname = \"a\"\nrun = \"true\"\nx = = 1\n".to_string()),
         _ => None,
     };
     // (file, code, line, col, message) of each diagnostic of a file in `dir`.
@@ -777,13 +778,13 @@ fn many_playbooks_report_as_one_by_one() {
         let dir = tempfile::tempdir().unwrap();
         let g: String = ids
             .iter()
-            .map(|i| format!("[services.s{i:02}]\ntier = 1\n"))
+            .map(|i| format!("[services.s{i:04}]\ntier = 1\n"))
             .collect();
         std::fs::write(dir.path().join("graph.toml"), g).unwrap();
         std::fs::create_dir(dir.path().join("playbooks")).unwrap();
         for &i in ids {
             let text = broken(i).unwrap_or_else(|| OK_PLAYBOOK.to_string());
-            std::fs::write(dir.path().join(format!("playbooks/s{i:02}.toml")), text).unwrap();
+            std::fs::write(dir.path().join(format!("playbooks/s{i:04}.toml")), text).unwrap();
         }
         dir
     };

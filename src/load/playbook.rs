@@ -72,7 +72,8 @@ pub(super) fn load_playbooks(
     // Read, then parsed, on two threads when there are many (opening, reading and parsing
     // are most of a small playbook's cost); checked below in file order, one after the
     // other, as before (templates are cached and their errors reported once, at their first
-    // use in that order).
+    // use in that order). Parsed and checked a block at a time: a tree is several times its
+    // text, and 100 000 of them at once would double a big load's memory.
     let half = files.len() / 2;
     let two = files.len() >= super::FILES_THREADS_AT;
     let read = |part: &[std::path::PathBuf]| -> Vec<Result<Arc<SourceFile>, Box<Diag>>> {
@@ -100,9 +101,7 @@ pub(super) fn load_playbooks(
             })
             .collect()
     }
-    let (mut parsed, second) =
-        crate::util::join(two, || parse(&texts[..half]), || parse(&texts[half..]));
-    parsed.extend(second);
+    const BLOCK: usize = 4096;
     if opts.keep_sources {
         model.sources.0.reserve(files.len());
     }
@@ -110,46 +109,58 @@ pub(super) fn load_playbooks(
     let cli_vars: BTreeSet<&str> = opts.cli_vars.keys().map(String::as_str).collect();
     let mut loaded: Vec<(usize, Playbook)> = Vec::new();
     let cache = RefCell::new(Cache::new(model.dir.clone()));
-    for (i, (path, doc)) in files.iter().zip(parsed).enumerate() {
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        let (Some(file), Some((doc, mut own))) = (&texts[i], doc) else {
-            if let Some(d) = read_errors[i].take() {
-                diags.push(*d);
-            }
-            continue;
-        };
-        let id = model.id(stem);
-        if id.is_none() {
-            diags.push(
-                Diag::error(
-                    "unknown-playbook",
-                    format!("playbook for `{stem}`, which is not a service in graph.toml"),
-                )
-                .at(file, 0..0)
-                .hint(
-                    stem,
-                    "did you mean playbooks/{}.toml? The file name must be the service name".into(),
-                    format!("add [services.{stem}] to graph.toml, or remove this file"),
-                ),
-            );
-        }
-        let defined = Defined {
-            graph: &graph_vars,
-            cli: &cli_vars,
-        };
-        let stateful = id.map(|id| model.services[id].stateful);
-        let scoped = id.map(|id| &at.scoped_vars[model.services[id].file]);
-        // Its own list (from its syntax errors on), so that counting its errors does not
-        // count the graph's (thousands, in a broken generated graph) once per playbook.
-        let pb = read_playbook(
-            file, &doc, path, &defined, &cache, stateful, scoped, &mut own,
+    for (b, block) in texts.chunks(BLOCK).enumerate() {
+        let mid = block.len() / 2;
+        let (mut parsed, second) = crate::util::join(
+            block.len() >= super::FILES_THREADS_AT,
+            || parse(&block[..mid]),
+            || parse(&block[mid..]),
         );
-        if opts.keep_sources {
-            model.sources.0.insert(path.clone(), Source(file.clone()));
-        }
-        diags.items.append(&mut own.items);
-        if let (Some(id), Some(pb)) = (id, pb) {
-            loaded.push((id, pb));
+        parsed.extend(second);
+        for (j, doc) in parsed.into_iter().enumerate() {
+            let i = b * BLOCK + j;
+            let path = &files[i];
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            let (Some(file), Some((doc, mut own))) = (&texts[i], doc) else {
+                if let Some(d) = read_errors[i].take() {
+                    diags.push(*d);
+                }
+                continue;
+            };
+            let id = model.id(stem);
+            if id.is_none() {
+                diags.push(
+                    Diag::error(
+                        "unknown-playbook",
+                        format!("playbook for `{stem}`, which is not a service in graph.toml"),
+                    )
+                    .at(file, 0..0)
+                    .hint(
+                        stem,
+                        "did you mean playbooks/{}.toml? The file name must be the service name"
+                            .into(),
+                        format!("add [services.{stem}] to graph.toml, or remove this file"),
+                    ),
+                );
+            }
+            let defined = Defined {
+                graph: &graph_vars,
+                cli: &cli_vars,
+            };
+            let stateful = id.map(|id| model.services[id].stateful);
+            let scoped = id.map(|id| &at.scoped_vars[model.services[id].file]);
+            // Its own list (from its syntax errors on), so that counting its errors does not
+            // count the graph's (thousands, in a broken generated graph) once per playbook.
+            let pb = read_playbook(
+                file, &doc, path, &defined, &cache, stateful, scoped, &mut own,
+            );
+            if opts.keep_sources {
+                model.sources.0.insert(path.clone(), Source(file.clone()));
+            }
+            diags.items.append(&mut own.items);
+            if let (Some(id), Some(pb)) = (id, pb) {
+                loaded.push((id, pb));
+            }
         }
     }
     for (id, pb) in loaded {

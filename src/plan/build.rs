@@ -392,6 +392,7 @@ fn build_plan_with(model: &Model, opts: &PlanOptions, min_scope: usize) -> crate
             .timeline(model, &scope)
             .build(chosen, par, &mut estimates);
     let cp_len = cp.last().map_or(0, |&e| ef[e]);
+    let lower_bound = setup.bound(strategy);
     Ok(Plan {
         strategy,
         mode: opts.mode,
@@ -402,8 +403,8 @@ fn build_plan_with(model: &Model, opts: &PlanOptions, min_scope: usize) -> crate
         makespan: chosen.walk.makespan,
         makespan_waves: waves.walk.makespan,
         makespan_eager: eager.walk.makespan,
-        makespan_lower_bound: setup.bound(strategy).makespan,
-        lower_bound: setup.bound(strategy),
+        makespan_lower_bound: lower_bound.makespan,
+        lower_bound,
         eager_fallback: eager.source == Source::WavesOrder,
         objective: chosen.obj,
         search: SearchReport {
