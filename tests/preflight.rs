@@ -93,6 +93,35 @@ fn closed_port() -> u16 {
         .port()
 }
 
+/// A port where connections are refused for as long as the returned socket lives: bound but
+/// not listening. Unlike a port bound and released ([`closed_port`]), no other socket can take
+/// it meanwhile: not another test's server started on a port it was given the same way, nor
+/// a client whose own ephemeral port happens to be it (a TCP connection to a free local port
+/// can connect to itself). Either made the `down` service below look ready, once in CI.
+fn refused_port() -> (u16, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: plain socket calls on a socket this function owns; `addr` and `len` are
+    // properly sized for AF_INET.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let sa = &mut addr as *mut libc::sockaddr_in as *mut libc::sockaddr;
+        assert_eq!(
+            libc::bind(fd, sa, len),
+            0,
+            "bind: {}",
+            std::io::Error::last_os_error()
+        );
+        assert_eq!(libc::getsockname(fd, sa, &mut len), 0);
+        (u16::from_be(addr.sin_port), owned)
+    }
+}
+
 /// A self-signed certificate for localhost / 127.0.0.1 valid for `days` more whole days,
 /// as (PEM, server config).
 fn self_signed(days: i64) -> (String, rustls::ServerConfig) {
@@ -172,7 +201,7 @@ async fn every_kind_of_unreadiness_is_reported_with_its_reason_and_line() {
     let (http, seen) = http_server().await;
     let tcp_port = closed_port();
     let _tcp = tcp_server(tcp_port).await;
-    let down = closed_port();
+    let (down, _down_socket) = refused_port();
     let (soon_pem, soon_cfg) = self_signed(3);
     let soon = tls_server(soon_cfg).await;
     let (_, untrusted_cfg) = self_signed(300);
