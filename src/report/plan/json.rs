@@ -188,10 +188,10 @@ fn json_service<'a>(p: &'a PlannedService, model: &'a Model) -> JsonService<'a> 
 }
 
 /// `serde_json::to_writer(out, &json_service(..))`, byte for byte, without serde.
-fn write_service_line(out: &mut Vec<u8>, p: &PlannedService, model: &Model) {
-    let s = &model.services[p.id];
+fn write_service_line(out: &mut Vec<u8>, p: &PlannedService, cx: &Ctx<'_>) {
+    let s = &cx.model.services[p.id];
     out.extend_from_slice(b"{\"name\":");
-    json_str(out, &s.name);
+    cx.name(out, p.id);
     out.extend_from_slice(b",\"tier\":");
     json_u64(out, s.tier as u64);
     out.extend_from_slice(b",\"wave\":");
@@ -201,7 +201,7 @@ fn write_service_line(out: &mut Vec<u8>, p: &PlannedService, model: &Model) {
         if k > 0 {
             out.push(b',');
         }
-        json_str(out, model.name(d));
+        cx.name(out, d);
     }
     out.extend_from_slice(b"],\"start_s\":");
     json_ms(out, p.start as i128);
@@ -245,7 +245,7 @@ fn write_service_line(out: &mut Vec<u8>, p: &PlannedService, model: &Model) {
     json_ms(out, p.queued as i128);
     out.extend_from_slice(b",\"waited_for\":");
     match p.waited_for {
-        Some(d) => json_str(out, model.name(d)),
+        Some(d) => cx.name(out, d),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(if p.held {
@@ -337,6 +337,47 @@ const CHUNK: usize = 4096;
 /// microseconds of its own).
 const WRITE_BYTES: usize = 1 << 20;
 
+/// What the lines are rendered with: the model, and every service name of the plan already
+/// written as a JSON string. A name is written ~15 times on average (its line, its
+/// dependents' `depends_on` and `waited_for`, breach chains): quoted and escaped once, each
+/// is then one copy.
+struct Ctx<'a> {
+    model: &'a Model,
+    /// The quoted names, one after the other; `at[id]..at[id + 1]` is service `id`'s.
+    quoted: Vec<u8>,
+    at: Vec<usize>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(model: &'a Model, plan: &Plan) -> Ctx<'a> {
+        let n = model.services.len();
+        // Only a plan's services are named in its lines (its scope is closed over
+        // dependencies); the others get an empty slot.
+        let mut named = vec![false; n];
+        for p in &plan.services {
+            named[p.id] = true;
+        }
+        let mut quoted = Vec::with_capacity(plan.services.len() * 16);
+        let mut at = Vec::with_capacity(n + 1);
+        at.push(0);
+        for (s, named) in model.services.iter().zip(named) {
+            if named {
+                json_str(&mut quoted, &s.name);
+            }
+            at.push(quoted.len());
+        }
+        Ctx { model, quoted, at }
+    }
+
+    /// Service `id`'s name as a JSON string.
+    fn name(&self, out: &mut Vec<u8>, id: SvcId) {
+        match self.quoted.get(self.at[id]..self.at[id + 1]) {
+            Some(q) if !q.is_empty() => out.extend_from_slice(q),
+            _ => json_str(out, self.model.name(id)),
+        }
+    }
+}
+
 /// A piece of the report after its head, in output order.
 #[derive(Clone, Copy)]
 enum Part<'a> {
@@ -372,14 +413,14 @@ fn parts(plan: &Plan) -> Vec<Part<'_>> {
 }
 
 impl Part<'_> {
-    fn render(self, out: &mut Vec<u8>, model: &Model) {
+    fn render(self, out: &mut Vec<u8>, cx: &Ctx<'_>) {
         match self {
-            Part::Services(s, first) => json_services(out, s, model, first),
+            Part::Services(s, first) => json_services(out, s, cx, first),
             Part::Breaches(b, first) => {
-                json_lines(out, b, first, |o, b| write_breach_line(o, b, model))
+                json_lines(out, b, first, |o, b| write_breach_line(o, b, cx))
             }
             Part::Unachievable(u, first) => {
-                json_lines(out, u, first, |o, u| write_unachievable_line(o, u, model))
+                json_lines(out, u, first, |o, u| write_unachievable_line(o, u, cx))
             }
             Part::Text(t) => out.extend_from_slice(t.as_bytes()),
         }
@@ -409,13 +450,14 @@ fn write_json_with<W: Write + ?Sized>(
     json_head(&mut head, plan, model);
     w.write_all(&head)?;
     let parts = parts(plan);
+    let cx = Ctx::new(model, plan);
     if par {
-        write_parts_on_two_threads(&mut w, &parts, model)?;
+        write_parts_on_two_threads(&mut w, &parts, &cx)?;
     } else {
         let mut buf = Vec::new();
         for part in &parts {
             buf.clear();
-            part.render(&mut buf, model);
+            part.render(&mut buf, &cx);
             w.write_all(&buf)?;
         }
     }
@@ -425,7 +467,7 @@ fn write_json_with<W: Write + ?Sized>(
 fn write_parts_on_two_threads<W: Write + ?Sized>(
     w: &mut W,
     parts: &[Part<'_>],
-    model: &Model,
+    cx: &Ctx<'_>,
 ) -> io::Result<()> {
     use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
     use std::sync::mpsc;
@@ -441,7 +483,7 @@ fn write_parts_on_two_threads<W: Write + ?Sized>(
                 let Some(part) = parts.get(i) else { break };
                 let mut buf = free_rx.try_recv().unwrap_or_default();
                 buf.clear();
-                part.render(&mut buf, model);
+                part.render(&mut buf, cx);
                 // Closed: this thread's writes failed; stop.
                 if done_tx.send((i, buf)).is_err() {
                     break;
@@ -470,7 +512,7 @@ fn write_parts_on_two_threads<W: Write + ?Sized>(
                     if let Some(part) = parts.get(k) {
                         let mut b = std::mem::take(&mut own);
                         b.clear();
-                        part.render(&mut b, model);
+                        part.render(&mut b, cx);
                         ready.insert(k, b);
                         continue;
                     }
@@ -556,14 +598,14 @@ fn json_search(plan: &Plan) -> JsonSearch {
 /// One line per service, written by hand (a third of the report's cost with serde on a
 /// 100 000-service plan); `service_line_is_what_serde_writes` checks it is the same bytes.
 /// `first`: the first line of the array follows (no comma before it).
-fn json_services(out: &mut Vec<u8>, services: &[PlannedService], model: &Model, first: bool) {
+fn json_services(out: &mut Vec<u8>, services: &[PlannedService], cx: &Ctx<'_>, first: bool) {
     for (i, p) in services.iter().enumerate() {
         out.extend_from_slice(if first && i == 0 {
             b"\n    "
         } else {
             b",\n    "
         });
-        write_service_line(out, p, model);
+        write_service_line(out, p, cx);
     }
 }
 
@@ -581,13 +623,13 @@ fn json_lines<T>(out: &mut Vec<u8>, items: &[T], first: bool, line: impl Fn(&mut
 }
 
 /// A JSON array of names.
-fn json_names(out: &mut Vec<u8>, model: &Model, ids: &[SvcId]) {
+fn json_names(out: &mut Vec<u8>, cx: &Ctx<'_>, ids: &[SvcId]) {
     out.push(b'[');
     for (k, &d) in ids.iter().enumerate() {
         if k > 0 {
             out.push(b',');
         }
-        json_str(out, model.name(d));
+        cx.name(out, d);
     }
     out.push(b']');
 }
@@ -598,22 +640,22 @@ fn chain_tail(chain: &[SvcId]) -> &[SvcId] {
 }
 
 /// `,"chain":[…],"chain_length":N,"chain_root":"…"`.
-fn json_chain(out: &mut Vec<u8>, model: &Model, chain: &[SvcId], len: usize, root: SvcId) {
+fn json_chain(out: &mut Vec<u8>, cx: &Ctx<'_>, chain: &[SvcId], len: usize, root: SvcId) {
     out.extend_from_slice(b",\"chain\":");
-    json_names(out, model, chain_tail(chain));
+    json_names(out, cx, chain_tail(chain));
     out.extend_from_slice(b",\"chain_length\":");
     json_u64(out, len as u64);
     out.extend_from_slice(b",\"chain_root\":");
-    json_str(out, model.name(root));
+    cx.name(out, root);
 }
 
 /// `serde_json::to_writer(out, &JsonBreach { .. })`, byte for byte, without serde.
-fn write_breach_line(out: &mut Vec<u8>, b: &Breach, model: &Model) {
+fn write_breach_line(out: &mut Vec<u8>, b: &Breach, cx: &Ctx<'_>) {
     out.extend_from_slice(b"{\"service\":");
-    json_str(out, model.name(b.id));
+    cx.name(out, b.id);
     out.extend_from_slice(b",\"by_s\":");
     json_ms(out, b.by as i128);
-    json_chain(out, model, &b.chain, b.chain_len, b.chain_root);
+    json_chain(out, cx, &b.chain, b.chain_len, b.chain_root);
     out.extend_from_slice(b",\"queued_s\":");
     json_ms(out, b.queued as i128);
     out.extend_from_slice(if b.unachievable {
@@ -624,14 +666,14 @@ fn write_breach_line(out: &mut Vec<u8>, b: &Breach, model: &Model) {
 }
 
 /// `serde_json::to_writer(out, &JsonUnachievable { .. })`, byte for byte, without serde.
-fn write_unachievable_line(out: &mut Vec<u8>, u: &Unachievable, model: &Model) {
+fn write_unachievable_line(out: &mut Vec<u8>, u: &Unachievable, cx: &Ctx<'_>) {
     out.extend_from_slice(b"{\"service\":");
-    json_str(out, model.name(u.id));
+    cx.name(out, u.id);
     out.extend_from_slice(b",\"earliest_ready_s\":");
     json_ms(out, u.earliest_ready as i128);
     out.extend_from_slice(b",\"rto_s\":");
     json_ms(out, u.rto as i128);
-    json_chain(out, model, &u.chain, u.chain_len, u.chain_root);
+    json_chain(out, cx, &u.chain, u.chain_len, u.chain_root);
     out.push(b'}');
 }
 
@@ -642,9 +684,10 @@ mod tests {
     /// Every service, breach and unachievable line of `plan`, hand-written and by serde.
     fn lines_both_ways(plan: &Plan, model: &Model) {
         assert!(!plan.services.is_empty());
+        let cx = Ctx::new(model, plan);
         for p in &plan.services {
             let mut ours = Vec::new();
-            write_service_line(&mut ours, p, model);
+            write_service_line(&mut ours, p, &cx);
             let theirs = serde_json::to_string(&json_service(p, model)).unwrap();
             assert_eq!(String::from_utf8(ours).unwrap(), theirs);
         }
@@ -653,7 +696,7 @@ mod tests {
         };
         for b in &plan.breaches {
             let mut ours = Vec::new();
-            write_breach_line(&mut ours, b, model);
+            write_breach_line(&mut ours, b, &cx);
             let theirs = serde_json::to_string(&JsonBreach {
                 service: model.name(b.id),
                 by_s: secs(b.by),
@@ -668,7 +711,7 @@ mod tests {
         }
         for u in &plan.unachievable {
             let mut ours = Vec::new();
-            write_unachievable_line(&mut ours, u, model);
+            write_unachievable_line(&mut ours, u, &cx);
             let theirs = serde_json::to_string(&JsonUnachievable {
                 service: model.name(u.id),
                 earliest_ready_s: secs(u.earliest_ready),
@@ -792,26 +835,27 @@ mod tests {
     fn json_both_ways(plan: &Plan, model: &Model) {
         let mut whole = Vec::new();
         json_head(&mut whole, plan, model);
-        json_services(&mut whole, &plan.services, model, true);
+        let cx = Ctx::new(model, plan);
+        json_services(&mut whole, &plan.services, &cx, true);
         whole.extend_from_slice(if plan.services.is_empty() {
             b"]"
         } else {
             b"\n  ]"
         });
         // Each line rendered alone, then joined: the reference the pieces must add up to.
-        fn line<T>(item: &T, write: fn(&mut Vec<u8>, &T, &Model), model: &Model) -> Vec<u8> {
+        fn line<T>(item: &T, write: fn(&mut Vec<u8>, &T, &Ctx<'_>), cx: &Ctx<'_>) -> Vec<u8> {
             let mut o = Vec::new();
-            write(&mut o, item, model);
+            write(&mut o, item, cx);
             o
         }
         let breaches = plan
             .breaches
             .iter()
-            .map(|b| line(b, write_breach_line, model));
+            .map(|b| line(b, write_breach_line, &cx));
         let unachievable = plan
             .unachievable
             .iter()
-            .map(|u| line(u, write_unachievable_line, model));
+            .map(|u| line(u, write_unachievable_line, &cx));
         for (key, lines) in [
             ("breaches", breaches.collect::<Vec<_>>()),
             ("unachievable", unachievable.collect()),
