@@ -9,11 +9,13 @@
 //!
 //! Modules, each using only those below it: `playbook` (the playbooks of a directory) →
 //! `uses` (template expansion) → `steps` (steps and checks, template strings checked) →
-//! `library` (finding templates) → `read` → `tree`, `diag`.
+//! `library` (finding templates) → `read` → `tree`, `diag`; `plain` (big graph files of plain
+//! service tables) uses only `tree`.
 
 pub mod diag;
 mod fragments;
 pub mod library;
+mod plain;
 mod playbook;
 mod read;
 mod steps;
@@ -196,7 +198,12 @@ fn read_file(path: &Path, diags: &mut Diagnostics) -> Option<Arc<SourceFile>> {
 /// Parses any file the loader reads (graph, playbook, template) into the one spanned tree,
 /// every syntax error a diagnostic.
 fn parse<'i>(file: &'i Arc<SourceFile>, diags: &mut Diagnostics) -> tree::Doc<'i> {
-    let (table, errors) = tree::parse(&file.text);
+    parse_text(file, &file.text, diags)
+}
+
+/// [`parse`] of `text`, the file's text or a start of it.
+fn parse_text<'i>(file: &Arc<SourceFile>, text: &'i str, diags: &mut Diagnostics) -> tree::Doc<'i> {
+    let (table, errors) = tree::parse(text);
     for e in errors {
         let span = e.span.unwrap_or(0..0);
         diags.push(
@@ -208,12 +215,38 @@ fn parse<'i>(file: &'i Arc<SourceFile>, diags: &mut Diagnostics) -> tree::Doc<'i
     table
 }
 
+/// From this size on, a graph file's services are read without a tree of the whole file when
+/// they are plain tables (see `plain`); smaller files are not worth a second way.
+const PLAIN_FROM_BYTES: usize = 1 << 16;
+
 fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
+    load_files_with(dir, graph_path, opts, PLAIN_FROM_BYTES)
+}
+
+/// [`load_files`], trying `plain` from `plain_from` bytes of graph.toml on; when it does not
+/// apply, everything is loaded again the usual way (`plain_from` = `usize::MAX`).
+fn load_files_with(dir: &Path, graph_path: &Path, opts: &LoadOptions, plain_from: usize) -> Loaded {
+    let usual = || load_files_with(dir, graph_path, opts, usize::MAX);
     let mut diags = Diagnostics::default();
     let Some(gfile) = read_file(graph_path, &mut diags) else {
         return Loaded { model: None, diags };
     };
-    let table = parse(&gfile, &mut diags);
+    // Where the services part starts, when it may be read without a tree: the tree is then
+    // of what comes before it only.
+    let plain_at = (gfile.text.len() >= plain_from)
+        .then(|| plain::services_start(&gfile.text))
+        .flatten();
+    let table = match plain_at {
+        Some(at) => parse_text(&gfile, &gfile.text[..at], &mut diags),
+        None => parse(&gfile, &mut diags),
+    };
+    if plain_at.is_some()
+        && (diags.has_errors()
+            || table.get_ref().contains_key("services")
+            || table.get_ref().contains_key("include"))
+    {
+        return usual();
+    }
     let mut r = Reader {
         file: &gfile,
         diags: &mut diags,
@@ -290,66 +323,17 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
         scoped_vars.push(fragments::read_root(&mut r, root));
     }
 
-    // Services in name order, and beside them their tables in the trees: dependency names
-    // are resolved straight from there (no copy of 400 000 names, no second 400-byte record
-    // per service).
-    let mut entries: Vec<Entry<'_, '_>> = Vec::new();
-    let mut names: Vec<&str> = Vec::new();
-    let mut any_services = false;
-    for (i, root) in roots.iter().enumerate() {
-        let mut r = Reader {
-            file: sources[i],
-            diags: &mut diags,
-        };
-        let Some(v) = root.get("services") else {
-            continue;
-        };
-        any_services = true;
-        let Some(t) = r.table("services", v) else {
-            continue;
-        };
-        entries.reserve(t.len());
-        names.reserve(t.len());
-        for (k, v) in t.iter() {
-            if v.get_ref().as_table().is_some() {
-                entries.push(Entry {
-                    table: v,
-                    span: k.span(),
-                    file: i as u32,
-                });
-                names.push(k.get_ref());
-            } else {
-                // Not a service: reported (and left out) here.
-                read_service(&mut r, k.get_ref(), k.span(), v, &defaults);
-            }
-        }
-    }
-    if !any_services {
-        diags.push(
-            Diag::error("no-services", "graph.toml declares no services")
-                .at(&gfile, 0..0)
-                .help(
-                    "add a table per service, e.g.\n[services.orders-db]\ntier = 0\nrto = \"20m\"",
-                ),
-        );
-    }
-    if sources.len() > 1 {
-        // Each tree iterates its keys in order; together they are merged by name, a name
-        // defined twice being an error at its second definition (in load order).
-        (entries, names) = merge_by_name(entries, names, &sources, dir, &mut diags);
-    }
-    debug_assert!(names.is_sorted(), "ids are positions in name order");
-    let ids = NameIds::new(&names);
-    let (mut services, lists) = read_services(
-        &sources,
-        &mut diags,
-        &entries,
-        &names,
-        &ids,
-        &defaults,
-        PARALLEL_MIN_SCOPE,
-    );
-    drop(ids);
+    // The services in name order (ids are positions in it), the spans of their names, and
+    // where their dependencies are written.
+    let (mut services, name_spans, edges) = match plain_at {
+        Some(at) => match read_plain(&gfile, at, &defaults) {
+            Some(read) => read,
+            None => return usual(),
+        },
+        None => read_trees(&roots, &sources, &gfile, dir, &defaults, &mut diags),
+    };
+    #[cfg(test)]
+    tests::READ_PLAIN.set(plain_at.is_some());
     // What is left of `Model::finish`, in two halves: on a big graph the name index (a copy
     // of every name) is built and the lines numbered on a second thread while this one
     // derives the dependents and checks for cycles.
@@ -358,19 +342,16 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
         || {
             (
                 crate::model::name_index(&services),
-                header_lines(&entries, &sources),
+                header_lines(&services, &name_spans, &sources),
             )
         },
         || {
             let reverse = crate::model::reverse_lists(&services);
-            report_cycles(&services, &reverse.0, &lists, &sources, &mut diags);
+            report_cycles(&services, &reverse.0, &edges, &sources, &mut diags);
             reverse
         },
     );
-    drop(lists);
-    drop(names);
-    let name_spans: Vec<Range<usize>> = entries.iter().map(|e| e.span.clone()).collect();
-    drop(entries);
+    drop(edges);
     table.drop_in_parallel(PARALLEL_MIN_SCOPE);
     drop(docs);
     for (svc, line) in services.iter_mut().zip(lines) {
@@ -416,6 +397,206 @@ fn load_files(dir: &Path, graph_path: &Path, opts: &LoadOptions) -> Loaded {
     Loaded {
         model: Some(model),
         diags,
+    }
+}
+
+/// The services of the graph files' trees (`roots`, graph.toml's first), in name order, the
+/// spans of their names and their dependency lists as written, with every diagnostic.
+fn read_trees<'t, 'i>(
+    roots: &[&'t tree::Table<'i>],
+    sources: &[&Arc<SourceFile>],
+    gfile: &Arc<SourceFile>,
+    dir: &Path,
+    defaults: &Defaults,
+    diags: &mut Diagnostics,
+) -> (Vec<Service>, Vec<Range<usize>>, Edges<'t, 'i>) {
+    // Services in name order, and beside them their tables in the trees: dependency names
+    // are resolved straight from there (no copy of 400 000 names, no second 400-byte record
+    // per service).
+    let mut entries: Vec<Entry<'_, '_>> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    let mut any_services = false;
+    for (i, root) in roots.iter().enumerate() {
+        let mut r = Reader {
+            file: sources[i],
+            diags,
+        };
+        let Some(v) = root.get("services") else {
+            continue;
+        };
+        any_services = true;
+        let Some(t) = r.table("services", v) else {
+            continue;
+        };
+        entries.reserve(t.len());
+        names.reserve(t.len());
+        for (k, v) in t.iter() {
+            if v.get_ref().as_table().is_some() {
+                entries.push(Entry {
+                    table: v,
+                    span: k.span(),
+                    file: i as u32,
+                });
+                names.push(k.get_ref());
+            } else {
+                // Not a service: reported (and left out) here.
+                read_service(&mut r, k.get_ref(), k.span(), v, defaults);
+            }
+        }
+    }
+    if !any_services {
+        diags.push(
+            Diag::error("no-services", "graph.toml declares no services")
+                .at(gfile, 0..0)
+                .help(
+                    "add a table per service, e.g.\n[services.orders-db]\ntier = 0\nrto = \"20m\"",
+                ),
+        );
+    }
+    if sources.len() > 1 {
+        // Each tree iterates its keys in order; together they are merged by name, a name
+        // defined twice being an error at its second definition (in load order).
+        (entries, names) = merge_by_name(entries, names, sources, dir, diags);
+    }
+    debug_assert!(names.is_sorted(), "ids are positions in name order");
+    let ids = NameIds::new(&names);
+    let (services, lists) = read_services(
+        sources,
+        diags,
+        &entries,
+        &names,
+        &ids,
+        defaults,
+        PARALLEL_MIN_SCOPE,
+    );
+    drop(ids);
+    let spans = entries.iter().map(|e| e.span.clone()).collect();
+    (services, spans, Edges::Tree(lists))
+}
+
+/// The services of graph.toml from `at` on, read by `plain` (see there for when it
+/// applies): in name order, dependencies resolved, with the spans of their names. `None`
+/// when anything there is not plain, or the usual way would give a diagnostic (an unknown,
+/// duplicate or self dependency, a name defined twice, ...): the caller then loads the usual
+/// way, which reports it.
+fn read_plain<'t, 'i>(
+    file: &Arc<SourceFile>,
+    at: usize,
+    defaults: &Defaults,
+) -> Option<(Vec<Service>, Vec<Range<usize>>, Edges<'t, 'i>)> {
+    let text = file.text.as_str();
+    // While reading, a service's `line` is where its name starts in the text, and its
+    // dependency lists hold where their names are written (`plain::name_spans`); both are
+    // resolved in place below, so that there is no second record per service to copy.
+    let read = |name: &str, span: Range<usize>, table: &tree::Node<'_>| {
+        let mut quiet = Diagnostics::default();
+        let mut r = Reader {
+            file,
+            diags: &mut quiet,
+        };
+        let (mut svc, (deps, soft)) = read_service(&mut r, name, span.clone(), table, defaults)?;
+        let list = |v: Option<&SV<'_>>| v.map_or(Some(Vec::new()), |v| plain::name_spans(text, v));
+        svc.depends_on = list(deps)?;
+        svc.soft_depends_on = list(soft)?;
+        svc.line = u32::try_from(span.start).ok()?;
+        quiet.items.is_empty().then_some(svc)
+    };
+    let par = text.len() - at >= PLAIN_THREADS_FROM;
+    let [mut first, mut second] = plain::read(text, at, par, &read)?;
+    // Each name as written in its header (the same as the service's own), so that the
+    // services can be changed while the index borrows the names.
+    let written = |s: &Service| &text[s.line as usize..s.line as usize + s.name.len()];
+    // Name order (a generated file is in it already); a name twice is a TOML error.
+    let sorted = |v: &[Service]| v.is_sorted_by(|a, b| a.name < b.name);
+    let in_order = sorted(&first)
+        && sorted(&second)
+        && match (first.last(), second.first()) {
+            (Some(a), Some(b)) => a.name < b.name,
+            _ => true,
+        };
+    if !in_order {
+        first.append(&mut second);
+        first.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        if first.windows(2).any(|w| w[0].name == w[1].name) {
+            return None;
+        }
+    }
+    if first.is_empty() && second.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = first.iter().chain(&second).map(written).collect();
+    let ids = NameIds::new(&names);
+    let resolve = |lo: usize, services: &mut [Service]| -> Option<()> {
+        // `stamp[d]` = the list that last listed `d` (as in `Resolver`).
+        let mut stamp = vec![usize::MAX; names.len()];
+        for (k, svc) in services.iter_mut().enumerate() {
+            let id = lo + k;
+            let mut resolve = |list: &mut Vec<SvcId>, tag: usize| -> Option<()> {
+                for x in list.iter_mut() {
+                    let d = ids.get(plain::written(text, *x))?;
+                    if d == id || stamp[d] == tag {
+                        return None;
+                    }
+                    stamp[d] = tag;
+                    *x = d;
+                }
+                list.sort_unstable();
+                Some(())
+            };
+            resolve(&mut svc.depends_on, 2 * id)?;
+            resolve(&mut svc.soft_depends_on, 2 * id + 1)?;
+            let both = |d: &SvcId| svc.depends_on.binary_search(d).is_ok();
+            if svc.soft_depends_on.iter().any(both) {
+                return None;
+            }
+        }
+        Some(())
+    };
+    // Each half where it was read (after a sort, all in the first).
+    let lo = first.len();
+    let (b, a) = join(
+        par && !second.is_empty(),
+        || resolve(lo, &mut second),
+        || resolve(0, &mut first),
+    );
+    a?;
+    b?;
+    drop(ids);
+    drop(names);
+    // The first half has room for both (see `plain::read`).
+    first.append(&mut second);
+    let starts: Vec<u32> = first.iter().map(|s| s.line).collect();
+    let spans = first
+        .iter()
+        .map(|s| s.line as usize..s.line as usize + s.name.len())
+        .collect();
+    Some((first, spans, Edges::Plain(starts)))
+}
+
+/// From this many bytes of plain service tables on, they are read on two threads.
+const PLAIN_THREADS_FROM: usize = 1 << 18;
+
+/// Where each service's dependencies are written, for the diagnostic of a cycle.
+enum Edges<'t, 'i> {
+    /// The `depends_on` and `soft_depends_on` nodes, by service id.
+    Tree(Vec<DepLists<'t, 'i>>),
+    /// Where each service's name is written in its header, by service id: its table follows.
+    Plain(Vec<u32>),
+}
+
+impl Edges<'_, '_> {
+    /// Where `from` first lists `to` in its `depends_on` (later ones were duplicates).
+    fn span(&self, services: &[Service], text: &str, from: SvcId, to: SvcId) -> Range<usize> {
+        let to = services[to].name.as_str();
+        let found = match self {
+            Edges::Tree(lists) => lists[from]
+                .0
+                .and_then(|v| v.get_ref().as_array())
+                .and_then(|a| a.iter().find(|x| x.get_ref().as_str() == Some(to)))
+                .map(|x| x.span()),
+            Edges::Plain(starts) => plain::listed(text, starts[from] as usize, "depends_on", to),
+        };
+        found.unwrap_or(0..0)
     }
 }
 
@@ -824,19 +1005,24 @@ fn merge_by_name<'t, 'i, 'n>(
     (out, out_names)
 }
 
-/// The line of each entry's header, one pass over each file.
-fn header_lines(entries: &[Entry<'_, '_>], files: &[&Arc<SourceFile>]) -> Vec<u32> {
+/// The line of each service's header (its name at `spans[id]` in its file), one pass over
+/// each file.
+fn header_lines(
+    services: &[Service],
+    spans: &[Range<usize>],
+    files: &[&Arc<SourceFile>],
+) -> Vec<u32> {
     if files.len() == 1 {
-        let starts: Vec<usize> = entries.iter().map(|e| e.span.start).collect();
+        let starts: Vec<usize> = spans.iter().map(|s| s.start).collect();
         return files[0].lines(&starts);
     }
     let mut by_file: Vec<(Vec<usize>, Vec<usize>)> = vec![Default::default(); files.len()];
-    for (i, e) in entries.iter().enumerate() {
-        let f = &mut by_file[e.file as usize];
+    for (i, (svc, span)) in services.iter().zip(spans).enumerate() {
+        let f = &mut by_file[svc.file];
         f.0.push(i);
-        f.1.push(e.span.start);
+        f.1.push(span.start);
     }
-    let mut out = vec![0; entries.len()];
+    let mut out = vec![0; services.len()];
     for (f, (which, starts)) in by_file.iter().enumerate() {
         for (i, line) in which.iter().zip(files[f].lines(starts)) {
             out[*i] = line;
@@ -1008,7 +1194,7 @@ impl Resolver<'_> {
 fn report_cycles(
     services: &[Service],
     dependents: &[Vec<SvcId>],
-    lists: &[DepLists<'_, '_>],
+    edges: &Edges<'_, '_>,
     files: &[&Arc<SourceFile>],
     diags: &mut Diagnostics,
 ) {
@@ -1082,19 +1268,11 @@ fn report_cycles(
         };
         let names: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
         let (from, to) = (cycle[0], cycle[1]);
-        // The first time `to` is listed in `from`'s depends_on (later ones were duplicates).
-        let span = lists[from]
-            .0
-            .and_then(|v| v.get_ref().as_array())
-            .and_then(|a| {
-                a.iter()
-                    .find(|x| x.get_ref().as_str() == Some(services[to].name.as_str()))
-            })
-            .map(|x| x.span())
-            .unwrap_or(0..0);
+        let file = files[services[from].file];
+        let span = edges.span(services, &file.text, from, to);
         diags.push(
             Diag::error("cycle", format!("dependency cycle: {}", names.join(" -> ")))
-                .at(files[services[from].file], span)
+                .at(file, span)
                 .label("this edge closes the cycle")
                 .help("essential dependencies must form a DAG: break the cycle, or make one edge a `soft_depends_on` if that service works degraded without the other"),
         );
@@ -1205,6 +1383,203 @@ mod tests {
             "unknown-key",
         ] {
             assert!(codes.contains(code), "{code} not in {codes:?}");
+        }
+    }
+
+    /// A graph.toml of `n` plain services (a preamble, then `[services.*]` tables with every
+    /// key `plain` takes, comments, blank lines, odd spacing), in name order or not.
+    fn plain_graph(n: usize, seed: u64, sorted: bool) -> String {
+        let mut x = seed | 1;
+        let mut rand = move |m: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % m as u64) as usize
+        };
+        let mut t = String::from(
+            "# preamble\n[defaults]\nrto = \"2h\"\nparallel = 4\n\n[vars]\nregion = \"eu\"\n\n",
+        );
+        let mut order: Vec<usize> = (0..n).collect();
+        if !sorted {
+            for i in (1..n).rev() {
+                order.swap(i, rand(i + 1));
+            }
+        }
+        for &i in &order {
+            t.push_str(&format!("[services.svc-{i:05}]   # service {i}\n"));
+            t.push_str(&format!("tier = {}\n", rand(4)));
+            if rand(4) > 0 {
+                t.push_str(&format!("rto = \"{}m\"\n", 5 + rand(300)));
+            }
+            if i > 0 {
+                let k = rand(5).min(i);
+                let mut deps: Vec<usize> = (0..k).map(|_| rand(i)).collect();
+                deps.sort_unstable();
+                deps.dedup();
+                let list: Vec<String> = deps.iter().map(|d| format!("\"svc-{d:05}\"")).collect();
+                let trailing = if rand(3) == 0 && k > 0 { "," } else { "" };
+                t.push_str(&format!("depends_on = [{}{trailing}]\n", list.join(", ")));
+                if rand(5) == 0 {
+                    let soft = (0..i).find(|d| !deps.contains(d)).unwrap_or(0);
+                    if !deps.contains(&soft) {
+                        t.push_str(&format!("\tsoft_depends_on = [ \"svc-{soft:05}\" ]\n"));
+                    }
+                }
+            }
+            match rand(6) {
+                0 => t.push_str("stateful = true\nrpo = \"5m\"\n"),
+                1 => t.push_str("watch = true\n"),
+                2 => t.push_str(&format!("owner = \"team-{}\"\n", rand(9))),
+                _ => {}
+            }
+            if rand(3) == 0 {
+                t.push('\n');
+            }
+        }
+        t
+    }
+
+    /// Loads `text` as graph.toml both ways: with `plain` tried at any size, and the usual
+    /// way. The models and diagnostics must be the same. Returns whether `plain` read the
+    /// services (rather than handing them back to the usual way).
+    fn both_ways(text: &str) -> bool {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("graph.toml");
+        std::fs::write(&path, text).unwrap();
+        let opts = LoadOptions {
+            graph_only: true,
+            ..Default::default()
+        };
+        READ_PLAIN.set(false);
+        let plain = load_files_with(tmp.path(), &path, &opts, 0);
+        let plain_read = READ_PLAIN.get();
+        let usual = load_files_with(tmp.path(), &path, &opts, usize::MAX);
+        // Everything but the order of the name index (a hash map's).
+        let shown = |m: &Option<Model>| {
+            m.as_ref().map(|m| {
+                let mut index: Vec<_> = m.index.iter().collect();
+                index.sort();
+                format!(
+                    "{:?}",
+                    (
+                        (&m.dir, &m.files, &m.defaults, &m.vars, &m.notify, &m.store),
+                        (&m.services, &m.dependents, &m.soft_dependents, index)
+                    )
+                )
+            })
+        };
+        assert!(shown(&plain.model) == shown(&usual.model), "{text}");
+        let (pd, ud) = (plain.diags.render(false), usual.diags.render(false));
+        assert!(pd == ud, "plain:\n{pd}\nusual:\n{ud}");
+        plain_read
+    }
+
+    thread_local! {
+        /// Whether the last load on this thread read its services the plain way.
+        pub(super) static READ_PLAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    #[test]
+    fn plain_graphs_load_as_the_usual_way_loads_them() {
+        // Big enough for two threads (PLAIN_THREADS_FROM), sorted and not; small ones.
+        let big = plain_graph(3000, 7, true);
+        assert!(big.len() >= PLAIN_THREADS_FROM, "{}", big.len());
+        assert!(both_ways(&big));
+        assert!(both_ways(&plain_graph(3000, 11, false)));
+        for seed in 1..20 {
+            assert!(both_ways(&plain_graph(
+                1 + seed as usize * 7,
+                seed,
+                seed % 2 == 0
+            )));
+        }
+        // A cycle is read the plain way, and reported at the same edge.
+        let cycle = plain_graph(50, 3, true).replace(
+            "[services.svc-00000]",
+            "[services.svc-00000]\ndepends_on = [\"svc-00049\"]",
+        );
+        assert!(both_ways(&cycle));
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("graph.toml"), &cycle).unwrap();
+        let loaded = load(
+            tmp.path(),
+            &LoadOptions {
+                graph_only: true,
+                ..Default::default()
+            },
+        );
+        assert!(
+            loaded
+                .diags
+                .items
+                .iter()
+                .any(|d| d.code == "cycle" && d.span != (0..0))
+        );
+    }
+
+    /// Whatever `plain` does not take, or that would give a diagnostic, goes the usual way:
+    /// the same diagnostics, at the same places.
+    #[test]
+    fn plain_hands_anything_else_to_the_usual_way() {
+        let base = plain_graph(40, 5, true);
+        assert!(both_ways(&base));
+        // A service added at the end (its name sorts last), with `extra` lines.
+        let with = |extra: &str| format!("{base}[services.zz]\ntier = 1\n{extra}\n");
+        let long = "a".repeat(130);
+        let edits: Vec<(&str, String)> = vec![
+            ("unknown dependency", with("depends_on = [\"svc-0001\"]")),
+            ("self dependency", with("depends_on = [\"zz\"]")),
+            (
+                "listed twice",
+                with("depends_on = [\"svc-00001\", \"svc-00001\"]"),
+            ),
+            (
+                "both kinds",
+                with("depends_on = [\"svc-00001\"]\nsoft_depends_on = [\"svc-00001\"]"),
+            ),
+            (
+                "defined twice",
+                format!("{base}[services.svc-00003]\ntier = 1\n"),
+            ),
+            ("unknown key", with("colour = \"red\"")),
+            ("key twice", with("watch = true\nwatch = false")),
+            ("bad rto", with("rto = \"5x\"")),
+            ("bad tier", format!("{base}[services.zz]\ntier = 200\n")),
+            ("no tier", format!("{base}[services.zz]\nrto = \"1h\"\n")),
+            ("not a list", with("depends_on = \"svc-00001\"")),
+            ("not names", with("depends_on = [1]")),
+            ("tags", with("tags = { team = \"a\" }")),
+            (
+                "backup table",
+                format!("{base}[services.svc-00019.backup]\nschedule = \"1h\"\n"),
+            ),
+            ("vars after", format!("{base}[vars]\nzone = \"b\"\n")),
+            ("escape", with("owner = \"a\\\"b\"")),
+            (
+                "multi-line list",
+                with("soft_depends_on = [\n  \"svc-00001\",\n]"),
+            ),
+            (
+                "services table",
+                base.replace("[vars]", "[services]\n[vars]"),
+            ),
+            (
+                "name too long",
+                format!("{base}[services.{long}]\ntier = 1\n"),
+            ),
+            (
+                "preamble error",
+                base.replace("parallel = 4", "parallel = "),
+            ),
+            ("CRLF", base.replace('\n', "\r\n")),
+        ];
+        assert!(
+            both_ways(&with("depends_on = [\"svc-00001\"]")),
+            "a plain addition"
+        );
+        for (what, text) in edits {
+            assert_ne!(text, base, "{what}: the edit did not apply");
+            assert!(!both_ways(&text), "{what}: taken the plain way");
         }
     }
 }

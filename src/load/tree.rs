@@ -57,6 +57,9 @@ const LIMIT: u32 = 80;
 
 mod fast;
 
+/// What the plain-line scanner reads a piece into (see [`scan_plain`]).
+pub use fast::Item as PlainItem;
+
 /// Tables with more keys than this get a hash index while parsing.
 pub const INDEX_AT: usize = 16;
 
@@ -380,7 +383,7 @@ enum Piece<'i> {
 
 /// Where the piece starting at `pos` ends: before the first line-starting `[` at least
 /// `chunk` bytes on (at least one), or at the end of the text.
-fn cut_after(text: &str, pos: usize, chunk: usize) -> usize {
+pub(super) fn cut_after(text: &str, pos: usize, chunk: usize) -> usize {
     let b = text.as_bytes();
     let mut from = (pos + chunk.max(1)).min(b.len());
     while from < b.len() {
@@ -737,6 +740,25 @@ impl Input<'_> {
 
     fn peek(&self, i: usize) -> Option<EventKind> {
         self.evs.get(self.pos + i).map(|e| e.kind)
+    }
+}
+
+/// The items of `text[start..end]` when every line is of the plain forms [`fast`] reads (the
+/// piece must start at a line start), else `None`. For the loader's reader of plain
+/// service tables, which makes its own small tables of them ([`Table::of_entries`]).
+pub(super) fn scan_plain(text: &str, start: usize, end: usize) -> Option<Vec<PlainItem<'_>>> {
+    fast::scan(text, start, end)
+}
+
+impl<'i> Table<'i> {
+    /// A table of these entries (distinct keys), iterated in key order as a parsed one is.
+    pub(super) fn of_entries(entries: Vec<(Key<'i>, Node<'i>)>) -> Table<'i> {
+        let mut t = Table {
+            entries,
+            ..Default::default()
+        };
+        finish(&mut t);
+        t
     }
 }
 

@@ -28,7 +28,7 @@ use std::borrow::Cow;
 use super::{Array, Integer, Key, Node, Value};
 
 /// What a piece is made of, in document order.
-pub(super) enum Item<'i> {
+pub enum Item<'i> {
     /// `[path.key]` written at `start..end`.
     Header {
         path: Vec<Key<'i>>,
