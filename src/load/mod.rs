@@ -334,17 +334,11 @@ fn load_files_with(dir: &Path, graph_path: &Path, opts: &LoadOptions, plain_from
     };
     #[cfg(test)]
     tests::READ_PLAIN.set(plain_at.is_some());
-    // What is left of `Model::finish`, in two halves: on a big graph the name index (a copy
-    // of every name) is built and the lines numbered on a second thread while this one
-    // derives the dependents and checks for cycles.
-    let ((index, lines), (dependents, soft_dependents)) = join(
+    // What is left of `Model::finish`, in two halves: on a big graph the lines are numbered
+    // on a second thread while this one derives the dependents and checks for cycles.
+    let (lines, (dependents, soft_dependents)) = join(
         services.len() >= PARALLEL_MIN_SCOPE,
-        || {
-            (
-                crate::model::name_index(&services),
-                header_lines(&services, &name_spans, &sources),
-            )
-        },
+        || header_lines(&services, &name_spans, &sources),
         || {
             let reverse = crate::model::reverse_lists(&services);
             report_cycles(&services, &reverse.0, &edges, &sources, &mut diags);
@@ -371,7 +365,6 @@ fn load_files_with(dir: &Path, graph_path: &Path, opts: &LoadOptions, plain_from
         notify,
         store,
         services,
-        index,
         dependents,
         soft_dependents,
         sources: Default::default(),
@@ -1454,16 +1447,13 @@ mod tests {
         let plain = load_files_with(tmp.path(), &path, &opts, 0);
         let plain_read = READ_PLAIN.get();
         let usual = load_files_with(tmp.path(), &path, &opts, usize::MAX);
-        // Everything but the order of the name index (a hash map's).
         let shown = |m: &Option<Model>| {
             m.as_ref().map(|m| {
-                let mut index: Vec<_> = m.index.iter().collect();
-                index.sort();
                 format!(
                     "{:?}",
                     (
                         (&m.dir, &m.files, &m.defaults, &m.vars, &m.notify, &m.store),
-                        (&m.services, &m.dependents, &m.soft_dependents, index)
+                        (&m.services, &m.dependents, &m.soft_dependents)
                     )
                 )
             })

@@ -175,9 +175,11 @@ impl<'a> DueQueue<'a> {
         DueQueue {
             keys,
             now: 0,
-            by_deadline: BinaryHeap::new(),
-            by_latest: BinaryHeap::new(),
-            due: BinaryHeap::new(),
+            // Room for every service in each heap: they never grow (a copy into fresh memory
+            // each time); what a walk does not use is address space only.
+            by_deadline: BinaryHeap::with_capacity(n),
+            by_latest: BinaryHeap::with_capacity(n),
+            due: BinaryHeap::with_capacity(n),
             place: vec![0; n],
         }
     }

@@ -78,7 +78,7 @@ pub struct Detail {
 pub fn detail(model: &Model, service: &str) -> crate::Result<Detail> {
     let imp = impact::impact(model, &[service])?;
     let dep = deps::deps(model, service)?;
-    let svc = &model.services[model.index[service]];
+    let svc = &model.services[model.lookup(service)?];
     let mut h = String::new();
     let _ = writeln!(
         h,
@@ -205,7 +205,7 @@ pub fn graph_page(model: &Model, selected: Option<&str>) -> crate::Result<String
         wave[p.id] = p.wave;
     }
     let detail = match selected {
-        Some(s) if model.index.contains_key(s) => Some(detail(model, s)?),
+        Some(s) if model.id(s).is_some() => Some(detail(model, s)?),
         Some(s) => {
             return Err(crate::Error::UnknownService {
                 name: s.to_string(),
@@ -227,11 +227,13 @@ pub fn graph_page(model: &Model, selected: Option<&str>) -> crate::Result<String
             (&d.down, "h-down"),
         ] {
             for name in list.iter() {
-                class[model.index[name.as_str()]] = c;
+                if let Some(i) = model.id(name) {
+                    class[i] = c;
+                }
             }
         }
-        if let Some(s) = selected {
-            class[model.index[s]] = "h-sel";
+        if let Some(i) = selected.and_then(|s| model.id(s)) {
+            class[i] = "h-sel";
         }
     }
     let mut b = String::new();
