@@ -176,9 +176,9 @@ pub(super) fn load_playbooks(
     // Thousands of services without a playbook (a freshly imported graph) must not cost a
     // diagnostic each: the first few are shown where they are, the rest counted in one line.
     const SHOWN: usize = 5;
-    let missing: Vec<usize> = (0..model.services.len())
-        .filter(|&id| model.services[id].playbook.is_none())
-        .collect();
+    let mut missing = (0..model.services.len()).filter(|&id| model.services[id].playbook.is_none());
+    let shown: Vec<usize> = missing.by_ref().take(SHOWN).collect();
+    let more = missing.count();
     let diag = |msg: String| {
         if opts.require_playbooks {
             Diag::error("no-playbook", msg)
@@ -186,7 +186,7 @@ pub(super) fn load_playbooks(
             Diag::warning("no-playbook", msg)
         }
     };
-    for &id in missing.iter().take(SHOWN) {
+    for id in shown {
         let s = &model.services[id];
         let msg = format!(
             "service `{}` has no playbook (expected {})",
@@ -200,10 +200,9 @@ pub(super) fn load_playbooks(
             s.name
         )));
     }
-    if missing.len() > SHOWN {
+    if more > 0 {
         diags.push(diag(format!(
-            "... and {} more services have no playbook",
-            missing.len() - SHOWN
+            "... and {more} more services have no playbook"
         )));
     }
 }

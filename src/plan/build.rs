@@ -369,7 +369,7 @@ pub fn ordering_from(model: &Model, scope: &Scope, mode: Mode, priority: &Priori
 /// [`build_plan`], using a second thread when the scope has at least `min_scope` services
 /// (tests force either way).
 fn build_plan_with(model: &Model, opts: &PlanOptions, min_scope: usize) -> crate::Result<Plan> {
-    let (scope, setup, par) = prepare(model, opts, min_scope)?;
+    let (scope, mut setup, par) = prepare(model, opts, min_scope)?;
     let parallel = setup.parallel;
     // Both modes are planned: the report gives both makespans, and the eager plan may walk
     // the waves plan's order.
@@ -379,14 +379,9 @@ fn build_plan_with(model: &Model, opts: &PlanOptions, min_scope: usize) -> crate
     } else {
         (Strategy::Waves, &waves)
     };
-    let Setup {
-        ord,
-        ef,
-        cp,
-        budget,
-        ..
-    } = &setup;
-    let mut estimates = ord.estimates.clone();
+    // The planned services take their estimates: the setup needs them no more.
+    let mut estimates = std::mem::take(&mut setup.ord.estimates);
+    let Setup { ef, cp, budget, .. } = &setup;
     let (services, breaches, unachievable) =
         setup
             .timeline(model, &scope)
