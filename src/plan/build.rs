@@ -360,7 +360,7 @@ impl Priority {
 /// mode and parallelism): the priority of [`run_ordering`] without planning again.
 pub fn ordering_from(model: &Model, scope: &Scope, mode: Mode, priority: &Priority) -> Ordering {
     let par = scope.len() >= crate::util::PARALLEL_MIN_SCOPE;
-    let mut ord = ordering_and(model, scope, mode, None, par, |_, _, _| ()).0;
+    let mut ord = ordering_and(model, scope, mode, None, par, |_, _| (), |_, _| ()).0;
     ord.rank = priority.rank.clone();
     ord.held = priority.held.clone();
     ord
@@ -453,14 +453,16 @@ struct Setup {
 
 impl Setup {
     fn new(model: &Model, scope: &Scope, opts: &PlanOptions, parallel: usize, par: bool) -> Setup {
-        // What the schedules are made from, computed while the modified deadlines are.
-        let (ord, (dur, ef, cp, rto, tier, g)) = ordering_and(
+        // What the schedules are made from: the scope graph beside the waves; durations,
+        // earliest ready times and the critical path beside the modified deadlines.
+        let (ord, g, (dur, ef, cp, rto, tier)) = ordering_and(
             model,
             scope,
             opts.mode,
             opts.history.as_ref(),
             par,
-            |topo, wave, secs| {
+            |_, wave| Arc::new(ScopeGraph::new(model, scope, wave)),
+            |topo, secs| {
                 let n = model.services.len();
                 let (mut dur, mut rto, mut tier) = (vec![0; n], vec![0; n], vec![0; n]);
                 for &id in &scope.ids {
@@ -470,12 +472,15 @@ impl Setup {
                 }
                 let ef = earliest_ready(model, scope, topo, &dur);
                 let cp = critical_path(model, scope, &ef);
-                let g = Arc::new(ScopeGraph::new(model, scope, wave));
-                (dur, ef, cp, rto, tier, g)
+                (dur, ef, cp, rto, tier)
             },
         );
-        let keys = Keys::new(&g, &ord.topo, &ord.deadline, &dur, &rto, &tier, &ef);
-        let capacity = capacity_bound(&g.ids, &dur, &rto, parallel);
+        // The bound sorts every RTO: beside the keys.
+        let (capacity, keys) = join(
+            par,
+            || capacity_bound(&g.ids, &dur, &rto, parallel),
+            || Keys::new(&g, &ord.topo, &ord.deadline, &dur, &rto, &tier, &ef),
+        );
         Setup {
             capacity,
             budget: opts

@@ -363,22 +363,25 @@ pub fn ordering_with(
     history: Option<&HashMap<String, f64>>,
 ) -> Ordering {
     let par = scope.len() >= PARALLEL_MIN_SCOPE;
-    let mut ord = ordering_and(model, scope, mode, history, par, |_, _, _| ()).0;
+    let mut ord = ordering_and(model, scope, mode, history, par, |_, _| (), |_, _| ()).0;
     ord.rank = priority_rank(model, scope, &ord.deadline);
     ord
 }
 
-/// [`ordering_with`] without the priority ranks (the planner makes its own), and
-/// `also(topo, wave, dur)` computed alongside the deadlines (the planner's analysis needs the
-/// order, the waves and the durations); on two threads when `par`.
-pub(crate) fn ordering_and<R: Send>(
+/// [`ordering_with`] without the priority ranks (the planner makes its own), and what the
+/// planner's analysis needs computed alongside: `with_waves(topo, wave)` after the waves, on
+/// the thread that computes them, and `with_estimates(topo, dur)` beside the deadlines, on
+/// the other (two threads when `par`). The waves and the deadlines cost about the same, and so
+/// do the planner's two parts (its scope graph; earliest ready times and critical path).
+pub(crate) fn ordering_and<R1: Send, R2>(
     model: &Model,
     scope: &Scope,
     mode: Mode,
     history: Option<&HashMap<String, f64>>,
     par: bool,
-    also: impl FnOnce(&[SvcId], &[u32], &[f64]) -> R + Send,
-) -> (Ordering, R) {
+    with_waves: impl FnOnce(&[SvcId], &[u32]) -> R1 + Send,
+    with_estimates: impl FnOnce(&[SvcId], &[f64]) -> R2,
+) -> (Ordering, R1, R2) {
     // The topological order and the estimates do not depend on each other; the waves need
     // only the order, the deadlines need both. Two steps of two jobs.
     let (topo, (estimates, dur)) = join(
@@ -386,14 +389,17 @@ pub(crate) fn ordering_and<R: Send>(
         || topo_order(model, scope),
         || estimates_of(model, scope, mode, history),
     );
-    let ((wave, extra), deadline) = join(
+    let ((wave, r1), (deadline, r2)) = join(
         par,
         || {
             let wave = waves(model, scope, &topo);
-            let extra = also(&topo, &wave, &dur);
-            (wave, extra)
+            let r1 = with_waves(&topo, &wave);
+            (wave, r1)
         },
-        || modified_deadlines(model, scope, &topo, &dur),
+        || {
+            let deadline = modified_deadlines(model, scope, &topo, &dur);
+            (deadline, with_estimates(&topo, &dur))
+        },
     );
     let ord = Ordering {
         topo,
@@ -404,7 +410,7 @@ pub(crate) fn ordering_and<R: Send>(
         rank: Vec::new(),
         held: Vec::new(),
     };
-    (ord, extra)
+    (ord, r1, r2)
 }
 
 #[cfg(test)]
