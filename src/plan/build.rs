@@ -681,7 +681,7 @@ impl Chains {
 
 impl Timeline<'_> {
     /// The planned services of `chosen` (in start order), the breaches and the unachievable
-    /// RTOs: the services on this thread and the other two on a second one when `parallel`.
+    /// RTOs: the breaches on a second thread when `parallel`.
     /// Takes the estimates out of `estimates`.
     fn build(
         &self,
@@ -690,10 +690,13 @@ impl Timeline<'_> {
         estimates: &mut [Option<Estimate>],
     ) -> (Vec<PlannedService>, Vec<Breach>, Vec<Unachievable>) {
         let queued = self.queued(chosen);
-        let ((breaches, unachievable), services) = join(
+        // The breaches (a sort, the chains) take about as long as the services and the
+        // unachievable RTOs together (23 ms against 15 + 11 on the breach-heavy 100 000-service
+        // graph).
+        let (breaches, (services, unachievable)) = join(
             parallel,
-            || (self.breaches(chosen, &queued), self.unachievable()),
-            || self.services(chosen, &queued, estimates),
+            || self.breaches(chosen, &queued),
+            || (self.services(chosen, &queued, estimates), self.unachievable()),
         );
         (services, breaches, unachievable)
     }
