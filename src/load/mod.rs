@@ -5,7 +5,9 @@
 //! the same semantics and syntax errors as `toml`'s `DeTable`, at a fraction of its cost on big
 //! graphs) and read through the one typed reader (`read`), by hand instead of
 //! `#[serde(deny_unknown_fields)]`, because serde stops at the first error and one broken
-//! service must not hide the problems of the next.
+//! service must not hide the problems of the next. One shortcut: a big graph.toml of plain
+//! service tables has each table made into a small tree of its own and read by the same
+//! reader (`plain`); anything else loads the usual way.
 //!
 //! Modules, each using only those below it: `playbook` (the playbooks of a directory) →
 //! `uses` (template expansion) → `steps` (steps and checks, template strings checked) →

@@ -696,7 +696,12 @@ impl Timeline<'_> {
         let (breaches, (services, unachievable)) = join(
             parallel,
             || self.breaches(chosen, &queued),
-            || (self.services(chosen, &queued, estimates), self.unachievable()),
+            || {
+                (
+                    self.services(chosen, &queued, estimates),
+                    self.unachievable(),
+                )
+            },
         );
         (services, breaches, unachievable)
     }
