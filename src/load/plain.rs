@@ -108,11 +108,11 @@ fn half<T>(
     Some(out)
 }
 
-/// One service table of `entries` (emptied), read by `read`.
-fn service<T>(
+/// One service table of `entries` (emptied, the vector kept), read by `read`.
+fn service<'i, T>(
     name: Key<'_>,
     header: Range<usize>,
-    entries: &mut Vec<(Key<'_>, Node<'_>)>,
+    entries: &mut Vec<(Key<'i>, Node<'i>)>,
     read: &impl Fn(&str, Range<usize>, &Node<'_>) -> Option<T>,
 ) -> Option<T> {
     // A key written twice is a TOML error: the usual path words it. (A handful of keys.)
@@ -123,7 +123,13 @@ fn service<T>(
     }
     let table = Table::of_entries(std::mem::take(entries));
     let node = Node::new(header, Value::Table(table));
-    read(name.get_ref(), name.span(), &node)
+    let out = read(name.get_ref(), name.span(), &node);
+    // The vector serves the next table (one allocation per half, not one per service).
+    if let Some(t) = node.into_table() {
+        *entries = t.into_entries();
+        entries.clear();
+    }
+    out
 }
 
 /// The names in a `depends_on`-like list, if it is an array of plain strings: each as where

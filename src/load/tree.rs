@@ -760,6 +760,21 @@ impl<'i> Table<'i> {
         finish(&mut t);
         t
     }
+
+    /// The entries back (their vector to be reused).
+    pub(super) fn into_entries(self) -> Vec<(Key<'i>, Node<'i>)> {
+        self.entries
+    }
+}
+
+impl<'i> Node<'i> {
+    /// The table this node is, if it is one.
+    pub(super) fn into_table(self) -> Option<Table<'i>> {
+        match self.value {
+            Value::Table(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 /// Hash index of the big tables being built: (table id, key) → entry position.
