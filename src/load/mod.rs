@@ -343,7 +343,14 @@ fn load_files_with(dir: &Path, graph_path: &Path, opts: &LoadOptions, plain_from
         || header_lines(&services, &name_spans, &sources),
         || {
             let reverse = crate::model::reverse_lists(&services);
-            report_cycles(&services, &reverse.0, &edges, &sources, &mut diags);
+            report_cycles(
+                &services,
+                &reverse.0,
+                &edges,
+                &name_spans,
+                &sources,
+                &mut diags,
+            );
             reverse
         },
     );
@@ -522,18 +529,12 @@ fn read_plain<'t, 'i>(
     let names: Vec<&str> = first.iter().chain(&second).map(written).collect();
     let ids = NameIds::new(&names);
     let resolve = |lo: usize, services: &mut [Service]| -> Option<()> {
-        // `stamp[d]` = the list that last listed `d` (as in `Resolver`).
-        let mut stamp = vec![usize::MAX; names.len()];
+        let mut resolver = Resolver::new(&ids, names.len());
         for (k, svc) in services.iter_mut().enumerate() {
             let id = lo + k;
             let mut resolve = |list: &mut Vec<SvcId>, tag: usize| -> Option<()> {
                 for x in list.iter_mut() {
-                    let d = ids.get(plain::written(text, *x))?;
-                    if d == id || stamp[d] == tag {
-                        return None;
-                    }
-                    stamp[d] = tag;
-                    *x = d;
+                    *x = resolver.admit(id, tag, plain::written(text, *x)).ok()?;
                 }
                 list.sort_unstable();
                 Some(())
@@ -560,12 +561,11 @@ fn read_plain<'t, 'i>(
     drop(names);
     // The first half has room for both (see `plain::read`).
     first.append(&mut second);
-    let starts: Vec<u32> = first.iter().map(|s| s.line).collect();
     let spans = first
         .iter()
         .map(|s| s.line as usize..s.line as usize + s.name.len())
         .collect();
-    Some((first, spans, Edges::Plain(starts)))
+    Some((first, spans, Edges::Plain))
 }
 
 /// From this many bytes of plain service tables on, they are read on two threads.
@@ -575,13 +575,20 @@ const PLAIN_THREADS_FROM: usize = 1 << 18;
 enum Edges<'t, 'i> {
     /// The `depends_on` and `soft_depends_on` nodes, by service id.
     Tree(Vec<DepLists<'t, 'i>>),
-    /// Where each service's name is written in its header, by service id: its table follows.
-    Plain(Vec<u32>),
+    /// In the text after each service's name in its header (`name_spans`): its table.
+    Plain,
 }
 
 impl Edges<'_, '_> {
     /// Where `from` first lists `to` in its `depends_on` (later ones were duplicates).
-    fn span(&self, services: &[Service], text: &str, from: SvcId, to: SvcId) -> Range<usize> {
+    fn span(
+        &self,
+        services: &[Service],
+        name_spans: &[Range<usize>],
+        text: &str,
+        from: SvcId,
+        to: SvcId,
+    ) -> Range<usize> {
         let to = services[to].name.as_str();
         let found = match self {
             Edges::Tree(lists) => lists[from]
@@ -589,7 +596,7 @@ impl Edges<'_, '_> {
                 .and_then(|v| v.get_ref().as_array())
                 .and_then(|a| a.iter().find(|x| x.get_ref().as_str() == Some(to)))
                 .map(|x| x.span()),
-            Edges::Plain(starts) => plain::listed(text, starts[from] as usize, "depends_on", to),
+            Edges::Plain => plain::listed(text, name_spans[from].start, "depends_on", to),
         };
         found.unwrap_or(0..0)
     }
@@ -891,10 +898,7 @@ fn read_services<'t, 'i>(
         let mut dep_diags = Diagnostics::default();
         let mut services = Vec::with_capacity(cap);
         let mut lists = Vec::with_capacity(cap);
-        let mut resolver = Resolver {
-            ids,
-            stamp: vec![usize::MAX; names.len()],
-        };
+        let mut resolver = Resolver::new(ids, names.len());
         for (id, e) in entries.iter().enumerate().take(hi).skip(lo) {
             let name = names[id];
             let file = files[e.file as usize];
@@ -1137,7 +1141,36 @@ struct Resolver<'a> {
     stamp: Vec<usize>,
 }
 
-impl Resolver<'_> {
+/// Why a dependency name is not taken (see [`Resolver::admit`]).
+enum Refused {
+    Unknown,
+    Itself,
+    Twice,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(ids: &'a NameIds<'a>, n: usize) -> Self {
+        Resolver {
+            ids,
+            stamp: vec![usize::MAX; n],
+        }
+    }
+
+    /// The id of `name` as a dependency of service `id` in the list `list` (a number of
+    /// its own for each list), or why it is not one: the one rule both ways of reading a
+    /// graph apply.
+    fn admit(&mut self, id: SvcId, list: usize, name: &str) -> Result<SvcId, Refused> {
+        match self.ids.get(name) {
+            None => Err(Refused::Unknown),
+            Some(d) if d == id => Err(Refused::Itself),
+            Some(d) if self.stamp[d] == list => Err(Refused::Twice),
+            Some(d) => {
+                self.stamp[d] = list;
+                Ok(d)
+            }
+        }
+    }
+
     /// Resolves the list `key` (= `v`) of service `id` (`svc`); `list` identifies the list.
     /// Returns the ids sorted, each once; `each` sees every kept id with its span.
     #[allow(clippy::too_many_arguments)]
@@ -1160,8 +1193,12 @@ impl Resolver<'_> {
                 continue;
             };
             let span = item.span();
-            match self.ids.get(name) {
-                Some(d) if d == id => {
+            match self.admit(id, list, name) {
+                Ok(d) => {
+                    out.push(d);
+                    each(r, (d, span));
+                }
+                Err(Refused::Itself) => {
                     r.err(
                         "self-dependency",
                         span,
@@ -1169,20 +1206,14 @@ impl Resolver<'_> {
                     )
                     .help(format!("remove `{name}` from its own `{key}`"));
                 }
-                Some(d) => {
-                    if self.stamp[d] == list {
-                        r.warn(
-                            "duplicate-dependency",
-                            span,
-                            format!("`{name}` is listed twice in `{key}`"),
-                        );
-                    } else {
-                        self.stamp[d] = list;
-                        out.push(d);
-                        each(r, (d, span));
-                    }
+                Err(Refused::Twice) => {
+                    r.warn(
+                        "duplicate-dependency",
+                        span,
+                        format!("`{name}` is listed twice in `{key}`"),
+                    );
                 }
-                None => {
+                Err(Refused::Unknown) => {
                     let mut d = r.err(
                         "unknown-dependency",
                         span,
@@ -1208,6 +1239,7 @@ fn report_cycles(
     services: &[Service],
     dependents: &[Vec<SvcId>],
     edges: &Edges<'_, '_>,
+    name_spans: &[Range<usize>],
     files: &[&Arc<SourceFile>],
     diags: &mut Diagnostics,
 ) {
@@ -1282,7 +1314,7 @@ fn report_cycles(
         let names: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
         let (from, to) = (cycle[0], cycle[1]);
         let file = files[services[from].file];
-        let span = edges.span(services, &file.text, from, to);
+        let span = edges.span(services, name_spans, &file.text, from, to);
         diags.push(
             Diag::error("cycle", format!("dependency cycle: {}", names.join(" -> ")))
                 .at(file, span)

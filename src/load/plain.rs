@@ -156,8 +156,8 @@ pub(super) fn written(text: &str, at: usize) -> &str {
 }
 
 /// Where the table whose header names its service at `header` lists `name` in `key` (the
-/// string, quotes included, as the tree's spans are), for a diagnostic. A plain table (what [`read`] accepts): one
-/// `key = [...]` line.
+/// string, quotes included, as the tree's spans are), for a diagnostic. A plain table (what
+/// [`read`] accepts) has one `key = [...]` line.
 pub(super) fn listed(text: &str, header: usize, key: &str, name: &str) -> Option<Range<usize>> {
     let body = &text[header..];
     let end = body.find("\n[").unwrap_or(body.len());

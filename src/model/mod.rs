@@ -390,12 +390,6 @@ impl Model {
         })
     }
 
-    /// Builds the derived reverse adjacency lists; called once by the loader (and by tests
-    /// that assemble a model by hand).
-    pub fn finish(&mut self) {
-        self.finish_dependents();
-    }
-
     /// Builds the reverse adjacency lists (`dependents`, `soft_dependents`) alone.
     pub fn finish_dependents(&mut self) {
         (self.dependents, self.soft_dependents) = reverse_lists(&self.services);
@@ -440,7 +434,7 @@ impl Model {
             soft_dependents: Vec::new(),
             sources: Sources::default(),
         };
-        m.finish();
+        m.finish_dependents();
         m
     }
 }
