@@ -114,7 +114,7 @@ impl Problem<'_> {
         let walk = match self.keys.static_rank(&self.g, rule) {
             Some(rank) => self.walk(self.rank_queue(&rank), None),
             None if rule == Rule::BakerBertrand => {
-                self.walk(DueQueue::new(self.keys, self.g.n()), None)
+                self.walk(DueQueue::new(self.keys, self.g.n(), self.g.len()), None)
             }
             None => self.walk(FifoQueue::new(&self.keys.tier), None),
         };

@@ -171,15 +171,17 @@ pub struct DueQueue<'a> {
 }
 
 impl<'a> DueQueue<'a> {
-    pub fn new(keys: &'a Keys, n: usize) -> DueQueue<'a> {
+    /// A queue of services among `n`, `in_scope` of which can be pushed.
+    pub fn new(keys: &'a Keys, n: usize, in_scope: usize) -> DueQueue<'a> {
         DueQueue {
             keys,
             now: 0,
-            // Room for every service in each heap: they never grow (a copy into fresh memory
-            // each time); what a walk does not use is address space only.
-            by_deadline: BinaryHeap::with_capacity(n),
-            by_latest: BinaryHeap::with_capacity(n),
-            due: BinaryHeap::with_capacity(n),
+            // Room for every service of the scope in each heap (each is pushed once): they
+            // never grow (a copy into fresh memory each time); what a walk does not use is
+            // address space only.
+            by_deadline: BinaryHeap::with_capacity(in_scope),
+            by_latest: BinaryHeap::with_capacity(in_scope),
+            due: BinaryHeap::with_capacity(in_scope),
             place: vec![0; n],
         }
     }
